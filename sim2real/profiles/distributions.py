@@ -1,0 +1,341 @@
+"""Probability distributions of profile entries, parsed from YAML and sampled with numpy.
+
+Every distribution is over vectors of a fixed dimension ``dim`` (1 for scalar kinds,
+3 for vectors such as ``gravity``, 3 or 4 for colours). Parameters are stored as float
+arrays of shape ``(dim,)``; a scalar in the YAML is broadcast.
+
+Sampling takes a :class:`numpy.random.Generator` and consumes it in a fixed order, so
+the same seed always gives the same values bit for bit. Truncated Gaussians use the
+inverse-CDF method (one uniform draw per value), which is exact, never loops and stays
+accurate far in the tails.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+#: distribution name -> (required parameter keys, optional parameter keys)
+DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "uniform": (("low", "high"), ()),
+    "log_uniform": (("low", "high"), ()),
+    "gaussian": (("mean", "std"), ("low", "high")),
+    "truncated_gaussian": (("mean", "std", "low", "high"), ()),
+    "constant": (("value",), ()),
+}
+PARAM_KEYS = ("low", "high", "mean", "std", "value")
+
+Fail = Callable[..., Any]  # fail(message, subpath=()) -> NoReturn
+
+
+class Distribution:
+    """A distribution over ``dim``-vectors.
+
+    Attributes:
+        kind: one of :data:`DISTRIBUTIONS`.
+        params: parameter name -> float array of shape ``(dim,)``.
+        dim: dimension of one draw.
+    """
+
+    __slots__ = ("kind", "params", "dim")
+
+    def __init__(self, kind: str, params: Mapping[str, Any], dim: int = 1) -> None:
+        if kind not in DISTRIBUTIONS:
+            raise ValueError(f"unknown distribution {kind!r}")
+        self.kind = kind
+        self.dim = int(dim)
+        self.params = {
+            k: np.broadcast_to(np.asarray(v, dtype=np.float64), (self.dim,)).copy() for k, v in params.items()
+        }
+        for arr in self.params.values():
+            arr.setflags(write=False)
+
+    # -- convenient accessors -------------------------------------------------------------
+    def __getattr__(self, name: str) -> np.ndarray | None:
+        if name in PARAM_KEYS:
+            return self.params.get(name)
+        raise AttributeError(name)
+
+    @property
+    def truncated(self) -> bool:
+        return self.kind == "truncated_gaussian" or (
+            self.kind == "gaussian" and ("low" in self.params or "high" in self.params)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Distribution):
+            return NotImplemented
+        return (
+            self.kind == other.kind
+            and self.dim == other.dim
+            and self.params.keys() == other.params.keys()
+            and all(np.array_equal(v, other.params[k]) for k, v in self.params.items())
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.dim, tuple(sorted((k, v.tobytes()) for k, v in self.params.items()))))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={_compact(v)}" for k, v in self.params.items())
+        return f"Distribution({self.kind}, {args}, dim={self.dim})"
+
+    # -- maths ----------------------------------------------------------------------------
+    def support(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest possible value per dimension, arrays of shape ``(dim,)`` (±inf if unbounded)."""
+        p = self.params
+        if self.kind in ("uniform", "log_uniform", "truncated_gaussian"):
+            return p["low"].copy(), p["high"].copy()
+        if self.kind == "constant":
+            return p["value"].copy(), p["value"].copy()
+        low = p["low"].copy() if "low" in p else np.full(self.dim, -np.inf)
+        high = p["high"].copy() if "high" in p else np.full(self.dim, np.inf)
+        degenerate = p["std"] == 0  # a zero-std gaussian is a constant
+        low = np.where(degenerate, np.clip(p["mean"], low, high), low)
+        high = np.where(degenerate, np.clip(p["mean"], low, high), high)
+        return low, high
+
+    def mean(self) -> np.ndarray:
+        """Expected value per dimension, shape ``(dim,)``."""
+        p = self.params
+        if self.kind == "uniform":
+            return 0.5 * (p["low"] + p["high"])
+        if self.kind == "log_uniform":
+            lo, hi = np.log(p["low"]), np.log(p["high"])
+            same = hi == lo
+            span = np.where(same, 1.0, hi - lo)
+            return np.where(same, p["low"], (p["high"] - p["low"]) / span)
+        if self.kind == "constant":
+            return p["value"].copy()
+        if not self.truncated:
+            return p["mean"].copy()
+        lo, hi = self.support()
+        out = np.empty(self.dim)
+        for i in range(self.dim):
+            m, s = float(p["mean"][i]), float(p["std"][i])
+            if s == 0:
+                out[i] = min(max(m, lo[i]), hi[i])
+                continue
+            a, b = (lo[i] - m) / s, (hi[i] - m) / s
+            # mass of [a, b], computed in the lower tail where the CDF keeps its precision
+            mass = _ndtr_scalar(-a) - _ndtr_scalar(-b) if a > 0 else _ndtr_scalar(b) - _ndtr_scalar(a)
+            out[i] = m + s * (_pdf(a) - _pdf(b)) / mass if mass > 0 else min(max(m, lo[i]), hi[i])
+        return out
+
+    def sample(self, rng: np.random.Generator, shape: int | Sequence[int] = ()) -> np.ndarray:
+        """Draw values of shape ``(*shape, dim)`` (float64)."""
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        size = (*shape, self.dim)
+        p = self.params
+        if self.kind == "uniform":
+            return rng.uniform(p["low"], p["high"], size=size)
+        if self.kind == "log_uniform":
+            return np.exp(rng.uniform(np.log(p["low"]), np.log(p["high"]), size=size))
+        if self.kind == "constant":
+            return np.broadcast_to(p["value"], size).copy()
+        if not self.truncated:
+            return rng.normal(p["mean"], p["std"], size=size)
+        low, high = self.support()
+        return _truncated_normal(rng, p["mean"], p["std"], low, high, size)
+
+    def with_params(self, **params: Any) -> "Distribution":
+        merged = {**self.params, **params}
+        return Distribution(self.kind, merged, self.dim)
+
+    def to_dict(self, default_dim: int | None = None) -> dict[str, Any]:
+        """YAML-able ``{distribution: kind, <param>: number or list}``.
+
+        Parameters are written as one number when all elements agree and ``dim`` equals
+        ``default_dim`` (what a number would be broadcast to on re-load), else as lists.
+        """
+        out: dict[str, Any] = {"distribution": self.kind}
+        for k, v in self.params.items():
+            if default_dim == self.dim and np.all(v == v[0]):
+                out[k] = float(v[0])
+            else:
+                out[k] = [float(x) for x in v]
+        return out
+
+
+def _compact(v: np.ndarray) -> str:
+    return repr(float(v[0])) if np.all(v == v[0]) else repr([float(x) for x in v])
+
+
+# ---------------------------------------------------------------------------------------
+# parsing
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r}" if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+
+
+def parse_number_or_vector(value: Any, dims: Sequence[int], fail: Fail, key: str) -> tuple[float | list[float], int | None]:
+    """Check a parameter is a finite number or a list of one of the allowed lengths ``dims``.
+
+    Returns the value and its length (``None`` for a number, which broadcasts).
+    """
+    if _is_number(value):
+        if math.isnan(value):
+            fail("expected a number, got nan", (key,))
+        return float(value), None
+    if isinstance(value, list):
+        if not all(_is_number(x) and not math.isnan(x) for x in value):
+            bad = next(x for x in value if not (_is_number(x) and not math.isnan(x)))
+            fail(f"expected a list of numbers, got element {_describe(bad)}", (key,))
+        if len(value) not in dims or len(dims) == 1 and dims[0] == 1:
+            fail(_dim_expectation(dims) + f", got a list of {len(value)}", (key,))
+        return [float(x) for x in value], len(value)
+    fail(f"{_dim_expectation(dims)}, got {_describe(value)}", (key,))
+    raise AssertionError  # unreachable: fail raises
+
+
+def _dim_expectation(dims: Sequence[int]) -> str:
+    if list(dims) == [1]:
+        return "expected a number"
+    lens = " or ".join(str(d) for d in dims)
+    return f"expected a number or a list of {lens} numbers"
+
+
+def parse_distribution(raw: Mapping[str, Any], dims: Sequence[int], fail: Fail) -> Distribution:
+    """Build a :class:`Distribution` from the ``distribution``/``low``/... keys of ``raw``.
+
+    ``dims`` lists the vector lengths the parameter kind accepts (first one is used when
+    every parameter is a number). ``fail(message, subpath)`` raises the caller's error.
+    Keys of ``raw`` other than the distribution keys are ignored (the caller checks them).
+    """
+    kind = raw.get("distribution")
+    if kind is None:
+        fail(f"missing key; expected one of {list(DISTRIBUTIONS)}", ("distribution",))
+    if kind not in DISTRIBUTIONS:
+        fail(f"expected one of {list(DISTRIBUTIONS)}, got {_describe(kind)}", ("distribution",))
+    required, optional = DISTRIBUTIONS[kind]
+    allowed = set(required) | set(optional)
+    for key in PARAM_KEYS:
+        if key in raw and key not in allowed and raw[key] is not None:
+            fail(f"not a parameter of a {kind} distribution (expected {_and_list(required + optional)})", (key,))
+    for key in required:
+        if raw.get(key) is None:
+            fail(f"missing; a {kind} distribution needs {_and_list(required)}", (key,))
+    params: dict[str, Any] = {}
+    lengths: set[int] = set()
+    for key in (*required, *optional):
+        if raw.get(key) is None:
+            continue
+        value, length = parse_number_or_vector(raw[key], dims, fail, key)
+        params[key] = value
+        if length is not None:
+            lengths.add(length)
+    if len(lengths) > 1:
+        fail(f"parameter lists must all have the same length, got lengths {sorted(lengths)}", ("distribution",))
+    dim = lengths.pop() if lengths else dims[0]
+    arr = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), (dim,)) for k, v in params.items()}
+
+    if "low" in arr and "high" in arr and np.any(arr["low"] > arr["high"]):
+        fail(f"inverted bounds: low ({_compact(arr['low'])}) must be <= high ({_compact(arr['high'])})", ("low",))
+    if "std" in arr:
+        if np.any(arr["std"] < 0) or not np.all(np.isfinite(arr["std"])):
+            fail(f"expected a finite std >= 0, got {_compact(arr['std'])}", ("std",))
+    for key in ("mean", "value"):
+        if key in arr and not np.all(np.isfinite(arr[key])):
+            fail(f"expected a finite number, got {_compact(arr[key])}", (key,))
+    if kind in ("uniform", "log_uniform"):
+        for key in ("low", "high"):
+            if not np.all(np.isfinite(arr[key])):
+                fail(f"a {kind} distribution needs finite bounds, got {_compact(arr[key])}", (key,))
+    if kind == "log_uniform" and np.any(arr["low"] <= 0):
+        fail(f"log_uniform needs low > 0, got {_compact(arr['low'])}", ("low",))
+    dist = Distribution(kind, arr, dim)
+    if dist.truncated:
+        lo, hi = dist.support()
+        m, s = dist.params["mean"], dist.params["std"]
+        for i in range(dim):
+            if s[i] == 0 and not lo[i] <= m[i] <= hi[i]:
+                fail(f"a zero-std gaussian's mean ({m[i]}) must lie within [low, high]", ("mean",))
+    return dist
+
+
+def _and_list(keys: Sequence[str]) -> str:
+    keys = list(keys)
+    return keys[0] if len(keys) == 1 else ", ".join(keys[:-1]) + " and " + keys[-1]
+
+
+# ---------------------------------------------------------------------------------------
+# truncated normal by inverse CDF
+
+_SQRT2 = math.sqrt(2.0)
+
+
+def _ndtr_scalar(x: float) -> float:
+    """Standard normal CDF, accurate in both tails."""
+    if x == -math.inf:
+        return 0.0
+    if x == math.inf:
+        return 1.0
+    return 0.5 * math.erfc(-x / _SQRT2)
+
+
+def _pdf(x: float) -> float:
+    return 0.0 if math.isinf(x) else math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+_erfc = np.frompyfunc(math.erfc, 1, 1)
+
+# Acklam's rational approximation of the normal quantile (relative error < 1.2e-9),
+# refined by one Halley step to full double precision.
+_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02,
+      -3.066479806614716e01, 2.506628277459239e00)
+_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01,
+      -1.328068155288572e01)
+_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00,
+      4.374664141464968e00, 2.938163982698783e00)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
+
+
+def ndtri(p: np.ndarray) -> np.ndarray:
+    """Inverse standard normal CDF for ``p`` in (0, 1), elementwise."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.minimum(p, 1.0 - p)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # central region
+        r0 = p - 0.5
+        r = r0 * r0
+        central = (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * r0 / (
+            ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
+        # tails (computed on the smaller of p, 1-p, then signed)
+        t = np.sqrt(-2.0 * np.log(q))
+        tail = (((((_C[0] * t + _C[1]) * t + _C[2]) * t + _C[3]) * t + _C[4]) * t + _C[5]) / (
+            (((_D[0] * t + _D[1]) * t + _D[2]) * t + _D[3]) * t + 1.0)
+        tail = np.where(p > 0.5, -tail, tail)
+        x = np.where(q < 0.02425, tail, central)
+        # Halley refinement; skipped where exp(x^2/2) would overflow
+        e = 0.5 * _erfc(-x / _SQRT2).astype(np.float64) - p
+        u = e * math.sqrt(2.0 * math.pi) * np.exp(0.5 * x * x)
+        refined = x - u / (1.0 + 0.5 * x * u)
+        x = np.where(np.abs(x) < 37.5, refined, x)
+    return x
+
+
+def _truncated_normal(rng: np.random.Generator, mean: np.ndarray, std: np.ndarray, low: np.ndarray,
+                      high: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """Normal(mean, std) restricted to [low, high]; all parameter arrays of shape ``(dim,)``."""
+    u = rng.random(size)
+    safe_std = np.where(std > 0, std, 1.0)
+    a = (low - mean) / safe_std
+    b = (high - mean) / safe_std
+    # Work on the lower side of the mean, where the CDF keeps its precision.
+    flip = a > 0
+    lo_std = np.where(flip, -b, a)
+    hi_std = np.where(flip, -a, b)
+    pa = np.array([_ndtr_scalar(float(x)) for x in lo_std])
+    pb = np.array([_ndtr_scalar(float(x)) for x in hi_std])
+    p = pa + u * (pb - pa)
+    p = np.clip(p, np.finfo(np.float64).tiny, 1.0 - np.finfo(np.float64).epsneg)
+    z = ndtri(p)
+    z = np.clip(np.where(flip, -z, z), a, b)
+    x = np.clip(mean + std * z, low, high)
+    return np.where(std > 0, x, np.clip(mean, low, high))
