@@ -1,0 +1,143 @@
+"""Output adapters: turn a safe command into the messages a robot's controller expects.
+
+Arms (command = joint positions (n,) rad, or velocities (n,) rad/s, robot joint order):
+
+- ``forward_command``: ros2_control ``ForwardCommandController``, ``std_msgs/Float64MultiArray``
+  on ``/<controller>/commands``; the controller's ``joints`` list must be robot.yaml
+  ``ros2.joint_names`` in that order (the message carries no names).
+- ``joint_trajectory``: ``JointTrajectoryController``, ``trajectory_msgs/JointTrajectory`` on
+  ``/<controller>/joint_trajectory``, one point, joint names from ``ros2.joint_names``.
+
+Quadrotors (command = world-frame (ENU) velocity setpoint (3,) m/s + yaw rate rad/s, or
+a hold position (3,) m):
+
+- ``crazyswarm_full_state``: ``crazyflie_interfaces/FullState`` (Crazyswarm2 ``cmd_full_state``).
+- ``crazyswarm_velocity``: ``crazyflie_interfaces/VelocityWorld`` (``cmd_velocity_world``).
+- ``px4_offboard``: ``px4_msgs/OffboardControlMode`` heartbeat every tick plus
+  ``px4_msgs/TrajectorySetpoint`` in PX4's NED frame (x_ned = y_enu, y_ned = x_enu, z_ned = -z_enu).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from sim2real.ros2.transport import Transport
+
+NAN = float("nan")
+
+
+def _stamp(ns: int) -> dict[str, int]:
+    return {"sec": ns // 1_000_000_000, "nanosec": ns % 1_000_000_000}
+
+
+def enu_to_ned(v: Sequence[float]) -> list[float]:
+    return [float(v[1]), float(v[0]), -float(v[2])]
+
+
+class ForwardCommandAdapter:
+    """``std_msgs/Float64MultiArray`` with the command in controller joint order."""
+
+    type_name = "std_msgs/msg/Float64MultiArray"
+
+    def __init__(self, transport: Transport, topic: str) -> None:
+        self.topic = topic
+        self._pub = transport.advertise(topic, self.type_name)
+
+    def send(self, command: np.ndarray, stamp_ns: int) -> None:
+        self._pub({"data": command.tolist()})
+
+
+class JointTrajectoryAdapter:
+    """Single-point ``trajectory_msgs/JointTrajectory`` reached ``time_from_start`` seconds after receipt."""
+
+    type_name = "trajectory_msgs/msg/JointTrajectory"
+
+    def __init__(self, transport: Transport, topic: str, joint_names: Sequence[str], time_from_start: float) -> None:
+        self.topic, self.joint_names = topic, list(joint_names)
+        ns = int(round(time_from_start * 1e9))
+        self._tfs = _stamp(ns)
+        self._pub = transport.advertise(topic, self.type_name)
+
+    def send(self, command: np.ndarray, stamp_ns: int) -> None:
+        # A zero header stamp means "start now" to the controller (no clock-offset surprises).
+        self._pub({"joint_names": self.joint_names,
+                   "points": [{"positions": command.tolist(), "time_from_start": self._tfs}]})
+
+
+class DroneCommand:
+    """Velocity setpoint ``velocity`` (3,) m/s ENU and ``yaw_rate`` rad/s, or ``hold`` at ``position`` (3,) m."""
+
+    __slots__ = ("velocity", "yaw_rate", "position", "yaw", "hold")
+
+    def __init__(self, velocity: np.ndarray, yaw_rate: float, position: np.ndarray, yaw: float, hold: bool) -> None:
+        self.velocity, self.yaw_rate, self.position, self.yaw, self.hold = velocity, yaw_rate, position, yaw, hold
+
+
+class CrazyswarmFullStateAdapter:
+    """``crazyflie_interfaces/FullState``: position = current + velocity·dt, level attitude at the current yaw."""
+
+    type_name = "crazyflie_interfaces/msg/FullState"
+
+    def __init__(self, transport: Transport, topic: str, frame_id: str, period: float) -> None:
+        self.topic, self.frame_id, self.period = topic, frame_id, period
+        self._pub = transport.advertise(topic, self.type_name)
+
+    def send(self, cmd: DroneCommand, stamp_ns: int) -> None:
+        vel = np.zeros(3) if cmd.hold else cmd.velocity
+        pos = cmd.position if cmd.hold else cmd.position + cmd.velocity * self.period
+        half = 0.5 * cmd.yaw
+        self._pub({
+            "header": {"stamp": _stamp(stamp_ns), "frame_id": self.frame_id},
+            "pose": {"position": dict(zip("xyz", map(float, pos))),
+                     "orientation": {"x": 0.0, "y": 0.0, "z": math.sin(half), "w": math.cos(half)}},
+            "twist": {"linear": dict(zip("xyz", map(float, vel))),
+                      "angular": {"x": 0.0, "y": 0.0, "z": 0.0 if cmd.hold else float(cmd.yaw_rate)}},
+        })
+
+
+class CrazyswarmVelocityAdapter:
+    """``crazyflie_interfaces/VelocityWorld`` (zero velocity when holding)."""
+
+    type_name = "crazyflie_interfaces/msg/VelocityWorld"
+
+    def __init__(self, transport: Transport, topic: str, frame_id: str) -> None:
+        self.topic, self.frame_id = topic, frame_id
+        self._pub = transport.advertise(topic, self.type_name)
+
+    def send(self, cmd: DroneCommand, stamp_ns: int) -> None:
+        vel = np.zeros(3) if cmd.hold else cmd.velocity
+        self._pub({"header": {"stamp": _stamp(stamp_ns), "frame_id": self.frame_id},
+                   "vel": dict(zip("xyz", map(float, vel))), "yaw_rate": 0.0 if cmd.hold else float(cmd.yaw_rate)})
+
+
+class Px4OffboardAdapter:
+    """PX4 offboard stream: ``OffboardControlMode`` heartbeat each tick + ``TrajectorySetpoint`` (NED).
+
+    Holding uses a position setpoint (``position=True``); flying uses a velocity setpoint
+    (``velocity=True``) with NaN in the uncontrolled fields, as PX4 expects.
+    """
+
+    type_name = "px4_msgs/msg/TrajectorySetpoint"
+    mode_type = "px4_msgs/msg/OffboardControlMode"
+
+    def __init__(self, transport: Transport, topic: str, mode_topic: str) -> None:
+        self.topic, self.mode_topic = topic, mode_topic
+        self._pub = transport.advertise(topic, self.type_name)
+        self._mode = transport.advertise(mode_topic, self.mode_type)
+
+    def heartbeat(self, stamp_ns: int, hold: bool) -> None:
+        self._mode({"timestamp": stamp_ns // 1000, "position": hold, "velocity": not hold})
+
+    def send(self, cmd: DroneCommand, stamp_ns: int) -> None:
+        self.heartbeat(stamp_ns, cmd.hold)
+        nan3 = [NAN, NAN, NAN]
+        if cmd.hold:
+            fields: dict[str, Any] = {"position": enu_to_ned(cmd.position), "velocity": nan3,
+                                      "yaw": float(math.pi / 2 - cmd.yaw), "yawspeed": NAN}
+        else:
+            fields = {"position": nan3, "velocity": enu_to_ned(cmd.velocity), "yaw": NAN,
+                      "yawspeed": -float(cmd.yaw_rate)}
+        self._pub({"timestamp": stamp_ns // 1000, "acceleration": nan3, "jerk": nan3, **fields})

@@ -1,0 +1,160 @@
+"""Parameter schema of the deployment node and the ROS 2 parameter-file loader.
+
+Parameter files use the ROS 2 layout (what ``launch_ros`` passes with ``--params-file``)::
+
+    sim2real_deploy:            # node name (or /** for every node)
+      ros__parameters:
+        robot: kuka_iiwa
+        rate_hz: 20.0
+        safety:
+          watchdog_periods: 5
+
+Nested keys are flattened to ROS dotted names (``safety.watchdog_periods``). Every key is
+checked against :data:`SCHEMA`; errors name the file and the key path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from sim2real.errors import ConfigError
+
+NODE_NAME = "sim2real_deploy"
+OUTPUTS = ("forward_command", "joint_trajectory", "crazyswarm_full_state", "crazyswarm_velocity", "px4_offboard")
+
+
+@dataclass(frozen=True)
+class Param:
+    type: type | tuple[type, ...]
+    default: Any
+    doc: str
+    check: Callable[[Any], bool] | None = None
+    expected: str = ""
+
+
+def _pos(v: Any) -> bool:
+    return v > 0
+
+
+def _nonneg(v: Any) -> bool:
+    return v >= 0
+
+
+_num = (int, float)
+#: name → Param. Empty strings / zeros mean "use the robot.yaml or sidecar default".
+SCHEMA: dict[str, Param] = {
+    "robot": Param(str, "", "robot name under robots/ or path to a robot.yaml (default: the sidecar's robot)"),
+    "policy": Param(str, "", "TorchScript policy file; its sidecar is the same path with .yaml"),
+    "sidecar": Param(str, "", "sidecar YAML if not next to the policy"),
+    "transport": Param(str, "auto", "auto | rclpy | dds", lambda v: v in ("auto", "rclpy", "dds"), "auto, rclpy or dds"),
+    "domain_id": Param(int, -1, "DDS domain for the dds transport (-1: $ROS_DOMAIN_ID or 0)",
+                       lambda v: -1 <= v <= 232, "an integer in -1..232"),
+    "use_sim_time": Param(bool, False, "use /clock (rclpy transport)"),
+    "rate_hz": Param(_num, 0.0, "control rate, Hz (0: the sidecar's control_rate_hz)", _nonneg, ">= 0"),
+    "trigger": Param(str, "timer", "timer: tick on a fixed-rate clock; state: tick when a new state arrives, "
+                     "with the period as deadline", lambda v: v in ("timer", "state"), "timer or state"),
+    "realtime_priority": Param(int, 0, "SCHED_FIFO priority of the control loop and middleware threads "
+                               "(Linux, 1..99; 0: normal scheduling)", lambda v: 0 <= v <= 99, "an integer in 0..99"),
+    "duration_s": Param(_num, 0.0, "stop after this many seconds (0: run until interrupted)", _nonneg, ">= 0"),
+    "output": Param(str, "", f"command output: {' | '.join(OUTPUTS)} (default: forward_command for arms, "
+                    "px4_offboard for quadrotors)", lambda v: v in ("", *OUTPUTS), f"one of {list(OUTPUTS)}"),
+    "controller": Param(str, "", "ros2_control controller name for arm outputs (default: robot.yaml ros2.controller)"),
+    "goal": Param(list, [], "default goal position [x, y, z] (m, base frame) until one arrives on topics.goal",
+                  lambda v: len(v) in (0, 3) and all(isinstance(x, _num) for x in v), "[] or [x, y, z]"),
+    "topics.joint_states": Param(str, "", "sensor_msgs/JointState input"),
+    "topics.odometry": Param(str, "", "nav_msgs/Odometry input (quadrotor)"),
+    "topics.imu": Param(str, "", "sensor_msgs/Imu input (quadrotor, optional)"),
+    "topics.pose": Param(str, "", "geometry_msgs/PoseStamped input (quadrotor, when there is no odometry)"),
+    "topics.goal": Param(str, "", "geometry_msgs/PoseStamped goal"),
+    "topics.estop": Param(str, "", "std_msgs/Bool e-stop (latching)"),
+    "topics.diagnostics": Param(str, "", "diagnostic_msgs/DiagnosticArray loop statistics"),
+    "topics.command": Param(str, "", "command topic (default from output and controller)"),
+    "topics.offboard_mode": Param(str, "", "px4_msgs/OffboardControlMode heartbeat topic"),
+    "safety.enabled": Param(bool, True, "clip and rate-limit commands (NaN, watchdog and e-stop always apply)"),
+    "safety.watchdog_periods": Param(int, 5, "hold when no new state for this many control periods", _pos, "> 0"),
+    "safety.soft_start_s": Param(_num, 2.0, "interpolate from the current pose to the start pose over this time, s",
+                                 _nonneg, ">= 0"),
+    "safety.start_gate_tolerance": Param(_num, 0.1, "engage the policy only when max |q - q_start| (rad) is "
+                                         "below this", _pos, "> 0"),
+    "safety.max_step_scale": Param(_num, 1.0, "per-step position change limit as a fraction of "
+                                   "max_velocity * period", _pos, "> 0"),
+    "safety.max_speed": Param(_num, 1.0, "quadrotor velocity setpoint limit, m/s", _pos, "> 0"),
+    "safety.max_accel": Param(_num, 2.0, "velocity setpoint change limit, m/s^2 (rad/s^2 for joint_velocity)",
+                              _pos, "> 0"),
+    "trajectory.time_from_start_s": Param(_num, 0.0, "JointTrajectory point time (0: one control period)",
+                                          _nonneg, ">= 0"),
+    "kinematics.ee_com": Param(bool, False, "ee_position is the end-effector link's centre of mass, not its frame"),
+    "diagnostics.rate_hz": Param(_num, 1.0, "diagnostics publish rate, Hz", _pos, "> 0"),
+    "px4.heartbeat_lead_s": Param(_num, 1.0, "OffboardControlMode heartbeat time before the policy engages, s",
+                                  _nonneg, ">= 0"),
+}
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def validate_params(flat: Mapping[str, Any], file: str | None = None, node_name: str = NODE_NAME) -> dict[str, Any]:
+    """Check ``flat`` (dotted names) against :data:`SCHEMA`; return it completed with defaults."""
+    out = {name: (list(p.default) if isinstance(p.default, list) else p.default) for name, p in SCHEMA.items()}
+    for name, value in flat.items():
+        path = (node_name, "ros__parameters", *name.split("."))
+        if name == "use_sim_time" or name in out:
+            spec = SCHEMA[name]
+        else:
+            raise ConfigError(f"unknown parameter; expected one of {sorted(SCHEMA)}", file=file, path=path)
+        ok_type = isinstance(value, spec.type) and not (isinstance(value, bool) and spec.type in (int, _num))
+        if spec.type is bool:
+            ok_type = isinstance(value, bool)
+        if not ok_type:
+            tname = spec.type.__name__ if isinstance(spec.type, type) else "number"
+            raise ConfigError(f"expected {tname}, got {value!r}", file=file, path=path)
+        if spec.check is not None and not spec.check(value):
+            raise ConfigError(f"expected {spec.expected}, got {value!r}", file=file, path=path)
+        out[name] = float(value) if spec.type is _num else value
+    return out
+
+
+def load_params_file(path: str | Path, node_name: str = NODE_NAME, *, complete: bool = True) -> dict[str, Any]:
+    """Read a ROS 2 parameter file and return the validated parameters of ``node_name``.
+
+    ``complete=False`` returns only the keys the file sets (validated), for merging.
+
+    Sections for ``node_name`` (with or without a leading ``/`` or namespace) and ``/**``
+    are merged, the node's own section last.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("parameter file not found", file=str(path))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", file=str(path)) from None
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping of node names to {ros__parameters: ...}", file=str(path))
+    merged: dict[str, Any] = {}
+    found = False
+    for key in sorted(raw, key=lambda k: k != "/**"):  # wildcard first, node section wins
+        if key != "/**" and str(key).rsplit("/", 1)[-1] != node_name:
+            continue
+        section = raw[key]
+        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
+            raise ConfigError("expected a mapping with a ros__parameters mapping", file=str(path), path=(key,))
+        merged.update(flatten(section["ros__parameters"]))
+        found = True
+    if not found:
+        raise ConfigError(f"no section for node {node_name!r} (or /**); sections: {sorted(map(str, raw))}",
+                          file=str(path))
+    full = validate_params(merged, str(path), node_name)
+    return full if complete else {k: full[k] for k in merged}

@@ -1,0 +1,183 @@
+"""Exported policies: the sidecar YAML (``sim2real-policy/1``) and the policy callable.
+
+An exported policy is ``policy.pt`` (TorchScript, ``forward(obs[B, obs_dim]) -> act[B, act_dim]``)
+plus ``policy.yaml`` next to it (see docs/interfaces.md "Exported policy"). Any Python
+callable mapping an observation ``(obs_dim,)`` array to an action ``(act_dim,)`` array
+works too (:class:`CallablePolicy`). ``torch`` is imported only to load a TorchScript file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from sim2real.errors import CheckpointError, ConfigError
+
+POLICY_FORMAT = "sim2real-policy/1"
+
+#: Observation component → size; ``None`` where the size depends on the robot/policy.
+OBS_COMPONENTS: dict[str, int | None] = {
+    "joint_position": None, "joint_velocity": None, "ee_position": 3, "target_position": 3,
+    "target_delta": 3, "previous_action": None, "base_position": 3, "base_orientation": 4,
+    "base_rotation": 9, "base_linear_velocity": 3, "base_angular_velocity": 3, "target_relative": 3,
+    "dynamics_params": None,
+}
+#: Action modes the node can execute (``velocity``: world-frame linear velocity setpoint
+#: ``a[0:3]·scale`` m/s, optional ``a[3]·scale`` yaw rate rad/s, for drone setpoint outputs).
+ACTION_MODES = ("joint_position_delta", "joint_position", "joint_velocity", "velocity")
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """Parsed sidecar. Vectors are float arrays of shape ``(action.size,)``."""
+
+    robot: str
+    env_id: str
+    control_rate_hz: float  # 0.0 when the sidecar does not say
+    obs_size: int
+    history: int
+    layout: tuple[tuple[str, int], ...]
+    obs_clip: float | None
+    action_size: int
+    action_mode: str
+    action_joints: tuple[str, ...]
+    scale: np.ndarray
+    offset: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    file: str = ""
+
+    @property
+    def input_size(self) -> int:
+        """Size of the policy input: ``obs_size * history``."""
+        return self.obs_size * self.history
+
+
+def _need(cond: bool, msg: str, file: str, path: tuple[Any, ...]) -> None:
+    if not cond:
+        raise ConfigError(msg, file=file, path=path)
+
+
+def parse_policy_spec(raw: Any, file: str = "<policy.yaml>") -> PolicySpec:
+    """Validate a sidecar mapping; raises :class:`ConfigError` naming file and key."""
+    _need(isinstance(raw, dict), "expected a mapping", file, ())
+    _need(raw.get("format") == POLICY_FORMAT, f"expected {POLICY_FORMAT!r}, got {raw.get('format')!r}",
+          file, ("format",))
+    for key in ("robot", "observation", "action"):
+        _need(key in raw, "missing required key", file, (key,))
+    obs, act = raw["observation"], raw["action"]
+    _need(isinstance(obs, dict), "expected a mapping", file, ("observation",))
+    _need(isinstance(act, dict), "expected a mapping", file, ("action",))
+    layout_raw = obs.get("layout")
+    _need(isinstance(layout_raw, list) and layout_raw, "expected a list of [component, size]", file,
+          ("observation", "layout"))
+    layout = []
+    for i, item in enumerate(layout_raw):
+        ok = isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], int) and item[1] > 0
+        _need(ok, "expected [component, size]", file, ("observation", "layout", i))
+        name, size = str(item[0]), int(item[1])
+        _need(name in OBS_COMPONENTS, f"unknown component {name!r}; expected one of {sorted(OBS_COMPONENTS)}",
+              file, ("observation", "layout", i))
+        fixed = OBS_COMPONENTS[name]
+        _need(fixed is None or fixed == size, f"{name} has size {fixed}, got {size}", file,
+              ("observation", "layout", i))
+        layout.append((name, size))
+    obs_size = int(obs.get("size", sum(s for _, s in layout)))
+    _need(obs_size == sum(s for _, s in layout), f"size {obs_size} != sum of layout sizes "
+          f"{sum(s for _, s in layout)}", file, ("observation", "size"))
+    history = obs.get("history", 1)
+    _need(isinstance(history, int) and history >= 1, "expected an integer >= 1", file, ("observation", "history"))
+    clip = obs.get("clip")
+    _need(clip is None or (isinstance(clip, (int, float)) and clip > 0), "expected a positive number", file,
+          ("observation", "clip"))
+    mode = act.get("mode")
+    _need(mode in ACTION_MODES, f"expected one of {list(ACTION_MODES)}, got {mode!r}", file, ("action", "mode"))
+    size = act.get("size")
+    _need(isinstance(size, int) and size > 0, "expected a positive integer", file, ("action", "size"))
+    vectors = {}
+    for key, default in (("scale", 1.0), ("offset", 0.0), ("low", -np.inf), ("high", np.inf)):
+        value = act.get(key, [default] * size)
+        ok = isinstance(value, list) and len(value) == size and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        _need(ok, f"expected a list of {size} numbers", file, ("action", key))
+        vectors[key] = np.asarray(value, dtype=np.float64)
+    joints = act.get("joints", [])
+    _need(isinstance(joints, list) and all(isinstance(j, str) for j in joints), "expected a list of joint names",
+          file, ("action", "joints"))
+    _need(mode == "velocity" or len(joints) == size, f"expected {size} joint names", file, ("action", "joints"))
+    rate = raw.get("control_rate_hz")  # None/absent: unknown, the node falls back to robot.yaml control.rate_hz
+    _need(rate is None or (isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0),
+          "expected a positive number", file, ("control_rate_hz",))
+    return PolicySpec(
+        robot=str(raw["robot"]), env_id=str(raw.get("env_id") or ""), control_rate_hz=float(rate or 0.0),
+        obs_size=obs_size, history=history, layout=tuple(layout), obs_clip=None if clip is None else float(clip),
+        action_size=size, action_mode=mode, action_joints=tuple(joints), file=file, **vectors,
+    )
+
+
+def load_policy_spec(path: str | Path) -> PolicySpec:
+    """Read a sidecar file (``policy.yaml``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: policy sidecar not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", file=str(path)) from None
+    return parse_policy_spec(raw, str(path))
+
+
+class CallablePolicy:
+    """Wrap ``fn(obs (input_size,) float32) -> action (action_size,)`` and check shapes."""
+
+    def __init__(self, fn: Callable[[np.ndarray], Any], spec: PolicySpec) -> None:
+        self.fn, self.spec = fn, spec
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.fn(obs.astype(np.float32)), dtype=np.float64).reshape(-1)
+        if out.shape != (self.spec.action_size,):
+            raise CheckpointError(f"policy returned shape {out.shape}, expected ({self.spec.action_size},)")
+        return out
+
+
+class TorchScriptPolicy:
+    """A TorchScript module run on CPU, batch of one, under ``torch.inference_mode``."""
+
+    def __init__(self, path: str | Path, spec: PolicySpec, threads: int = 1) -> None:
+        import torch  # deployment-only dependency, imported here on purpose
+
+        self._torch = torch
+        torch.set_num_threads(threads)
+        try:
+            with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript; the export format is TorchScript
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.module = torch.jit.load(str(path), map_location="cpu").eval()
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise CheckpointError(f"{path}: cannot load TorchScript policy: {exc}") from None
+        self.spec = spec
+        self._buf = torch.zeros((1, spec.input_size), dtype=torch.float32)
+        with torch.inference_mode():
+            out = self.module(self._buf)
+        if tuple(out.shape) != (1, spec.action_size):
+            raise CheckpointError(f"{path}: policy maps (1, {spec.input_size}) to {tuple(out.shape)}, "
+                                  f"sidecar says (1, {spec.action_size})")
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        self._buf[0] = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))
+        with torch.inference_mode():
+            return self.module(self._buf)[0].numpy().astype(np.float64)
+
+
+def load_policy(path: str | Path, sidecar: str | Path | None = None) -> tuple[Callable[[np.ndarray], np.ndarray], PolicySpec]:
+    """Load ``policy.pt`` and its sidecar (default: same stem, ``.yaml``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: policy file not found")
+    spec = load_policy_spec(sidecar if sidecar is not None else path.with_suffix(".yaml"))
+    return TorchScriptPolicy(path, spec), spec

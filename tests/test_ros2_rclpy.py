@@ -1,0 +1,178 @@
+"""The rclpy transport's glue, against a minimal stand-in for rclpy (ROS 2 is not installed here).
+
+The stand-in mimics the rclpy / rosidl Python API the transport uses: message classes
+with ``get_fields_and_field_types`` (built from ROS 2 Humble's definitions via rosbags,
+``byte`` fields as length-1 ``bytes``), ``create_subscription``/``create_publisher`` with
+QoS, parameter overrides, the node clock.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rosbags")
+from rosbags.typesys import Stores, get_typestore, get_types_from_msg  # noqa: E402
+from rosbags.typesys.base import Nodetype  # noqa: E402
+
+from sim2real.ros2 import transport as transport_mod  # noqa: E402
+
+STORE = get_typestore(Stores.ROS2_HUMBLE)
+
+
+def _register_extras() -> None:
+    from sim2real.ros2.dds_types import EXTRA_MSG_DEFINITIONS
+
+    found: dict[str, Any] = {}
+    for name, text in EXTRA_MSG_DEFINITIONS.items():
+        found.update(get_types_from_msg(text, name))
+    STORE.register(found)
+
+
+def _default(node: tuple[Any, Any]) -> Any:
+    kind, arg = node
+    if kind == Nodetype.BASE:
+        return {"string": "", "bool": False, "byte": b"\x00"}.get(arg[0], 0.0 if arg[0].startswith("float") else 0)
+    if kind == Nodetype.NAME:
+        return fake_message(arg)()
+    return [] if kind == Nodetype.SEQUENCE else [_default(arg[0]) for _ in range(arg[1])]
+
+
+def _type_string(node: tuple[Any, Any]) -> str:
+    kind, arg = node
+    if kind == Nodetype.SEQUENCE and arg[0][0] == Nodetype.NAME:
+        return "sequence<" + arg[0][1].replace("/msg/", "/") + ">"
+    return str(arg)
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def fake_message(type_name: str) -> type:
+    if type_name not in _CLASSES:
+        fields = STORE.get_msgdef(type_name).fields
+
+        def __init__(self: Any) -> None:
+            for name, node in fields:
+                setattr(self, name, _default(node))
+
+        _CLASSES[type_name] = type(type_name.rsplit("/", 1)[1], (), {
+            "__init__": __init__,
+            "get_fields_and_field_types": classmethod(lambda cls: {n: _type_string(nd) for n, nd in fields}),
+        })
+    return _CLASSES[type_name]
+
+
+class FakeNode:
+    def __init__(self, name: str, overrides: dict[str, Any]) -> None:
+        self.name, self.subs, self.pubs = name, {}, {}
+        self._params = {k: types.SimpleNamespace(value=v) for k, v in overrides.items()}
+        self.clock_ns = 5_000_000_123
+
+    def create_subscription(self, cls: type, topic: str, cb: Any, qos: Any) -> None:
+        self.subs[topic] = (cls, cb, qos)
+
+    def create_publisher(self, cls: type, topic: str, qos: Any) -> Any:
+        sent: list[Any] = []
+        self.pubs[topic] = (cls, sent, qos)
+        return types.SimpleNamespace(publish=sent.append)
+
+    def get_clock(self) -> Any:
+        return types.SimpleNamespace(now=lambda: types.SimpleNamespace(nanoseconds=self.clock_ns))
+
+    def get_parameters_by_prefix(self, prefix: str) -> dict[str, Any]:
+        return dict(self._params)
+
+    def has_parameter(self, name: str) -> bool:
+        return name in self._params
+
+    def declare_parameter(self, name: str, value: Any) -> None:
+        self._params[name] = types.SimpleNamespace(value=value)
+
+    def set_parameters(self, params: list) -> None:
+        pass
+
+    def destroy_node(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_rclpy(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    _register_extras()
+    state: dict[str, Any] = {"ok": False, "overrides": {"safety.watchdog_periods": 7, "use_sim_time": False}}
+    stop = threading.Event()
+    rclpy = types.ModuleType("rclpy")
+    rclpy.ok = lambda: state["ok"]
+    rclpy.init = lambda args=None: state.update(ok=True, args=args)
+    rclpy.shutdown = lambda: state.update(ok=False)
+
+    def create_node(name: str, automatically_declare_parameters_from_overrides: bool = False) -> FakeNode:
+        assert automatically_declare_parameters_from_overrides
+        state["node"] = FakeNode(name, state["overrides"])
+        return state["node"]
+
+    rclpy.create_node = create_node
+    executors = types.ModuleType("rclpy.executors")
+    executors.SingleThreadedExecutor = lambda: types.SimpleNamespace(
+        add_node=lambda n: None, spin=lambda: stop.wait(10), shutdown=lambda timeout_sec=None: stop.set())
+    parameter = types.ModuleType("rclpy.parameter")
+    parameter.Parameter = type("Parameter", (), {"Type": types.SimpleNamespace(BOOL="bool"),
+                                                 "__init__": lambda self, *a: None})
+    qos = types.ModuleType("rclpy.qos")
+    qos.QoSProfile = lambda **kw: ("profile", kw)
+    qos.ReliabilityPolicy = types.SimpleNamespace(RELIABLE="reliable")
+    qos.HistoryPolicy = types.SimpleNamespace(KEEP_LAST="keep_last")
+    qos.qos_profile_sensor_data = "sensor_data"
+    rosidl = types.ModuleType("rosidl_runtime_py")
+    utilities = types.ModuleType("rosidl_runtime_py.utilities")
+    utilities.get_message = fake_message
+    for name, mod in {"rclpy": rclpy, "rclpy.executors": executors, "rclpy.parameter": parameter, "rclpy.qos": qos,
+                      "rosidl_runtime_py": rosidl, "rosidl_runtime_py.utilities": utilities}.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setattr(transport_mod, "rclpy_available", lambda: True)
+    yield state
+    stop.set()
+
+
+def test_rclpy_transport_runs_the_node(fake_rclpy: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim2real.robots import load_robot
+    from sim2real.ros2.node import DeployNode
+    from sim2real.ros2.policy import parse_policy_spec
+    from test_ros2_support import sidecar_dict
+
+    transport = transport_mod.make_transport("auto", "sim2real_deploy", args=["deploy_node", "--ros-args"])
+    assert transport.kind == "rclpy" and fake_rclpy["args"] == ["deploy_node", "--ros-args"]
+    assert transport.parameters()["safety.watchdog_periods"] == 7
+    spec = parse_policy_spec(sidecar_dict(layout=[["joint_position", 7]], rate=50.0), "policy.yaml")
+    node = DeployNode({"robot": "kuka_iiwa", "safety.soft_start_s": 0.0, "output": "joint_trajectory"},
+                      transport=transport, policy=lambda obs: np.full(7, 0.1), spec=spec)
+    fake = fake_rclpy["node"]
+    cls, callback, qos = fake.subs["/joint_states"]
+    assert qos == "sensor_data" and fake.subs["/estop"][2][0] == "profile"
+    robot = load_robot("kuka_iiwa")
+    msg = cls()
+    msg.name = list(reversed(robot.ros2.joint_names))
+    msg.position = [j.home for j in reversed(robot.joints)]
+    msg.velocity = [0.0] * 7
+    monkeypatch.setattr("sim2real.ros2.node.time.monotonic", lambda: 1.0)
+    callback(msg)
+    result = node.tick(1.0)
+    assert result.engaged
+    _, sent, pub_qos = fake.pubs["/joint_trajectory_controller/joint_trajectory"]
+    assert pub_qos[1]["reliability"] == "reliable"
+    traj = sent[-1]
+    assert traj.joint_names == list(robot.ros2.joint_names)
+    assert type(traj.points[0]).__name__ == "JointTrajectoryPoint"
+    np.testing.assert_allclose(traj.points[0].positions, result.command)
+    assert traj.points[0].time_from_start.nanosec == 20_000_000
+    node.publish_diagnostics()
+    diag = fake.pubs["/sim2real/diagnostics"][1][-1]
+    assert diag.header.stamp.sec == 5 and diag.header.stamp.nanosec == 123
+    assert diag.status[0].level == b"\x00" and any(kv.key == "trips.estop" for kv in diag.status[0].values)
+    node.close()
+    assert not fake_rclpy["ok"]
