@@ -1,11 +1,14 @@
-"""Deploy an exported velocity-setpoint policy on a quadrotor (PX4 offboard or Crazyswarm2).
+"""Deploy an exported quadrotor policy (PX4 offboard or Crazyswarm2).
 
-    ros2 launch sim2real deploy_drone.launch.py policy:=/path/to/policy.pt controller:=px4_offboard
+    ros2 launch sim2real deploy_drone.launch.py policy:=/path/to/policy.pt
+    ros2 launch sim2real deploy_drone.launch.py policy:=/path/to/policy.pt controller:=crazyswarm_velocity
 
-``controller`` selects the setpoint stream: ``px4_offboard`` (px4_msgs OffboardControlMode
-heartbeat + TrajectorySetpoint on /fmu/in/...), ``crazyswarm_full_state`` or
-``crazyswarm_velocity`` (crazyflie_interfaces FullState / VelocityWorld). Parameters in
-``params/deploy_drone.yaml``.
+``controller`` selects the command stream; ``auto`` (default) follows the policy's action
+mode: ``velocity`` → ``px4_offboard`` (OffboardControlMode + TrajectorySetpoint),
+``thrust_rates`` → ``px4_rates`` (OffboardControlMode{body_rate} + VehicleRatesSetpoint),
+``motor`` → ``px4_motors`` (OffboardControlMode{direct_actuator} + ActuatorMotors).
+Velocity policies can also use ``crazyswarm_full_state`` / ``crazyswarm_velocity``
+(crazyflie_interfaces FullState / VelocityWorld). Parameters in ``params/deploy_drone.yaml``.
 """
 
 from launch import LaunchDescription
@@ -22,8 +25,9 @@ def generate_launch_description():
         DeclareLaunchArgument("robot", default_value="quadrotor", description="robot name under robots/"),
         DeclareLaunchArgument("policy", description="exported TorchScript policy (sidecar next to it)"),
         DeclareLaunchArgument("params_file", default_value=default_params, description="node parameter YAML"),
-        DeclareLaunchArgument("controller", default_value="px4_offboard",
-                              description="px4_offboard | crazyswarm_full_state | crazyswarm_velocity"),
+        DeclareLaunchArgument("controller", default_value="auto",
+                              description="auto (from the policy's action mode) | px4_offboard | px4_rates | "
+                                          "px4_motors | crazyswarm_full_state | crazyswarm_velocity"),
         DeclareLaunchArgument("rate", default_value="0.0", description="control rate, Hz (0: the policy's)"),
         DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock"),
     ]

@@ -126,3 +126,18 @@ def test_topic_names() -> None:
     assert dds_topic_name("/fmu/in/trajectory_setpoint") == "rt/fmu/in/trajectory_setpoint"
     with pytest.raises(TransportError):
         dds_topic_name("/bad//name")
+
+
+def test_px4_low_level_setpoints_round_trip(store: Any) -> None:
+    """VehicleRatesSetpoint / ActuatorMotors as PX4 reads them: FRD rates, NED thrust, NaN = stopped motor."""
+    nan = float("nan")
+    rates = dds_types.build(dds_types.VehicleRatesSetpoint, {"timestamp": 7, "roll": 0.5, "pitch": -0.25,
+                                                             "yaw": 1.0, "thrust_body": [0.0, 0.0, -0.4375]})
+    back = store.deserialize_cdr(rates.serialize(), "px4_msgs/msg/VehicleRatesSetpoint")
+    assert (back.roll, back.pitch, back.yaw) == (0.5, -0.25, 1.0) and back.thrust_body.tolist() == [0.0, 0.0, -0.4375]
+    assert back.reset_integral is False and back.MESSAGE_VERSION == 0
+    motors = dds_types.build(dds_types.ActuatorMotors, {"timestamp": 9, "timestamp_sample": 8,
+                                                        "control": [0.25, 0.5, 0.75, 1.0] + [nan] * 8})
+    back = store.deserialize_cdr(motors.serialize(), "px4_msgs/msg/ActuatorMotors")
+    assert back.control[:4].tolist() == [0.25, 0.5, 0.75, 1.0] and np.all(np.isnan(back.control[4:]))
+    assert back.NUM_CONTROLS == 12 and back.ACTUATOR_FUNCTION_MOTOR1 == 101 and back.timestamp_sample == 8

@@ -293,7 +293,7 @@ def test_crazyswarm_outputs(monkeypatch: Any) -> None:
 
 def test_ros2_package_imports_no_simulator() -> None:
     code = ("import sys, sim2real.ros2.node, sim2real.ros2.transport_dds, sim2real.ros2.mock_robot, "
-            "sim2real.cli.deploy\n"
+            "sim2real.ros2.mock_drone, sim2real.ros2.controller_drone, sim2real.cli.deploy\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('pybullet', 'stable_baselines3', 'gymnasium', "
             "'torch') or m.startswith(('sim2real.sim', 'sim2real.envs'))]\nprint(bad)\nsys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
@@ -306,7 +306,7 @@ def test_sidecar_errors_name_file_and_key() -> None:
     raw["observation"]["layout"][2] = ["ee_pos", 3]
     with pytest.raises(ConfigError, match=r"policy\.yaml: observation\.layout\[2\]: unknown component 'ee_pos'"):
         parse_policy_spec(raw, "policy.yaml")
-    raw = sidecar_dict(mode="motor")
+    raw = sidecar_dict(mode="joint_torque")  # motor / thrust_rates are valid (drone low-level modes)
     with pytest.raises(ConfigError, match=r"action\.mode: expected one of"):
         parse_policy_spec(raw, "policy.yaml")
     raw = sidecar_dict()

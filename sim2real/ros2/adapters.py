@@ -15,6 +15,13 @@ a hold position (3,) m):
 - ``crazyswarm_velocity``: ``crazyflie_interfaces/VelocityWorld`` (``cmd_velocity_world``).
 - ``px4_offboard``: ``px4_msgs/OffboardControlMode`` heartbeat every tick plus
   ``px4_msgs/TrajectorySetpoint`` in PX4's NED frame (x_ned = y_enu, y_ned = x_enu, z_ned = -z_enu).
+
+Quadrotors, low level (:class:`LowLevelCommand`, see :mod:`sim2real.ros2.controller_drone`):
+
+- ``px4_rates``: ``OffboardControlMode`` (``body_rate``) + ``px4_msgs/VehicleRatesSetpoint``
+  (rates FRD, ``thrust_body`` normalised in body FRD/NED, up = −z).
+- ``px4_motors``: ``OffboardControlMode`` (``direct_actuator``) + ``px4_msgs/ActuatorMotors``
+  (normalised thrust per PX4 motor, NaN = stopped).
 """
 
 from __future__ import annotations
@@ -141,3 +148,78 @@ class Px4OffboardAdapter:
             fields = {"position": nan3, "velocity": enu_to_ned(cmd.velocity), "yaw": NAN,
                       "yawspeed": -float(cmd.yaw_rate)}
         self._pub({"timestamp": stamp_ns // 1000, "acceleration": nan3, "jerk": nan3, **fields})
+
+
+class LowLevelCommand:
+    """Command of a ``thrust_rates`` or ``motor`` policy, in FLU / env rotor order.
+
+    ``thrust`` collective thrust fraction of the maximum [0, 1] and ``rates`` (3,) body rates
+    rad/s FLU (``thrust_rates``), or ``motors`` (4,) per-rotor thrust fractions [0, 1] in env
+    rotor order (``motor``). ``hold``: a safety command (level out / hover), not the policy's.
+    ``release``: stop the offboard heartbeat (PX4's offboard-loss failsafe takes over).
+    ``kill``: zero thrust (rates) / motors stopped (NaN = disarmed in ``ActuatorMotors``).
+    """
+
+    __slots__ = ("thrust", "rates", "motors", "hold", "release", "kill")
+
+    def __init__(self, *, thrust: float = 0.0, rates: np.ndarray | None = None, motors: np.ndarray | None = None,
+                 hold: bool = False, release: bool = False, kill: bool = False) -> None:
+        self.thrust, self.hold, self.release, self.kill = float(thrust), hold, release, kill
+        self.rates = np.zeros(3) if rates is None else rates
+        self.motors = np.zeros(4) if motors is None else motors
+
+
+class _Px4LowLevel:
+    mode_type = "px4_msgs/msg/OffboardControlMode"
+    mode_flag = ""
+
+    def __init__(self, transport: Transport, topic: str, mode_topic: str) -> None:
+        self.topic, self.mode_topic = topic, mode_topic
+        self._pub = transport.advertise(topic, self.type_name)  # type: ignore[attr-defined]
+        self._mode = transport.advertise(mode_topic, self.mode_type)
+
+    def heartbeat(self, stamp_ns: int) -> None:
+        self._mode({"timestamp": stamp_ns // 1000, self.mode_flag: True})
+
+
+class Px4RatesAdapter(_Px4LowLevel):
+    """``OffboardControlMode`` (``body_rate``) heartbeat + ``VehicleRatesSetpoint``.
+
+    Rates FLU → FRD ``(p, −q, −r)``; ``thrust_body = [0, 0, −thrust]`` (body NED/FRD, up is −z).
+    """
+
+    type_name = "px4_msgs/msg/VehicleRatesSetpoint"
+    mode_flag = "body_rate"
+
+    def send(self, cmd: LowLevelCommand, stamp_ns: int) -> None:
+        if not cmd.release:
+            self.heartbeat(stamp_ns)
+        rates = [0.0, 0.0, 0.0] if cmd.kill else [float(cmd.rates[0]), -float(cmd.rates[1]), -float(cmd.rates[2])]
+        thrust = 0.0 if cmd.kill else -float(cmd.thrust)
+        self._pub({"timestamp": stamp_ns // 1000, "roll": rates[0], "pitch": rates[1], "yaw": rates[2],
+                   "thrust_body": [0.0, 0.0, thrust], "reset_integral": False})
+
+
+class Px4MotorsAdapter(_Px4LowLevel):
+    """``OffboardControlMode`` (``direct_actuator``) heartbeat + ``ActuatorMotors``.
+
+    ``control[i]`` (PX4 motor i+1) = ``motors[order[i]]``; unused outputs and a kill are NaN
+    (PX4: disarmed, motor stopped).
+    """
+
+    type_name = "px4_msgs/msg/ActuatorMotors"
+    mode_flag = "direct_actuator"
+
+    def __init__(self, transport: Transport, topic: str, mode_topic: str, order: Sequence[int]) -> None:
+        super().__init__(transport, topic, mode_topic)
+        self.order = list(order)
+
+    def send(self, cmd: LowLevelCommand, stamp_ns: int) -> None:
+        if not cmd.release:
+            self.heartbeat(stamp_ns)
+        control = [NAN] * 12
+        if not cmd.kill:
+            for i, rotor in enumerate(self.order):
+                control[i] = float(cmd.motors[rotor])
+        us = stamp_ns // 1000
+        self._pub({"timestamp": us, "timestamp_sample": us, "reversible_flags": 0, "control": control})

@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
     parser.add_argument("--domain-id", dest="domain_id", type=int, help="DDS domain (default $ROS_DOMAIN_ID or 0)")
     parser.add_argument("--trigger", choices=("timer", "state"), help="tick on a fixed clock or on each new state")
-    parser.add_argument("--output", help="forward_command | joint_trajectory | crazyswarm_full_state | "
-                        "crazyswarm_velocity | px4_offboard")
+    parser.add_argument("--output", help="auto | forward_command | joint_trajectory | crazyswarm_full_state | "
+                        "crazyswarm_velocity | px4_offboard | px4_rates | px4_motors (auto: from the robot kind "
+                        "and the policy's action mode)")
     parser.add_argument("--controller", help="ros2_control controller name (arm outputs)")
     parser.add_argument("--goal", nargs=3, type=float, metavar=("X", "Y", "Z"),
                         help="goal position (m, base frame) until one arrives on the goal topic")

@@ -9,7 +9,8 @@ bytes ``rosbags``' ``serialize_cdr`` produces (tested in ``tests/test_ros2_dds_t
 
 The px4_msgs definitions match px4_msgs for PX4 v1.14+ (``TrajectorySetpoint`` with
 ``float32[3]`` position/velocity/acceleration/jerk, ``OffboardControlMode`` with
-``thrust_and_torque`` and ``direct_actuator``); their ``.msg`` text is in
+``thrust_and_torque`` and ``direct_actuator``, ``VehicleRatesSetpoint`` with ``float32[3]
+thrust_body``, ``ActuatorMotors`` with ``float32[12] control``); their ``.msg`` text is in
 :data:`EXTRA_MSG_DEFINITIONS` so ``rosbags`` can register them.
 
 Only :mod:`sim2real.ros2.transport_dds` imports this module (it needs ``cyclonedds``).
@@ -261,6 +262,26 @@ class TrajectorySetpoint(IdlStruct, typename=_name("px4_msgs/msg/TrajectorySetpo
     yawspeed: t.float32
 
 
+@dataclass
+@annotate.final
+class VehicleRatesSetpoint(IdlStruct, typename=_name("px4_msgs/msg/VehicleRatesSetpoint")):
+    timestamp: t.uint64
+    roll: t.float32  # body rates, FRD, rad/s
+    pitch: t.float32
+    yaw: t.float32
+    thrust_body: t.array[t.float32, 3]  # normalised, body FRD: multicopter thrust is -z
+    reset_integral: bool
+
+
+@dataclass
+@annotate.final
+class ActuatorMotors(IdlStruct, typename=_name("px4_msgs/msg/ActuatorMotors")):
+    timestamp: t.uint64
+    timestamp_sample: t.uint64
+    reversible_flags: t.uint16
+    control: t.array[t.float32, 12]  # normalised thrust [-1, 1] per motor; NaN = disarmed (motor stopped)
+
+
 #: ``.msg`` text of the message types that are not in ROS 2 Humble's core set, in the
 #: form ``rosbags.typesys.get_types_from_msg`` reads.
 EXTRA_MSG_DEFINITIONS: dict[str, str] = {
@@ -271,6 +292,25 @@ EXTRA_MSG_DEFINITIONS: dict[str, str] = {
     "px4_msgs/msg/TrajectorySetpoint": (
         "uint32 MESSAGE_VERSION = 0\nuint64 timestamp\nfloat32[3] position\nfloat32[3] velocity\n"
         "float32[3] acceleration\nfloat32[3] jerk\nfloat32 yaw\nfloat32 yawspeed\n"
+    ),
+    "px4_msgs/msg/VehicleRatesSetpoint": (
+        "uint32 MESSAGE_VERSION = 0\n\nuint64 timestamp\t# time since system start (microseconds)\n\n"
+        "# body angular rates in FRD frame\nfloat32 roll\t\t# [rad/s] roll rate setpoint\n"
+        "float32 pitch\t\t# [rad/s] pitch rate setpoint\nfloat32 yaw\t\t# [rad/s] yaw rate setpoint\n\n"
+        "# For clarification: For multicopters thrust_body[0] and thrust[1] are usually 0 and thrust[2] is the "
+        "negative throttle demand.\n# For fixed wings thrust_x is the throttle demand and thrust_y, thrust_z will "
+        "usually be zero.\nfloat32[3] thrust_body\t# Normalized thrust command in body NED frame [-1,1]\n\n"
+        "bool reset_integral\t# Reset roll/pitch/yaw integrals (navigation logic change)\n"
+    ),
+    "px4_msgs/msg/ActuatorMotors": (
+        "# Motor control message\n\nuint32 MESSAGE_VERSION = 0\n\n"
+        "uint64 timestamp\t\t\t# time since system start (microseconds)\n"
+        "uint64 timestamp_sample\t    # the timestamp the data this control response is based on was sampled\n\n"
+        "uint16 reversible_flags     # bitset which motors are configured to be reversible\n\n"
+        "uint8 ACTUATOR_FUNCTION_MOTOR1 = 101\n\nuint8 NUM_CONTROLS = 12\n"
+        "float32[12] control # range: [-1, 1], where 1 means maximum positive thrust,\n"
+        "                    # -1 maximum negative (if not supported by the output, <0 maps to NaN),\n"
+        "                    # and NaN maps to disarmed (stop the motors)\n"
     ),
     "crazyflie_interfaces/msg/FullState": (
         "std_msgs/Header header\ngeometry_msgs/Pose pose\ngeometry_msgs/Twist twist\ngeometry_msgs/Vector3 acc\n"
@@ -288,6 +328,7 @@ MESSAGE_TYPES: dict[str, type] = {
         Vector3, Quaternion, Pose, PoseStamped, Twist, PoseWithCovariance, TwistWithCovariance,
         JointState, Imu, Odometry, JointTrajectoryPoint, JointTrajectory, KeyValue, DiagnosticStatus,
         DiagnosticArray, FullState, VelocityWorld, OffboardControlMode, TrajectorySetpoint,
+        VehicleRatesSetpoint, ActuatorMotors,
     )
 }
 

@@ -21,6 +21,7 @@ from sim2real.errors import ConfigError
 from sim2real.robots import RobotDescription, load_robot
 from sim2real.ros2 import adapters as out
 from sim2real.ros2.controller import ArmController, QuadController, StepResult
+from sim2real.ros2.controller_drone import DRONE_OUTPUTS, LowLevelQuadController, low_level_limits, setup_low_level
 from sim2real.ros2.kinematics import UrdfChain
 from sim2real.ros2.observation import (
     JointStateReader, ObservationBuilder, quad_state_from_odometry, update_quad_from_imu, update_quad_from_pose,
@@ -116,7 +117,9 @@ class DeployNode:
     # --- setup ---------------------------------------------------------------------------
     def _make_safety(self) -> SafetyLayer:
         p, robot, spec = self.params, self.robot, self.spec
-        if robot.kind == "quadrotor":
+        if robot.kind == "quadrotor" and spec.action_mode in ("thrust_rates", "motor"):
+            lower, upper, step = low_level_limits(p, spec, self.period)
+        elif robot.kind == "quadrotor":
             lim = np.full(3, p["safety.max_speed"])
             step = np.full(3, p["safety.max_accel"] * self.period)
             lower, upper = -lim, lim
@@ -147,11 +150,11 @@ class DeployNode:
         fk = UrdfChain(robot.model_path()) if needs_fk else None
         self.builder = ObservationBuilder(spec, n_joints=robot.n_joints, fk=fk, ee_link=robot.end_effector_link,
                                           ee_com=p["kinematics.ee_com"], joint_names=robot.joint_names)
-        self.controller: ArmController | QuadController = ArmController(
+        self.controller: ArmController | QuadController | LowLevelQuadController = ArmController(
             robot, spec, self.policy, self.builder, self.safety, self.period)
         self.reader = JointStateReader(robot.ros2.joint_names)
         # topic: topics.command, else the `controller` parameter, else robot.yaml ros2.topics
-        output, ctrl = p["output"] or "forward_command", p["controller"]
+        output, ctrl = p["output"] if p["output"] not in ("", "auto") else "forward_command", p["controller"]
         if output == "forward_command":
             topic = p["topics.command"] or (f"/{ctrl}/commands" if ctrl else "") or str(
                 robot.ros2.topics.get("command", "")) or f"/{robot.ros2.controller or 'forward_position_controller'}/commands"
@@ -171,28 +174,23 @@ class DeployNode:
 
     def _setup_quad(self) -> None:
         p, robot, spec = self.params, self.robot, self.spec
-        if spec.action_mode != "velocity" or spec.action_size not in (3, 4):
-            raise ConfigError("quadrotor deployment needs action mode 'velocity' with 3 or 4 components "
-                              "(vx, vy, vz[, yaw_rate]) for setpoint outputs", file=spec.file, path=("action",))
+        mode = spec.action_mode
+        if mode not in DRONE_OUTPUTS:
+            raise ConfigError(f"action mode {mode!r} cannot drive a quadrotor; expected one of {list(DRONE_OUTPUTS)}",
+                              file=spec.file, path=("action", "mode"))
+        output = p["output"] if p["output"] not in ("", "auto") else DRONE_OUTPUTS[mode]
         self.builder = ObservationBuilder(spec)
-        self.controller = QuadController(spec, self.policy, self.builder, self.safety, self.period,
-                                         p["px4.heartbeat_lead_s"])
-        output = p["output"] or "px4_offboard"
-        frame = robot.ros2.frame_id or "world"
-        if output == "crazyswarm_full_state":
-            self.adapter = out.CrazyswarmFullStateAdapter(
-                self.transport, _topic(p, robot, "command", "cmd_full_state", "/cf1/cmd_full_state"), frame, self.period)
-        elif output == "crazyswarm_velocity":
-            self.adapter = out.CrazyswarmVelocityAdapter(
-                self.transport, _topic(p, robot, "command", "cmd_velocity_world", "/cf1/cmd_velocity_world"), frame)
-        elif output == "px4_offboard":
-            if self.rate_hz <= 2.0:
-                raise ConfigError("PX4 offboard needs the heartbeat above 2 Hz; raise rate_hz", path=("rate_hz",))
-            self.adapter = out.Px4OffboardAdapter(
-                self.transport, _topic(p, robot, "command", "px4_trajectory_setpoint", "/fmu/in/trajectory_setpoint"),
-                _topic(p, robot, "offboard_mode", "px4_offboard_mode", "/fmu/in/offboard_control_mode"))
+        if mode != "velocity":
+            self.controller, self.adapter = setup_low_level(
+                p, robot, spec, self.transport, self.builder, self.policy, self.safety, self.period, self.rate_hz,
+                output, lambda key, robot_key, default: _topic(p, robot, key, robot_key, default))
         else:
-            raise ConfigError(f"output {output!r} is for arms", path=(NODE_NAME, "ros__parameters", "output"))
+            if spec.action_size not in (3, 4):
+                raise ConfigError("a velocity policy has 3 or 4 components (vx, vy, vz[, yaw_rate])", file=spec.file,
+                                  path=("action", "size"))
+            self.controller = QuadController(spec, self.policy, self.builder, self.safety, self.period,
+                                             p["px4.heartbeat_lead_s"])
+            self.adapter = self._velocity_adapter(output)
         odom, imu, pose = (_topic(p, robot, k, k, "") for k in ("odometry", "imu", "pose"))
         if not odom and not pose:
             raise ConfigError("quadrotor needs topics.odometry or topics.pose", path=("topics",))
@@ -204,6 +202,26 @@ class DeployNode:
             t.subscribe(pose, "geometry_msgs/msg/PoseStamped", self._on_pose, sensor=True)
         if imu:
             t.subscribe(imu, "sensor_msgs/msg/Imu", self._on_imu, sensor=True)
+
+    def _velocity_adapter(self, output: str) -> Any:
+        p, robot = self.params, self.robot
+        frame = robot.ros2.frame_id or "world"
+        if output == "crazyswarm_full_state":
+            return out.CrazyswarmFullStateAdapter(
+                self.transport, _topic(p, robot, "command", "cmd_full_state", "/cf1/cmd_full_state"), frame, self.period)
+        if output == "crazyswarm_velocity":
+            return out.CrazyswarmVelocityAdapter(
+                self.transport, _topic(p, robot, "command", "cmd_velocity_world", "/cf1/cmd_velocity_world"), frame)
+        if output == "px4_offboard":
+            if self.rate_hz <= 2.0:
+                raise ConfigError("PX4 offboard needs the heartbeat above 2 Hz; raise rate_hz", path=("rate_hz",))
+            return out.Px4OffboardAdapter(
+                self.transport, _topic(p, robot, "command", "px4_trajectory_setpoint", "/fmu/in/trajectory_setpoint"),
+                _topic(p, robot, "offboard_mode", "px4_offboard_mode", "/fmu/in/offboard_control_mode"))
+        hint = " (it is for arms)" if output in ("forward_command", "joint_trajectory") else "; use px4_offboard or " \
+            "a crazyswarm output"
+        raise ConfigError(f"output {output!r} cannot carry a velocity policy{hint}",
+                          path=(NODE_NAME, "ros__parameters", "output"))
 
     # --- callbacks (transport threads) ----------------------------------------------------
     def _set_state(self, state: Any) -> None:

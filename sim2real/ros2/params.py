@@ -24,7 +24,8 @@ import yaml
 from sim2real.errors import ConfigError
 
 NODE_NAME = "sim2real_deploy"
-OUTPUTS = ("forward_command", "joint_trajectory", "crazyswarm_full_state", "crazyswarm_velocity", "px4_offboard")
+OUTPUTS = ("forward_command", "joint_trajectory", "crazyswarm_full_state", "crazyswarm_velocity", "px4_offboard",
+           "px4_rates", "px4_motors")
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ SCHEMA: dict[str, Param] = {
     "realtime_priority": Param(int, 0, "SCHED_FIFO priority of the control loop and middleware threads "
                                "(Linux, 1..99; 0: normal scheduling)", lambda v: 0 <= v <= 99, "an integer in 0..99"),
     "duration_s": Param(_num, 0.0, "stop after this many seconds (0: run until interrupted)", _nonneg, ">= 0"),
-    "output": Param(str, "", f"command output: {' | '.join(OUTPUTS)} (default: forward_command for arms, "
-                    "px4_offboard for quadrotors)", lambda v: v in ("", *OUTPUTS), f"one of {list(OUTPUTS)}"),
+    "output": Param(str, "", f"command output: {' | '.join(OUTPUTS)} ('' or auto: forward_command for arms; for "
+                    "quadrotors from the policy's action mode: velocity -> px4_offboard, thrust_rates -> px4_rates, "
+                    "motor -> px4_motors)", lambda v: v in ("", "auto", *OUTPUTS), f"auto or one of {list(OUTPUTS)}"),
     "controller": Param(str, "", "ros2_control controller name for arm outputs (default: robot.yaml ros2.controller)"),
     "goal": Param(list, [], "default goal position [x, y, z] (m, base frame) until one arrives on topics.goal",
                   lambda v: len(v) in (0, 3) and all(isinstance(x, _num) for x in v), "[] or [x, y, z]"),
@@ -85,12 +87,33 @@ SCHEMA: dict[str, Param] = {
     "safety.max_speed": Param(_num, 1.0, "quadrotor velocity setpoint limit, m/s", _pos, "> 0"),
     "safety.max_accel": Param(_num, 2.0, "velocity setpoint change limit, m/s^2 (rad/s^2 for joint_velocity)",
                               _pos, "> 0"),
+    "safety.min_thrust": Param(_num, 0.0, "thrust_rates / motor: lower bound of the collective (per-motor) thrust "
+                               "fraction", lambda v: 0 <= v < 1, "in [0, 1)"),
+    "safety.max_thrust": Param(_num, 1.0, "thrust_rates / motor: upper bound of the thrust fraction",
+                               lambda v: 0 < v <= 1, "in (0, 1]"),
+    "safety.max_thrust_rate": Param(_num, 10.0, "thrust_rates / motor: largest change of a thrust fraction per "
+                                    "second, 1/s", _pos, "> 0"),
+    "safety.max_body_rate": Param(list, [], "thrust_rates: body-rate limits [p, q, r] rad/s ([]: the sidecar's)",
+                                  lambda v: len(v) in (0, 3) and all(isinstance(x, _num) and x > 0 for x in v),
+                                  "[] or three positive numbers"),
+    "safety.level_gain": Param(_num, 4.0, "level-out: body rate per rad of tilt, 1/s", _pos, "> 0"),
+    "safety.drone_estop": Param(str, "level_out", "thrust_rates / motor e-stop: level_out (level out at hover "
+                                "thrust, hand control back to PX4) or kill (zero thrust / motors stopped)",
+                                lambda v: v in ("level_out", "kill"), "level_out or kill"),
+    "drone.mass_kg": Param(_num, 0.0, "drone mass, kg (0: the URDF's)", _nonneg, ">= 0"),
+    "drone.hover_thrust": Param(_num, 0.0, "hover thrust as a fraction of the maximum (0: from mass, kf, max_rpm; "
+                                "set it to PX4's MPC_THR_HOVER on a real drone)", lambda v: 0 <= v < 1, "in [0, 1)"),
     "trajectory.time_from_start_s": Param(_num, 0.0, "JointTrajectory point time (0: one control period)",
                                           _nonneg, ">= 0"),
     "kinematics.ee_com": Param(bool, False, "ee_position is the end-effector link's centre of mass, not its frame"),
     "diagnostics.rate_hz": Param(_num, 1.0, "diagnostics publish rate, Hz", _pos, "> 0"),
     "px4.heartbeat_lead_s": Param(_num, 1.0, "OffboardControlMode heartbeat time before the policy engages, s",
                                   _nonneg, ">= 0"),
+    "px4.motor_order": Param(list, [0, 2, 3, 1], "px4_motors: env rotor (0 FR, 1 BR, 2 BL, 3 FL) driving PX4 motor "
+                             "1..4 (default: PX4 quadrotor X)", lambda v: sorted(v) == [0, 1, 2, 3], "a permutation "
+                             "of [0, 1, 2, 3]"),
+    "px4.release_on_fault": Param(bool, True, "px4_rates / px4_motors: stop the OffboardControlMode heartbeat on a "
+                                  "stale state or e-stop, so PX4's offboard-loss failsafe takes over"),
 }
 
 

@@ -27,9 +27,12 @@ OBS_COMPONENTS: dict[str, int | None] = {
     "base_rotation": 9, "base_linear_velocity": 3, "base_angular_velocity": 3, "target_relative": 3,
     "dynamics_params": None,
 }
-#: Action modes the node can execute (``velocity``: world-frame linear velocity setpoint
-#: ``a[0:3]·scale`` m/s, optional ``a[3]·scale`` yaw rate rad/s, for drone setpoint outputs).
-ACTION_MODES = ("joint_position_delta", "joint_position", "joint_velocity", "velocity")
+#: Action modes the node can execute. Drones: ``velocity`` (world-frame linear velocity setpoint
+#: ``a[0:3]·scale`` m/s, optional ``a[3]·scale`` yaw rate rad/s), ``thrust_rates``
+#: (``offset + a·scale`` = collective thrust N, body rates p, q, r rad/s FLU) and ``motor``
+#: (``offset + a·scale`` = rotor speed squared ω² rpm², env rotor order), see ``sim2real.ros2.drone``.
+ACTION_MODES = ("joint_position_delta", "joint_position", "joint_velocity", "velocity", "thrust_rates", "motor")
+DRONE_MODES = ("velocity", "thrust_rates", "motor")
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def parse_policy_spec(raw: Any, file: str = "<policy.yaml>") -> PolicySpec:
     joints = act.get("joints", [])
     _need(isinstance(joints, list) and all(isinstance(j, str) for j in joints), "expected a list of joint names",
           file, ("action", "joints"))
-    _need(mode == "velocity" or len(joints) == size, f"expected {size} joint names", file, ("action", "joints"))
+    _need(mode in DRONE_MODES or len(joints) == size, f"expected {size} joint names", file, ("action", "joints"))
     rate = raw.get("control_rate_hz")  # None/absent: unknown, the node falls back to robot.yaml control.rate_hz
     _need(rate is None or (isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0),
           "expected a positive number", file, ("control_rate_hz",))
