@@ -1,0 +1,38 @@
+"""Env ids of the arm reach and hopper envs and their Gymnasium registration.
+
+``register_envs`` can serve as a Gymnasium plugin entry point (``gymnasium.envs`` group in
+``setup.py``), so ``gym.make("sim2real/KukaReach-v0")`` works without importing
+``sim2real.envs`` first (it imports the package, which also registers the camera and
+quadrotor ids).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+#: id -> (entry point, constructor kwargs, episode length)
+ENV_SPECS: dict[str, tuple[str, dict[str, Any], int]] = {
+    "sim2real/KukaReach-v0": ("sim2real.envs.arm_reach:ArmReachEnv",
+                              {"robot": "kuka_iiwa", "action_mode": "joint_position_delta"}, 100),
+    "sim2real/PandaReach-v0": ("sim2real.envs.arm_reach:ArmReachEnv",
+                               {"robot": "franka_panda", "action_mode": "joint_position_delta"}, 100),
+    "sim2real/KukaReachVel-v0": ("sim2real.envs.arm_reach:ArmReachEnv",
+                                 {"robot": "kuka_iiwa", "action_mode": "joint_velocity"}, 100),
+    "sim2real/PandaReachVel-v0": ("sim2real.envs.arm_reach:ArmReachEnv",
+                                  {"robot": "franka_panda", "action_mode": "joint_velocity"}, 100),
+    "sim2real/Hopper-v0": ("sim2real.envs.hopper:HopperEnv", {"robot": "hopper"}, 1000),
+}
+
+
+def register_envs() -> None:
+    """Register :data:`ENV_SPECS` with Gymnasium (idempotent).
+
+    The episode length is the spec's ``max_episode_steps`` (Gymnasium's ``TimeLimit``, so
+    ``gym.make(id, max_episode_steps=N)`` changes it); the env's own limit is switched off.
+    """
+    for env_id, (entry_point, kwargs, steps) in ENV_SPECS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=entry_point, kwargs={**kwargs, "max_episode_steps": None},
+                         max_episode_steps=steps)

@@ -1,0 +1,137 @@
+"""Rebuild a loaded PyBullet body with moved centres of mass (``com_offset``).
+
+PyBullet fixes a link's inertial frame when the body is created (``changeDynamics`` has
+no COM argument), and re-loading the URDF re-parses its meshes (~30 ms for the iiwa).
+:class:`BodyBuilder` reads the loaded body once — joint frames, axes, limits, masses,
+inertial frames, collision and visual shapes — creates the shapes once, and then builds
+copies with ``createMultiBody`` in well under a millisecond, each with its inertial frame
+origins shifted by the requested offsets (metres, in the link frame). Geometry, joint
+frames and the link frames stay where they were; only the COM moves, as when the
+``<inertial><origin>`` of a URDF is edited.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pybullet as p
+
+
+def _compose(a_pos: Any, a_orn: Any, b_pos: Any, b_orn: Any) -> tuple[tuple, tuple]:
+    return p.multiplyTransforms(a_pos, a_orn, b_pos, b_orn)
+
+
+class BodyBuilder:
+    """Template of body ``body_id`` in client ``client`` that can be instantiated with COM offsets."""
+
+    def __init__(self, client: int, body_id: int, visuals: bool = True) -> None:
+        self.client = cid = client
+        n = p.getNumJoints(body_id, physicsClientId=cid)
+        self.n = n
+        base_pos, base_orn = p.getBasePositionAndOrientation(body_id, physicsClientId=cid)
+        dyn = [p.getDynamicsInfo(body_id, i, physicsClientId=cid) for i in range(-1, n)]
+        # inertial frame (COM) of each link in its link frame: index i+1 for link i
+        self.inertial = [(d[3], d[4]) for d in dyn]
+        self.masses = [d[0] for d in dyn]
+        # the base's world pose is reported for its inertial frame; recover the link frame
+        inv_pos, inv_orn = p.invertTransform(*self.inertial[0])
+        self.base_pos, self.base_orn = _compose(base_pos, base_orn, inv_pos, inv_orn)
+        self.fixed_base = self.masses[0] == 0.0
+        infos = [p.getJointInfo(body_id, j, physicsClientId=cid) for j in range(n)]
+        self.parents = [i[16] for i in infos]
+        self.types = [i[2] for i in infos]
+        self.limits = [(i[8], i[9], i[10], i[11]) for i in infos]
+        self.link_pos, self.link_orn, self.axes = [], [], []
+        for j, info in enumerate(infos):
+            parent_inertial = self.inertial[info[16] + 1]
+            # getJointInfo gives the joint frame in the parent's inertial frame, its rotation inverted
+            x, y, z, w = info[15]
+            pos, orn = _compose(*parent_inertial, info[14], (-x, -y, -z, w))
+            self.link_pos.append(pos)
+            self.link_orn.append(orn)
+            # the axis is reported in the child's inertial frame; createMultiBody wants the link frame
+            rot = np.array(p.getMatrixFromQuaternion(self.inertial[j + 1][1])).reshape(3, 3)
+            self.axes.append(tuple(rot @ np.asarray(info[13])))
+        self.collision = [self._collision_shape(body_id, i) for i in range(-1, n)]
+        # visual meshes make every build ~10x slower; envs without a camera skip them
+        self.visual = [self._visual_shape(body_id, i) if visuals else -1 for i in range(-1, n)]
+
+    def _collision_shape(self, body: int, link: int) -> int:
+        cid = self.client
+        data = p.getCollisionShapeData(body, link, physicsClientId=cid)
+        if not data:
+            return -1
+        kw: dict[str, list] = {k: [] for k in ("shapeTypes", "radii", "halfExtents", "lengths", "fileNames",
+                                              "meshScales", "planeNormals", "collisionFramePositions",
+                                              "collisionFrameOrientations")}
+        inertial = self.inertial[link + 1]
+        for d in data:
+            geom, dims, fname = d[2], d[3], d[4]
+            fname = fname.decode() if isinstance(fname, bytes) else fname
+            pos, orn = _compose(*inertial, d[5], d[6])  # shape frame is reported in the inertial frame
+            kw["shapeTypes"].append(geom)
+            kw["radii"].append(dims[1] if geom in (p.GEOM_CAPSULE, p.GEOM_CYLINDER) else dims[0])
+            kw["halfExtents"].append([x / 2 for x in dims] if geom == p.GEOM_BOX else [0, 0, 0])
+            kw["lengths"].append(dims[0] if geom in (p.GEOM_CAPSULE, p.GEOM_CYLINDER) else 0)
+            kw["fileNames"].append(fname if geom == p.GEOM_MESH else "")
+            kw["meshScales"].append(list(dims) if geom == p.GEOM_MESH else [1, 1, 1])
+            kw["planeNormals"].append([0, 0, 1])
+            kw["collisionFramePositions"].append(pos)
+            kw["collisionFrameOrientations"].append(orn)
+        return p.createCollisionShapeArray(physicsClientId=cid, **kw)
+
+    def _visual_shape(self, body: int, link: int) -> int:
+        cid = self.client
+        data = [d for d in p.getVisualShapeData(body, physicsClientId=cid) if d[1] == link]
+        if not data:
+            return -1
+        kw: dict[str, list] = {k: [] for k in ("shapeTypes", "radii", "halfExtents", "lengths", "fileNames",
+                                              "meshScales", "rgbaColors", "visualFramePositions",
+                                              "visualFrameOrientations")}
+        inertial = self.inertial[link + 1]
+        for d in data:
+            geom, dims, fname = d[2], d[3], d[4]
+            fname = fname.decode() if isinstance(fname, bytes) else fname
+            pos, orn = _compose(*inertial, d[5], d[6])
+            kw["shapeTypes"].append(geom)
+            kw["radii"].append(dims[1] if geom in (p.GEOM_CAPSULE, p.GEOM_CYLINDER) else dims[0])
+            kw["halfExtents"].append([x / 2 for x in dims] if geom == p.GEOM_BOX else [0, 0, 0])
+            kw["lengths"].append(dims[0] if geom in (p.GEOM_CAPSULE, p.GEOM_CYLINDER) else 0)
+            kw["fileNames"].append(fname if geom == p.GEOM_MESH else "")
+            kw["meshScales"].append(list(dims) if geom == p.GEOM_MESH else [1, 1, 1])
+            kw["rgbaColors"].append(list(d[7]))
+            kw["visualFramePositions"].append(pos)
+            kw["visualFrameOrientations"].append(orn)
+        try:
+            return p.createVisualShapeArray(physicsClientId=cid, **kw)
+        except p.error:
+            return -1
+
+    def build(self, com_offsets: dict[int, np.ndarray]) -> int:
+        """Create the body with inertial origins moved by ``com_offsets`` (link index -> (3,) m, link frame)."""
+        cid = self.client
+        inertial_pos = []
+        for i in range(-1, self.n):
+            pos = np.asarray(self.inertial[i + 1][0], dtype=float)
+            if i in com_offsets:
+                pos = pos + com_offsets[i]
+            inertial_pos.append(pos.tolist())
+        body = p.createMultiBody(
+            baseMass=self.masses[0], baseCollisionShapeIndex=self.collision[0],
+            baseVisualShapeIndex=self.visual[0], basePosition=self.base_pos, baseOrientation=self.base_orn,
+            baseInertialFramePosition=inertial_pos[0], baseInertialFrameOrientation=self.inertial[0][1],
+            linkMasses=self.masses[1:], linkCollisionShapeIndices=self.collision[1:],
+            linkVisualShapeIndices=self.visual[1:], linkPositions=self.link_pos, linkOrientations=self.link_orn,
+            linkInertialFramePositions=inertial_pos[1:],
+            linkInertialFrameOrientations=[x[1] for x in self.inertial[1:]],
+            linkParentIndices=[q + 1 for q in self.parents], linkJointTypes=self.types, linkJointAxis=self.axes,
+            flags=p.URDF_USE_INERTIA_FROM_FILE, physicsClientId=cid)
+        for j in range(self.n):
+            lo, hi, force, vel = self.limits[j]
+            kw: dict[str, float] = {}
+            if hi > lo:
+                kw.update(jointLowerLimit=lo, jointUpperLimit=hi)
+            if kw:
+                p.changeDynamics(body, j, physicsClientId=cid, **kw)
+        return body

@@ -1,0 +1,362 @@
+"""One PyBullet world (client, floor, robot) with the robot's nominal dynamics and its controller.
+
+A :class:`PhysicsWorld` owns one ``p.DIRECT`` client and never touches the default client
+(every call passes ``physicsClientId``). It loads the floor and the robot of a
+:class:`~sim2real.robots.RobotDescription`, maps link and joint names to PyBullet
+indices, records the model's dynamics and applies ``robot.yaml`` ``nominal`` on top.
+
+Randomizers (``sim2real.sim.randomizers``) change the world only through the setters
+here (``set_link``, ``set_joint``, ``set_gravity``, ``set_com_offsets``, ...), which always
+take *final* values; :meth:`restore_nominal` puts back every value changed since, so
+nothing compounds across episodes.
+
+Control runs at ``robot.control.rate_hz`` with ``robot.control.substeps`` physics steps
+per control step. :meth:`step` queues a command and advances one control step; the
+command reaches the joints ``action_delay`` physics steps after it was issued.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+
+from sim2real.errors import EnvError, RobotError
+from sim2real.robots import RobotDescription
+from sim2real.sim.body_builder import BodyBuilder
+from sim2real.sim.dynamics import GRAVITY, WorldDynamics, _snapshot
+
+# Joint friction in position/velocity modes is a smoothed Coulomb torque -f·tanh(q̇/eps).
+FRICTION_VELOCITY_EPS = 0.01  # rad/s
+
+
+@dataclass
+class RenderSettings:
+    """Visual state the camera reads; visual randomizers write it (see ``sim2real.sim.visuals``).
+
+    Light direction is the direction the light comes from (world frame); camera offsets are
+    added to the camera env's nominal camera (metres, roll/pitch/yaw rad, degrees).
+    """
+
+    light_direction: np.ndarray | None = None
+    light_color: np.ndarray | None = None
+    light_ambient: float | None = None
+    light_diffuse: float | None = None
+    light_specular: float | None = None
+    camera_position_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    camera_orientation_offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    camera_fov_offset: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+@dataclass
+class Push:
+    link: int          # PyBullet link index (-1 base)
+    force: np.ndarray  # (3,) N, world frame
+    torque: np.ndarray  # (3,) N·m, world frame
+    steps_left: int    # physics steps
+
+
+class PhysicsWorld(WorldDynamics):
+    """PyBullet world for one robot.
+
+    Args:
+        robot: the robot description.
+        floor: load ``plane.urdf`` as the floor (its link name for profiles is ``floor``).
+        gui: connect with ``p.GUI`` instead of ``p.DIRECT`` (debugging only).
+
+    Attributes:
+        client: the PyBullet client id.
+        robot_id / floor_id: body ids (``robot_id`` changes when the COM is moved, see
+            :meth:`set_com_offsets`).
+        joint_indices: (n_joints,) int array of the controlled joints in robot.yaml order.
+        link_index: link name -> PyBullet link index (``base`` -> -1).
+        nominal: the nominal value of every randomizable quantity (see ``_record_nominal``).
+        model_params: robot ``model_params`` plus values written by ``model_param`` randomizers.
+        render_settings: light/camera parameters for camera envs.
+    """
+
+    def __init__(self, robot: RobotDescription, *, floor: bool = True, gui: bool = False) -> None:
+        self.robot = robot
+        #: rebuilt bodies (com_offset) keep visual shapes only if True (camera envs set it)
+        self.keep_visuals = gui
+        self.client = p.connect(p.GUI if gui else p.DIRECT)
+        if self.client < 0:
+            raise EnvError("could not start a PyBullet physics client")
+        self.physics_dt = 1.0 / robot.control.physics_hz
+        self.substeps = robot.control.substeps
+        self.control_dt = self.physics_dt * self.substeps
+        self.mode = robot.control.mode
+        cid = self.client
+        p.setPhysicsEngineParameter(fixedTimeStep=self.physics_dt, numSubSteps=0, physicsClientId=cid)
+        p.setGravity(*GRAVITY, physicsClientId=cid)
+        self._init_dynamics_state()
+        self.floor_id = -1
+        if floor:
+            self.floor_id = p.loadURDF(str(pybullet_data.getDataPath()) + "/plane.urdf", physicsClientId=cid)
+        self.robot_id = self._load_robot()
+        self._builder: BodyBuilder | None = None
+        self._index_model()
+        self.model_params: dict[str, Any] = dict(robot.model_params)
+        self.render_settings = RenderSettings()
+        self.physics_step_count = 0
+        self._record_nominal()
+        self._index_armature()
+        self._apply_robot_nominal()
+        self.nominal = _snapshot(self.current)
+        self.com_offsets: dict[str, np.ndarray] = {}
+        self._dirty_links.clear()
+        self._dirty_joints = self._dirty_gravity = False
+        self.action_delay = 0  # physics steps
+        self.observation_delay = 0  # physics steps
+        self.action_noise: tuple[str, float] | None = None  # (gaussian|uniform, level)
+        self.observation_noise: tuple[str, float, np.ndarray] | None = None  # (kind, level, bias (obs_size,))
+        self.observation_size = 0  # set by the env (for per-element observation bias)
+        #: callables run by restore_nominal (visual randomizers undo colours/objects there)
+        self.restore_hooks: list[Callable[[PhysicsWorld], None]] = []
+        self._queue: deque[tuple[int, np.ndarray]] = deque()
+        self.pushes: list[Push] = []
+        self._configure_motors()
+        self.hold()
+
+    # ------------------------------------------------------------------ loading
+    def _load_robot(self) -> int:
+        m, cid = self.robot.model, self.client
+        path = self.robot.model_path()
+        try:
+            if m.format == "urdf":
+                return p.loadURDF(path, m.base_position, m.base_orientation, useFixedBase=m.fixed_base,
+                                  flags=p.URDF_USE_INERTIA_FROM_FILE, physicsClientId=cid)
+            bodies = p.loadMJCF(path, physicsClientId=cid)
+        except p.error as exc:
+            raise RobotError(f"PyBullet could not load {path}: {exc}", file=str(self.robot.file),
+                             path=("model", "path")) from None
+        chosen = None
+        for b in bodies:
+            base, name = (s.decode() for s in p.getBodyInfo(b, physicsClientId=cid))
+            if chosen is None and (m.body_name is None or m.body_name in (base, name)):
+                chosen = b
+            else:
+                p.removeBody(b, physicsClientId=cid)
+        if chosen is None:
+            raise RobotError(f"no body named {m.body_name!r} in {path}", file=str(self.robot.file),
+                             path=("model", "body_name"))
+        p.resetBasePositionAndOrientation(chosen, m.base_position, m.base_orientation, physicsClientId=cid)
+        return chosen
+
+    def _index_model(self) -> None:
+        cid, rid, robot = self.client, self.robot_id, self.robot
+        n = p.getNumJoints(rid, physicsClientId=cid)
+        self.n_model_joints = n
+        infos = [p.getJointInfo(rid, j, physicsClientId=cid) for j in range(n)]
+        joint_by_name = {i[1].decode(): i[0] for i in infos}
+        self.link_index: dict[str, int] = {i[12].decode(): i[0] for i in infos}
+        self.link_index["base"] = -1
+        self.link_index[p.getBodyInfo(rid, physicsClientId=cid)[0].decode()] = -1
+        missing = [j.name for j in robot.joints if j.name not in joint_by_name]
+        if missing:
+            raise RobotError(f"joints {missing} are not in the model {robot.model.path} "
+                             f"(it has {sorted(joint_by_name)})", file=str(robot.file), path=("joints",))
+        bad = [ln for ln in robot.links if ln not in self.link_index]
+        if bad:
+            raise RobotError(f"links {bad} are not in the model {robot.model.path} "
+                             f"(it has {sorted(self.link_index)})", file=str(robot.file), path=("links",))
+        self.joint_indices = np.array([joint_by_name[j.name] for j in robot.joints], dtype=int)
+        self._joint_list = [int(j) for j in self.joint_indices]
+        self.joint_axes = np.array([infos[j][13] for j in self._joint_list], dtype=float)
+        self.lower = np.array([j.lower for j in robot.joints])
+        self.upper = np.array([j.upper for j in robot.joints])
+        self.max_velocity = np.array([j.max_velocity for j in robot.joints])
+        self.max_effort = np.array([j.max_effort for j in robot.joints])
+        self.home = np.array([j.home for j in robot.joints])
+        self.ee_index = self.link_index[robot.end_effector_link] if robot.end_effector_link else None
+        self.link_names = ["base", *robot.links]
+        self.movable_joints = [i[0] for i in infos if i[2] != p.JOINT_FIXED]
+        passive = [j for j in self.movable_joints if j not in self._joint_list]
+        self._passive_initial = [(j, p.getJointState(rid, j, physicsClientId=cid)[0]) for j in passive]
+
+    def set_com_offsets(self, offsets: dict[str, np.ndarray]) -> None:
+        """Move link centres of mass by ``offsets`` (m, link frame) relative to the model's.
+
+        PyBullet cannot move a COM after loading, so the robot body is rebuilt with
+        ``createMultiBody`` from shapes cached at the first call (no file is re-read; see
+        :mod:`sim2real.sim.body_builder`). The new body starts from the nominal dynamics
+        (the runner applies the episode's other draws afterwards) and the current joint
+        state. An empty dict restores the model's COMs (rebuilds only if they moved).
+        """
+        offsets = {k: np.asarray(v, dtype=float).reshape(3) for k, v in offsets.items() if np.any(v)}
+        if not offsets and not self.com_offsets:
+            return
+        if self.robot.model.format != "urdf":
+            raise EnvError(f"com_offset needs a URDF model; {self.robot.name} is {self.robot.model.format.upper()}")
+        if self._builder is None:
+            self._builder = BodyBuilder(self.client, self.robot_id, visuals=self.keep_visuals)
+        q, qd = self.joint_state()
+        index_offsets = {self.link_index[k]: v for k, v in offsets.items()}
+        p.removeBody(self.robot_id, physicsClientId=self.client)
+        self.robot_id = self._builder.build(index_offsets)
+        self._pushed_damping = None
+        self.com_offsets = offsets
+        self._reapply_nominal()
+        self.set_joint_state(q, qd)
+
+    # ------------------------------------------------------------------ state
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Controlled joints' positions (rad) and velocities (rad/s), each (n_joints,)."""
+        states = p.getJointStates(self.robot_id, self._joint_list, physicsClientId=self.client)
+        return np.array([s[0] for s in states]), np.array([s[1] for s in states])
+
+    def set_joint_state(self, q: Sequence[float], qd: Sequence[float] | None = None) -> None:
+        """Reset controlled joints to ``q`` (rad) / ``qd`` (rad/s, default 0); other movable
+        joints (fingers, passive joints) go back to their state at load, so resets are deterministic."""
+        cid, rid = self.client, self.robot_id
+        qd = np.zeros(len(self._joint_list)) if qd is None else qd
+        for j, a in self._passive_initial:
+            p.resetJointState(rid, j, a, 0.0, physicsClientId=cid)
+        for j, a, v in zip(self._joint_list, q, qd):
+            p.resetJointState(rid, j, float(a), float(v), physicsClientId=cid)
+
+    def link_position(self, link: int) -> np.ndarray:
+        """World position (m) of a link frame (-1: the base link frame)."""
+        if link < 0:
+            return self.base_pose()[0]
+        return np.array(p.getLinkState(self.robot_id, link, computeForwardKinematics=1,
+                                       physicsClientId=self.client)[4])
+
+    def base_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Base link frame: position (m, world) and orientation (quaternion xyzw).
+
+        PyBullet reports the base's centre-of-mass frame; the link frame (what URDF and the
+        robot's joint/end-effector coordinates refer to) is recovered from the inertial offset.
+        """
+        cid = self.client
+        pos, orn = p.getBasePositionAndOrientation(self.robot_id, physicsClientId=cid)
+        d = p.getDynamicsInfo(self.robot_id, -1, physicsClientId=cid)
+        inv_pos, inv_orn = p.invertTransform(d[3], d[4])
+        pos, orn = p.multiplyTransforms(pos, orn, inv_pos, inv_orn)
+        return np.array(pos), np.array(orn)
+
+    # ------------------------------------------------------------------ control
+    def _configure_motors(self) -> None:
+        """Motor set-up of the control mode: torque mode replaces PyBullet's default velocity
+        motors by velocity motors (target 0) whose max force is the joint's Coulomb friction."""
+        cid, rid = self.client, self.robot_id
+        j = self.current["joints"]
+        self.effort_limit = self.max_effort * j["strength"]
+        if self.mode == "torque":
+            passive = [i for i in self.movable_joints if i not in self._joint_list]
+            if passive:
+                p.setJointMotorControlArray(rid, passive, p.VELOCITY_CONTROL, forces=[0.0] * len(passive),
+                                            physicsClientId=cid)
+            p.setJointMotorControlArray(rid, self._joint_list, p.VELOCITY_CONTROL,
+                                        targetVelocities=[0.0] * len(self._joint_list),
+                                        forces=[float(f) for f in j["friction"]], physicsClientId=cid)
+        self._friction_torque = bool(self.mode != "torque" and np.any(j["friction"] > 0))
+        self._friction_list = [float(f) for f in j["friction"]]
+
+    def hold(self) -> None:
+        """Make the current joint state the active command (position: hold here; others: zero)."""
+        q, _ = self.joint_state()
+        self._queue.clear()
+        self.active = q.copy() if self.mode == "position" else np.zeros(len(self._joint_list))
+        self._issue(self.active)
+
+    def set_command_queue(self, active: np.ndarray, pending: Sequence[tuple[int, np.ndarray]] = ()) -> None:
+        """Make ``active`` the command acting now and queue ``pending`` ``(due physics step, command)``
+        pairs (absolute ``physics_step_count`` values) — e.g. to start a log replay mid-stream
+        with the commands still in flight under action latency."""
+        self.active = np.asarray(active, dtype=float).copy()
+        self._issue(self.active)
+        self._queue = deque((int(t), np.asarray(c, dtype=float)) for t, c in sorted(pending, key=lambda x: x[0]))
+
+    def _issue(self, cmd: np.ndarray) -> None:
+        cid, rid, j = self.client, self.robot_id, self.current["joints"]
+        if self.mode == "position":
+            p.setJointMotorControlArray(rid, self._joint_list, p.POSITION_CONTROL, targetPositions=cmd.tolist(),
+                                        forces=self.effort_limit.tolist(), positionGains=j["position_gain"].tolist(),
+                                        velocityGains=j["velocity_gain"].tolist(), physicsClientId=cid)
+        elif self.mode == "velocity":
+            p.setJointMotorControlArray(rid, self._joint_list, p.VELOCITY_CONTROL, targetVelocities=cmd.tolist(),
+                                        forces=self.effort_limit.tolist(), velocityGains=j["velocity_gain"].tolist(),
+                                        physicsClientId=cid)
+        self._torque = np.clip(cmd, -self.effort_limit, self.effort_limit).tolist() if self.mode == "torque" else None
+
+    def reset_control(self) -> None:
+        """Re-issue the motor set-up (call after gains/strength/friction changed)."""
+        self._configure_motors()
+        self._issue(self.active)
+
+    def step(self, command: np.ndarray, capture_at: int = 0, capture: Callable[[], None] | None = None) -> None:
+        """Issue ``command`` now and advance one control step (``substeps`` physics steps).
+
+        Args:
+            command: (n_joints,) position targets (rad), velocity targets (rad/s) or torques
+                (N·m) by control mode. It becomes active ``action_delay`` physics steps later.
+            capture_at: if ``capture`` is given, it is called after this many physics steps
+                (1..substeps) of the control step (observation latency at physics resolution).
+        """
+        cid, rid = self.client, self.robot_id
+        queue = self._queue
+        queue.append((self.physics_step_count + self.action_delay, command))
+        torque_mode = self.mode == "torque"
+        for k in range(1, self.substeps + 1):
+            while queue and queue[0][0] <= self.physics_step_count:
+                self.active = queue.popleft()[1]
+                self._issue(self.active)
+            if torque_mode:
+                p.setJointMotorControlArray(rid, self._joint_list, p.TORQUE_CONTROL, forces=self._torque,
+                                            physicsClientId=cid)
+            elif self._friction_torque:
+                self._apply_friction_torque()
+            if self.pushes:
+                self._apply_pushes()
+            p.stepSimulation(physicsClientId=cid)
+            self.physics_step_count += 1
+            if capture is not None and k == capture_at:
+                capture()
+
+    def _apply_friction_torque(self) -> None:
+        # pure Python on purpose: this runs every physics step, numpy would triple its cost
+        cid, rid, eps = self.client, self.robot_id, FRICTION_VELOCITY_EPS
+        states = p.getJointStates(rid, self._joint_list, physicsClientId=cid)
+        tau = [-f * math.tanh(s[1] / eps) for f, s in zip(self._friction_list, states)]
+        p.setJointMotorControlArray(rid, self._joint_list, p.TORQUE_CONTROL, forces=tau, physicsClientId=cid)
+
+    def start_push(self, link: int, force: np.ndarray, torque: np.ndarray, duration_steps: int) -> None:
+        """Apply ``force`` (N, world) at the link's COM and ``torque`` (N·m, world) for ``duration_steps`` physics steps."""
+        self.pushes.append(Push(link, np.asarray(force, float), np.asarray(torque, float), max(1, int(duration_steps))))
+
+    def _apply_pushes(self) -> None:
+        cid, rid = self.client, self.robot_id
+        for push in self.pushes:
+            if push.link < 0:
+                pos = p.getBasePositionAndOrientation(rid, physicsClientId=cid)[0]
+            else:
+                pos = p.getLinkState(rid, push.link, computeForwardKinematics=1, physicsClientId=cid)[0]
+            p.applyExternalForce(rid, push.link, push.force.tolist(), pos, p.WORLD_FRAME, physicsClientId=cid)
+            if np.any(push.torque):
+                p.applyExternalTorque(rid, push.link, push.torque.tolist(), p.WORLD_FRAME, physicsClientId=cid)
+            push.steps_left -= 1
+        self.pushes = [x for x in self.pushes if x.steps_left > 0]
+
+    def close(self) -> None:
+        if self.client >= 0:
+            try:
+                p.disconnect(physicsClientId=self.client)
+            except p.error:
+                pass
+            self.client = -1
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
