@@ -225,3 +225,46 @@ def test_ee_position_is_in_the_base_link_frame():
         assert np.allclose(pos, env.robot.model.base_position) and np.allclose(orn, [0, 0, 0, 1])
     finally:
         env.close()
+
+
+def test_only_envs_that_render_rebuild_com_bodies_with_renderer_geometry():
+    """com_offset rebuilds skip the renderer (``world.headless``) unless the env renders the robot."""
+    import pybullet as p
+
+    prof = {"params": {"c": {"param": "com_offset", "targets": ["lbr_iiwa_link_3"], "distribution": "uniform",
+                             "low": -0.01, "high": 0.01}}}
+    plain = ArmReachEnv("kuka_iiwa", profile=prof)
+    shown = ArmReachEnv("kuka_iiwa", profile=prof, render_mode="rgb_array")
+    try:
+        for env in (plain, shown):
+            env.reset(seed=0)
+            env.reset()
+        assert plain.world.headless and not shown.world.headless
+        w = shown.world
+        kinds = {v[2] for v in p.getVisualShapeData(w.robot_id, physicsClientId=w.client)}
+        assert kinds == {p.GEOM_MESH}  # the renderer still gets the robot's geometry
+        frame = shown.render()
+        assert frame.shape == (240, 320, 3) and frame.std() > 5
+    finally:
+        plain.close()
+        shown.close()
+
+
+def test_info_randomization_is_fresh_per_step_and_follows_interval_events():
+    prof = {"params": {"m": {"param": "link_mass", "distribution": "uniform", "low": 0.5, "high": 2.0},
+                       "push": {"param": "push", "targets": ["end_effector"], "distribution": "uniform",
+                                "low": 1.0, "high": 2.0, "when": "interval", "interval": {"steps": 2}}}}
+    env = ArmReachEnv("kuka_iiwa", profile=prof)
+    try:
+        _, info = env.reset(seed=0)
+        infos = [info["randomization"]] + [env.step(np.zeros(7))[4]["randomization"] for _ in range(4)]
+        for i, a in enumerate(infos):
+            for b in infos[i + 1:]:
+                assert a is not b and a["m"] is not b["m"]
+            assert a["m"] == infos[0]["m"]
+        pushes = [x.get("push") for x in infos]
+        assert pushes[0] is None and pushes[2] is not None and pushes[4] is not None and pushes[2] != pushes[4]
+        infos[2]["m"]["lbr_iiwa_link_2"] = -1.0  # a caller mutating its info changes nothing else
+        assert env.step(np.zeros(7))[4]["randomization"]["m"]["lbr_iiwa_link_2"] > 0
+    finally:
+        env.close()

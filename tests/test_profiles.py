@@ -447,3 +447,54 @@ def test_profiles_pickle_for_subprocess_envs():
     assert back.entries == prof.entries and back.robot_description == prof.robot_description
     a, b = prof.sample(np.random.default_rng(9)), back.sample(np.random.default_rng(9))
     assert all(a[k].values.tobytes() == b[k].values.tobytes() for k in a)
+
+
+# -- fast sampling paths (same draws as the reference formulas, bit for bit) --------------------
+def test_small_truncated_normal_path_equals_the_array_path():
+    from sim2real.profiles.distributions import _truncated_normal
+
+    d = Distribution("truncated_gaussian", {"mean": [0.0, 6.0, 0.0, 1.0], "std": [0.05, 1.5, 0.0, 1.0],
+                                            "low": [-0.1, 3.0, -1.0, 8.0], "high": [0.1, 9.0, 1.0, 9.0]}, 4)
+    lo, hi = d.support()
+    for shape in [(), (1,), (5,), (16,), (17,), (40,)]:  # 4, 64 values: small path; 68+: array path
+        got = d.sample(np.random.default_rng(3), shape)
+        ref = _truncated_normal(np.random.default_rng(3), d.params["mean"], d.params["std"], lo, hi, (*shape, 4))
+        assert got.shape == (*shape, 4) and np.array_equal(got, ref), shape
+
+
+def test_ndtri_scalar_equals_ndtri():
+    from sim2real.profiles.distributions import ndtri_scalar
+
+    p = np.concatenate([np.random.default_rng(1).random(5000), [1e-300, 1e-20, 1e-6, 0.02425, 0.5, 0.97575, 1 - 1e-12]])
+    assert np.array_equal(ndtri(p), np.array([ndtri_scalar(float(x)) for x in p]))
+
+
+@pytest.mark.parametrize("kind", ["uniform", "log_uniform", "gaussian"])
+@pytest.mark.parametrize("dim", [1, 3])
+def test_fast_draws_equal_numpy_broadcasting_draws(kind, dim):
+    g = np.random.default_rng(dim)
+    a = g.uniform(0.1, 1.0, dim)
+    b = a + g.uniform(0.0, 2.0, dim)
+    params = {"mean": a, "std": b} if kind == "gaussian" else {"low": a, "high": b}
+    d = Distribution(kind, params, dim)
+    for shape in [(), (1,), (7,)]:
+        rng = np.random.default_rng(9)
+        if kind == "gaussian":
+            ref = rng.normal(a, b, size=(*shape, dim))
+        elif kind == "uniform":
+            ref = rng.uniform(a, b, size=(*shape, dim))
+        else:
+            ref = np.exp(rng.uniform(np.log(a), np.log(b), size=(*shape, dim)))
+        assert np.array_equal(d.sample(np.random.default_rng(9), shape), ref)
+
+
+def test_resolved_targets_are_cached_per_robot_and_not_pickled(tmp_path):
+    import pickle
+
+    kuka, panda = load_robot("kuka_iiwa"), load_robot("franka_panda")
+    e = entry(param="link_mass", low=0.5, high=2.0)
+    assert e.sample(np.random.default_rng(0), kuka).targets == tuple(kuka.all_link_names())
+    assert e.sample(np.random.default_rng(0), panda).targets == tuple(panda.all_link_names())
+    assert e.sample(np.random.default_rng(0), kuka).targets == tuple(kuka.all_link_names())
+    clone = pickle.loads(pickle.dumps(e))
+    assert clone == e and "_targets_cache" not in vars(clone)

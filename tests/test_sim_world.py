@@ -156,3 +156,101 @@ def test_set_command_queue_primes_in_flight_commands(kuka):
         assert np.all(np.abs(w.joint_state()[1]) > 1e-4)
     finally:
         w.close()
+
+
+@pytest.mark.parametrize("mode,delay", [("position", 0), ("position", 5), ("velocity", 17), ("position", 24)])
+def test_run_based_step_matches_the_per_physics_step_loop(kuka, mode, delay):
+    """Position/velocity control steps in runs of physics steps between queued commands; the
+    result must be bit-identical to advancing and checking the queue every physics step."""
+    rng = np.random.default_rng(3)
+    cmds = [rng.uniform(-0.5, 0.5, 7) * (1.0 if mode == "position" else 2.0) for _ in range(8)]
+    traces, counts, captured = [], [], []
+    for per_step in (False, True):
+        w = PhysicsWorld(kuka)
+        w.mode = mode
+        w.reset_control()
+        w.set_joint_state(w.home)
+        w.hold()
+        w.action_delay = delay
+        trace, seen = [], []
+        for k, c in enumerate(cmds):
+            cmd = w.home + c if mode == "position" else c
+            capture_at = 1 + k % w.substeps
+
+            def capture(w=w, seen=seen):
+                seen.append((w.physics_step_count, w.joint_state()[0]))
+            if per_step:
+                w._queue.append((w.physics_step_count + w.action_delay, cmd))
+                w._step_per_physics_step(capture_at, capture)
+            else:
+                w.step(cmd, capture_at=capture_at, capture=capture)
+            trace.append(np.concatenate(w.joint_state()))
+        traces.append(np.array(trace))
+        counts.append(w.physics_step_count)
+        captured.append(seen)
+        w.close()
+    assert np.array_equal(traces[0], traces[1])
+    assert counts[0] == counts[1] == len(cmds) * kuka.control.substeps
+    assert [c for c, _ in captured[0]] == [c for c, _ in captured[1]]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(captured[0], captured[1]))
+    substeps = kuka.control.substeps
+    assert [c for c, _ in captured[0]] == [k * substeps + 1 + k % substeps for k in range(len(cmds))]
+
+
+def _rollout(w, steps=20):
+    w.set_joint_state(w.home + 0.2)
+    w.hold()
+    out = []
+    for _ in range(steps):
+        w.step(np.zeros(7))
+        out.append(np.concatenate(w.joint_state()))
+    return np.array(out)
+
+
+def test_headless_rebuild_has_identical_physics_and_an_invisible_placeholder(kuka):
+    """``headless`` only changes what the renderer gets for a rebuilt body, never the physics."""
+    offsets = {"lbr_iiwa_link_3": np.array([0.01, -0.02, 0.005]), "lbr_iiwa_link_6": np.array([0.0, 0.0, 0.02])}
+    runs, visuals = {}, {}
+    for headless in (False, True):
+        w = _torque_world(kuka)
+        w.headless = headless
+        w.set_com_offsets(offsets)
+        runs[headless] = _rollout(w)
+        visuals[headless] = p.getVisualShapeData(w.robot_id, physicsClientId=w.client)
+        w.set_com_offsets({"lbr_iiwa_link_3": np.array([0.0, 0.0, -0.01])})  # a second rebuild works too
+        assert p.getNumJoints(w.robot_id, physicsClientId=w.client) == w.n_model_joints
+        w.close()
+    assert np.array_equal(runs[False], runs[True])
+    # default mode: PyBullet turns the collision meshes into the rendered geometry (slow to build)
+    assert visuals[False] and all(v[2] == p.GEOM_MESH and v[4].endswith(b".stl") for v in visuals[False])
+    # headless: one invisible 0.1 mm box per link (base included), nothing for the renderer to convert
+    assert len(visuals[True]) == len({v[1] for v in visuals[True]}) >= kuka.n_joints + 1
+    assert all(v[2] == p.GEOM_BOX and v[7][3] == 0.0 and max(v[3]) <= 2e-4 for v in visuals[True])
+
+
+def test_flush_skips_unchanged_links_but_pybullet_always_matches_the_world(kuka):
+    """``_send_link`` skips a ``changeDynamics`` whose values PyBullet already has; after restores,
+    re-draws, partial unbatched sets and rebuilds PyBullet must still hold ``world.current``."""
+    w = _torque_world(kuka)
+
+    def check():
+        for name in w.link_names:
+            d = p.getDynamicsInfo(w.robot_id, w.link_index[name], physicsClientId=w.client)
+            c = w.current["links"][name]
+            assert d[0] == pytest.approx(c["mass"]) and d[1] == pytest.approx(c["lateral_friction"]), name
+            assert np.allclose(d[2], w._effective_inertia(name)), name
+    try:
+        rng = np.random.default_rng(0)
+        for k in range(6):
+            with w.batch():
+                w.restore_nominal()
+                if k == 3:
+                    w.set_com_offsets({"lbr_iiwa_link_2": np.array([0.0, 0.01, 0.0])})
+                for name in w.link_names[: 2 + k % 3]:  # a varying subset is re-drawn
+                    w.set_link(name, mass=w.nominal["links"][name]["mass"] * rng.uniform(0.5, 2.0),
+                               lateral_friction=rng.uniform(0.2, 1.0))
+            check()
+            w.set_link("lbr_iiwa_link_5", lateral_friction=0.33)  # unbatched partial update
+            check()
+    finally:
+        w.close()

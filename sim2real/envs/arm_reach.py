@@ -91,16 +91,25 @@ class ArmReachEnv(SimEnv):
 
     def ee_position(self) -> np.ndarray:
         """End-effector position (m) in the robot base frame."""
+        return np.array(self._ee_base())
+
+    def _ee_base(self) -> tuple[float, float, float]:
         w = self.world
         pos = p.getLinkState(w.robot_id, self._ee, computeForwardKinematics=1, physicsClientId=w.client)[4]
         if self._base_identity:
-            return np.array(pos)
-        return np.asarray(p.multiplyTransforms(*self._base_inv, pos, (0, 0, 0, 1))[0])
+            return pos
+        return p.multiplyTransforms(*self._base_inv, pos, (0, 0, 0, 1))[0]
 
     def _observe(self) -> np.ndarray:
-        q, qd = self.world.joint_state()
-        self._q = q
-        obs = np.concatenate([q, qd, self.ee_position(), self.target])
+        # one getJointStates + one getLinkState, one array built from a flat list
+        w = self.world
+        states = p.getJointStates(w.robot_id, w._joint_list, physicsClientId=w.client)
+        values = [s[0] for s in states]
+        values += [s[1] for s in states]
+        values += self._ee_base()
+        values += self.target.tolist()
+        obs = np.array(values)
+        self._q = obs[:len(states)]  # unclipped joint positions (a view; obs is not modified)
         return np.minimum(np.maximum(obs, self._obs_low), self._obs_high)
 
     def _command(self, action: np.ndarray) -> np.ndarray:
@@ -111,8 +120,9 @@ class ArmReachEnv(SimEnv):
 
     def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
         n = self.robot.n_joints
-        d = obs[2 * n:2 * n + 3] - self.target
-        dist = math.sqrt(float(d @ d))
+        ex, ey, ez = obs[2 * n:2 * n + 3].tolist()
+        tx, ty, tz = self.target.tolist()
+        dist = math.sqrt((ex - tx) ** 2 + (ey - ty) ** 2 + (ez - tz) ** 2)
         success = dist < self.success_radius
         reward = -dist - 0.01 * float(action @ action) / n + (self.success_bonus if success else 0.0)
         return reward, bool(success and self.terminate_on_success), {"is_success": bool(success), "distance": dist}

@@ -9,6 +9,7 @@ truncation and the export metadata (``observation_layout()``, ``action_spec()``)
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any, ClassVar
 
@@ -111,6 +112,7 @@ class SimEnv(gym.Env):
         if self._pending_runner is not None:
             self.runner, self._pending_runner = self._pending_runner, None
             self.profile = self.runner.profile
+        self.world.headless = not self._renders_robot()  # com_offset rebuilds skip the renderer
         self.runner.reset(self.np_random, randomize=bool(options.get("randomize", True)),
                           pinned=options.get("params"), reseed=seed is not None)
         self._reset_task()
@@ -131,13 +133,15 @@ class SimEnv(gym.Env):
                 a = a.reshape(self.action_space.shape)
             except ValueError:
                 raise EnvError(f"action has shape {np.shape(action)}, expected {self.action_space.shape}") from None
-        if not np.isfinite(a).all():
+        # a finite a·a means finite elements (one BLAS call; a huge finite action may overflow it,
+        # so the exact check confirms before raising)
+        if not math.isfinite(a @ a) and not np.isfinite(a).all():
             raise EnvError(f"action contains NaN or inf: {a.tolist()}")
         a = np.minimum(np.maximum(a, -1.0), 1.0)  # np.clip is 3x slower on small arrays
-        noise = self.world.action_noise
+        world = self.world
+        noise = world.action_noise
         if noise is not None and noise[1] > 0:
             a = np.minimum(np.maximum(a + _noise(self.np_random, noise[0], noise[1], a.shape), -1.0), 1.0)
-        world = self.world
         delay = world.observation_delay
         if delay:
             r, q = delay % world.substeps, delay // world.substeps
@@ -145,7 +149,9 @@ class SimEnv(gym.Env):
                        capture=lambda: self._obs_history.append(self._observe()))
         else:
             world.step(self._command(a))
-        self.runner.step(self.np_random)
+        runner = self.runner
+        if runner.has_interval:
+            runner.step(self.np_random)
         self._elapsed += 1
         obs = self._observe()
         reward, terminated, extra = self._evaluate(a, obs)
@@ -155,7 +161,8 @@ class SimEnv(gym.Env):
             seen = hist[-(1 + q)] if len(hist) > q else hist[0]
         else:
             seen = obs
-        info = {"randomization": _copy(self.runner.applied), **extra}
+        info = {"randomization": self._randomization_info()}
+        info.update(extra)
         self._needs_reset = terminated or truncated
         return self._sense(seen), float(reward), bool(terminated), truncated, info
 
@@ -177,19 +184,33 @@ class SimEnv(gym.Env):
     def close(self) -> None:
         self.world.close()
 
+    def _renders_robot(self) -> bool:
+        """Whether anything renders this env's robot: ``render()`` (``render_mode``) or an
+        observation that is not a flat vector (camera envs). If not, bodies rebuilt for
+        ``com_offset`` get no renderer geometry (``PhysicsWorld.headless``; ~10-50x cheaper)."""
+        return self.render_mode is not None or not (
+            isinstance(self.observation_space, gym.spaces.Box) and len(self.observation_space.shape) == 1)
+
     # ------------------------------------------------------------------ helpers
     def _sense(self, obs: np.ndarray) -> np.ndarray:
         noise = self.world.observation_noise
         if noise is None:
             return obs.astype(np.float32)
         kind, level, bias = noise
-        obs = obs + bias if bias.shape == obs.shape else obs
+        out = obs + bias if bias.shape == obs.shape else obs.copy()
         if level > 0:
-            obs = obs + _noise(self.np_random, kind, level, obs.shape)
-        return np.minimum(np.maximum(obs, self._obs_low), self._obs_high).astype(np.float32)
+            out += _noise(self.np_random, kind, level, obs.shape)
+        np.maximum(out, self._obs_low, out=out)
+        np.minimum(out, self._obs_high, out=out)
+        return out.astype(np.float32)
 
     def _info(self, obs: np.ndarray) -> dict[str, Any]:
-        return {"randomization": _copy(self.runner.applied)}
+        return {"randomization": self._randomization_info()}
+
+    def _randomization_info(self) -> dict[str, dict[str, Any]]:
+        """``info["randomization"]``: fresh dicts on every call (Gymnasium's env checker requires
+        that no two returned infos share a mutable object; the values are immutable)."""
+        return _copy(self.runner.applied)
 
     # ------------------------------------------------------------------ task hooks
     def _reset_task(self) -> None:

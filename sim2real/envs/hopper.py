@@ -87,24 +87,27 @@ class HopperEnv(SimEnv):
         w = self.world
         cid, rid = w.client, w.robot_id
         ls = p.getLinkState(rid, self._torso, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid)
-        states = p.getJointStates(rid, self._all, physicsClientId=cid)  # root x, z, pitch, then the 3 joints
-        self._root_q = [s[0] for s in states[:3]]
+        states = p.getJointStates(rid, self._all, physicsClientId=cid)  # root x, z, pitch, then the joints
+        self._root_x, self._pitch = states[0][0], states[2][0]
         rot = p.getMatrixFromQuaternion(ls[1])
         wx, wy, wz = ls[7]
-        body_rate = (rot[0] * wx + rot[3] * wy + rot[6] * wz, rot[1] * wx + rot[4] * wy + rot[7] * wz,
-                     rot[2] * wx + rot[5] * wy + rot[8] * wz)  # R^T ω
-        obs = np.array([ls[0][2], states[2][0], *(s[0] for s in states[3:]), *ls[6], *body_rate,
-                        *(s[1] for s in states[3:])])
-        return np.minimum(np.maximum(obs, self._obs_low), self._obs_high)  # also clips velocities to ±10
+        legs = states[3:]
+        values = [ls[0][2], self._pitch]
+        values += [s[0] for s in legs]
+        values += ls[6]
+        values += (rot[0] * wx + rot[3] * wy + rot[6] * wz, rot[1] * wx + rot[4] * wy + rot[7] * wz,
+                   rot[2] * wx + rot[5] * wy + rot[8] * wz)  # R^T ω: angular velocity in the torso frame
+        values += [s[1] for s in legs]
+        return np.minimum(np.maximum(np.array(values), self._obs_low), self._obs_high)  # also clips velocities to ±10
 
     def _command(self, action: np.ndarray) -> np.ndarray:
         return action * self.action_scale
 
     def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
-        x = float(self._root_q[0])
+        x = float(self._root_x)
         x_velocity = (x - self._x) / self.world.control_dt
         self._x = x
-        z, pitch = float(obs[0]), float(self._root_q[2])
+        z, pitch = float(obs[0]), float(self._pitch)
         healthy = z > self.healthy_z and abs(pitch) < self.healthy_angle
         reward = (self.forward_reward_weight * x_velocity + self.healthy_reward
                   - self.ctrl_cost_weight * float(action @ action))

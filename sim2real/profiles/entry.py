@@ -151,16 +151,33 @@ class Entry:
                     out.append(x)
         return out
 
+    def _resolved(self, robot: "RobotDescription | None") -> tuple[str, ...]:
+        """:meth:`resolve_targets` as a tuple, cached for the last robot (robot descriptions are
+        not modified after loading; a reset samples every entry, so this runs per reset)."""
+        if robot is None:
+            return tuple(self.resolve_targets(None))
+        cache = self.__dict__.get("_targets_cache")
+        if cache is not None and cache[0] is robot:
+            return cache[1]
+        targets = tuple(self.resolve_targets(robot))
+        object.__setattr__(self, "_targets_cache", (robot, targets))  # frozen dataclass: not a field
+        return targets
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_targets_cache", None)  # never pickle the robot along with the entry
+        return state
+
     # -- sampling ---------------------------------------------------------------------
     def sample(self, rng: np.random.Generator, robot: "RobotDescription | None" = None) -> Sample:
         """Draw values for every target: shape ``(max(1, n_targets), dim)``."""
-        targets = tuple(self.resolve_targets(robot))
-        n = max(1, len(targets))
+        targets = self._resolved(robot)
+        n = len(targets) or 1
         if self.shared:
             values = np.repeat(self.distribution.sample(rng, (1,)), n, axis=0)
         else:
             values = self.distribution.sample(rng, (n,))
-        if self.kind.integer:
+        if PARAM_KINDS[self.param].integer:
             values = np.rint(values)
         return Sample(self, targets, values)
 
@@ -197,7 +214,10 @@ class Entry:
         if self.operation == "abs":
             if nominal is None:
                 return d.copy()
-            return np.broadcast_to(d, np.broadcast_shapes(np.shape(nominal), d.shape)).copy()
+            shape = np.shape(nominal)
+            if shape == d.shape:
+                return d.copy()
+            return np.broadcast_to(d, np.broadcast_shapes(shape, d.shape)).copy()
         n = np.asarray(nominal, dtype=np.float64)
         if self.operation == "scale":
             return n * d

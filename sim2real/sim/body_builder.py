@@ -4,10 +4,21 @@ PyBullet fixes a link's inertial frame when the body is created (``changeDynamic
 no COM argument), and re-loading the URDF re-parses its meshes (~30 ms for the iiwa).
 :class:`BodyBuilder` reads the loaded body once — joint frames, axes, limits, masses,
 inertial frames, collision and visual shapes — creates the shapes once, and then builds
-copies with ``createMultiBody`` in well under a millisecond, each with its inertial frame
-origins shifted by the requested offsets (metres, in the link frame). Geometry, joint
-frames and the link frames stay where they were; only the COM moves, as when the
-``<inertial><origin>`` of a URDF is edited.
+copies with ``createMultiBody``, each with its inertial frame origins shifted by the
+requested offsets (metres, in the link frame). Geometry, joint frames and the link frames
+stay where they were; only the COM moves, as when the ``<inertial><origin>`` of a URDF is
+edited.
+
+What dominates a build is not the physics but PyBullet's renderer: ``createMultiBody``
+hands every link's visual shapes (or, for a link without one, its collision meshes, re-read
+from disk) to the TinyRenderer converter, which copies each mesh triangle by triangle —
+~15 ms for the iiwa's STL collision meshes, ~5 ms for the Panda. Hence three visual modes:
+
+* ``"model"``: the loaded model's visual shapes (what a camera should see; slowest);
+* ``"collision"``: no visual shapes, PyBullet renders the collision meshes (the default);
+* ``"none"``: every link gets one shared invisible 0.1 mm box, so nothing is converted
+  (~0.3 ms per build). Physics is identical in all three modes; use it when nothing
+  renders the robot.
 """
 
 from __future__ import annotations
@@ -17,6 +28,8 @@ from typing import Any
 import numpy as np
 import pybullet as p
 
+VISUAL_MODES = ("model", "collision", "none")
+
 
 def _compose(a_pos: Any, a_orn: Any, b_pos: Any, b_orn: Any) -> tuple[tuple, tuple]:
     return p.multiplyTransforms(a_pos, a_orn, b_pos, b_orn)
@@ -25,8 +38,9 @@ def _compose(a_pos: Any, a_orn: Any, b_pos: Any, b_orn: Any) -> tuple[tuple, tup
 class BodyBuilder:
     """Template of body ``body_id`` in client ``client`` that can be instantiated with COM offsets."""
 
-    def __init__(self, client: int, body_id: int, visuals: bool = True) -> None:
+    def __init__(self, client: int, body_id: int, visuals: str | bool = "collision") -> None:
         self.client = cid = client
+        self._body = body_id
         n = p.getNumJoints(body_id, physicsClientId=cid)
         self.n = n
         base_pos, base_orn = p.getBasePositionAndOrientation(body_id, physicsClientId=cid)
@@ -54,8 +68,34 @@ class BodyBuilder:
             rot = np.array(p.getMatrixFromQuaternion(self.inertial[j + 1][1])).reshape(3, 3)
             self.axes.append(tuple(rot @ np.asarray(info[13])))
         self.collision = [self._collision_shape(body_id, i) for i in range(-1, n)]
-        # visual meshes make every build ~10x slower; envs without a camera skip them
-        self.visual = [self._visual_shape(body_id, i) if visuals else -1 for i in range(-1, n)]
+        self._visuals: dict[str, list[int]] = {}
+        self.visual_mode = self._check_mode(visuals)
+        self.visuals(self.visual_mode)  # read the model's visual shapes now, while the body exists
+
+    @staticmethod
+    def _check_mode(mode: str | bool) -> str:
+        if isinstance(mode, bool):  # older API: True = the model's visuals, False = none given
+            return "model" if mode else "collision"
+        if mode not in VISUAL_MODES:
+            raise ValueError(f"unknown visual mode {mode!r}; expected one of {list(VISUAL_MODES)}")
+        return mode
+
+    def visuals(self, mode: str) -> list[int]:
+        """Visual shape index per link (index i+1 for link i) for a visual ``mode`` (created once)."""
+        mode = self._check_mode(mode)
+        if mode not in self._visuals:
+            if mode == "model":
+                try:
+                    self._visuals[mode] = [self._visual_shape(self._body, i) for i in range(-1, self.n)]
+                except p.error:  # the original body is gone: nothing left to copy the looks from
+                    self._visuals[mode] = [-1] * (self.n + 1)
+            elif mode == "collision":
+                self._visuals[mode] = [-1] * (self.n + 1)
+            else:
+                box = p.createVisualShape(p.GEOM_BOX, halfExtents=[1e-4] * 3, rgbaColor=[0.0, 0.0, 0.0, 0.0],
+                                          physicsClientId=self.client)
+                self._visuals[mode] = [box] * (self.n + 1)
+        return self._visuals[mode]
 
     def _collision_shape(self, body: int, link: int) -> int:
         cid = self.client
@@ -108,9 +148,15 @@ class BodyBuilder:
         except p.error:
             return -1
 
-    def build(self, com_offsets: dict[int, np.ndarray]) -> int:
-        """Create the body with inertial origins moved by ``com_offsets`` (link index -> (3,) m, link frame)."""
+    def build(self, com_offsets: dict[int, np.ndarray], visuals: str | None = None) -> int:
+        """Create the body with inertial origins moved by ``com_offsets`` (link index -> (3,) m, link frame).
+
+        ``visuals``: visual mode of this build (default: the builder's ``visual_mode``).
+        ``"model"`` needs the model's shapes, which are read while the original body exists:
+        build a builder in that mode (or call :meth:`visuals` with it) before removing the body.
+        """
         cid = self.client
+        visual = self.visuals(self.visual_mode if visuals is None else visuals)
         inertial_pos = []
         for i in range(-1, self.n):
             pos = np.asarray(self.inertial[i + 1][0], dtype=float)
@@ -119,10 +165,10 @@ class BodyBuilder:
             inertial_pos.append(pos.tolist())
         body = p.createMultiBody(
             baseMass=self.masses[0], baseCollisionShapeIndex=self.collision[0],
-            baseVisualShapeIndex=self.visual[0], basePosition=self.base_pos, baseOrientation=self.base_orn,
+            baseVisualShapeIndex=visual[0], basePosition=self.base_pos, baseOrientation=self.base_orn,
             baseInertialFramePosition=inertial_pos[0], baseInertialFrameOrientation=self.inertial[0][1],
             linkMasses=self.masses[1:], linkCollisionShapeIndices=self.collision[1:],
-            linkVisualShapeIndices=self.visual[1:], linkPositions=self.link_pos, linkOrientations=self.link_orn,
+            linkVisualShapeIndices=visual[1:], linkPositions=self.link_pos, linkOrientations=self.link_orn,
             linkInertialFramePositions=inertial_pos[1:],
             linkInertialFrameOrientations=[x[1] for x in self.inertial[1:]],
             linkParentIndices=[q + 1 for q in self.parents], linkJointTypes=self.types, linkJointAxis=self.axes,

@@ -53,6 +53,8 @@ class WorldDynamics:
         self._pending_links: set[str] = set()
         self._pending_damping = self._pending_motors = False
         self._pushed_damping: np.ndarray | None = None
+        #: link name -> values last sent by _send_link (cleared when the body is rebuilt)
+        self._pushed_links: dict[str, tuple] = {}
         self._dirty_joints = False
         self._dirty_gravity = False
 
@@ -149,6 +151,7 @@ class WorldDynamics:
         if self._batch:
             self._pending_links.add(name)
             return
+        self._pushed_links.pop(name, None)  # partial update: the flush cache no longer knows the link
         if inertia_changed:
             kwargs["localInertiaDiagonal"] = self._effective_inertia(name)
         body, link = self._body_link(name)
@@ -167,24 +170,34 @@ class WorldDynamics:
             self._flush()
 
     def _flush(self) -> None:
-        cid = self.client
         for name in self._pending_links:
-            body, link = self._body_link(name)
-            if body < 0:
-                continue
-            c = self.current["links"][name]
-            kw: dict[str, Any] = {"lateralFriction": c["lateral_friction"], "spinningFriction": c["spinning_friction"],
-                                  "rollingFriction": c["rolling_friction"], "restitution": c["restitution"]}
-            if name != "floor":
-                kw["mass"] = c["mass"]
-                kw["localInertiaDiagonal"] = self._effective_inertia(name)
-            p.changeDynamics(body, link, physicsClientId=cid, **kw)
+            self._send_link(name)
         self._pending_links.clear()
         if self._pending_damping:
             self._push_damping()
             self._pending_damping = False
         self._configure_motors()  # cheap; also picks up a changed control mode
         self._pending_motors = False
+
+    def _send_link(self, name: str) -> None:
+        """One ``changeDynamics`` with every value of link ``name`` — skipped when PyBullet already
+        has exactly these values (``_pushed_links``, e.g. a link restored to nominal and not re-drawn)."""
+        body, link = self._body_link(name)
+        if body < 0:
+            return
+        c = self.current["links"][name]
+        values: tuple = (c["lateral_friction"], c["spinning_friction"], c["rolling_friction"], c["restitution"])
+        if name != "floor":
+            values += (c["mass"], *self._effective_inertia(name))
+        if self._pushed_links.get(name) == values:
+            return
+        kw: dict[str, Any] = {"lateralFriction": values[0], "spinningFriction": values[1],
+                              "rollingFriction": values[2], "restitution": values[3]}
+        if name != "floor":
+            kw["mass"] = values[4]
+            kw["localInertiaDiagonal"] = values[5:]
+        p.changeDynamics(body, link, physicsClientId=self.client, **kw)
+        self._pushed_links[name] = values
 
     def _push_damping(self) -> None:
         values = self.current["joints"]["damping"]
@@ -274,12 +287,17 @@ class WorldDynamics:
         floor_dirty = "floor" in self._dirty_links
         for field_name in JOINT_FIELDS:
             self.current["joints"][field_name] = self.nominal["joints"][field_name].copy()
+        links = self.current["links"]
         for name in self.link_names:
             n = self.nominal["links"][name]
             self._inertia_scale[name] = 1.0
-            self.set_link(name, mass=n["mass"], inertia=n["inertia"], lateral_friction=n["lateral_friction"],
-                          spinning_friction=n["spinning_friction"], rolling_friction=n["rolling_friction"],
-                          restitution=n["restitution"])
+            links[name].update(n)
+            links[name]["inertia"] = n["inertia"].copy()
+            self._pushed_links.pop(name, None)  # a new body: PyBullet has none of these values yet
+            if self._batch:
+                self._pending_links.add(name)  # sent once, with the episode's final values, at the flush
+            else:
+                self._send_link(name)
         self._dirty_links = {"floor"} if floor_dirty else set()
         self.set_joint("damping", self.nominal["joints"]["damping"])
         self._dirty_joints = False
@@ -288,12 +306,17 @@ class WorldDynamics:
     def restore_nominal(self) -> None:
         """Put back every link/joint/gravity value changed since the last restore (not the COM)."""
         nom = self.nominal
+        links = self.current["links"]
         for name in self._dirty_links:
             n = nom["links"][name]
             self._inertia_scale[name] = 1.0
-            self.set_link(name, mass=n["mass"], inertia=n["inertia"], lateral_friction=n["lateral_friction"],
-                          spinning_friction=n["spinning_friction"], rolling_friction=n["rolling_friction"],
-                          restitution=n["restitution"])
+            cur = links[name]
+            cur.update(n)
+            cur["inertia"] = n["inertia"].copy()
+            if self._batch:
+                self._pending_links.add(name)
+            else:
+                self._send_link(name)
         self._dirty_links.clear()
         if self._dirty_joints:
             for field_name in JOINT_FIELDS:

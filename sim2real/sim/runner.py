@@ -85,18 +85,20 @@ class RandomizationRunner:
         samples.update(self.profile.sample(rng, world.robot, when="reset"))
         if pinned:
             samples.update(self._pinned_samples(pinned))
-        ordered = sorted(samples.items(), key=lambda kv: self.randomizers[kv[0]].order)
+        randomizers = self.randomizers
+        ordered = sorted(samples.items(), key=lambda kv: randomizers[kv[0]].order)
         applied: dict[str, dict[str, Any]] = {}
-        first = [(n, s) for n, s in ordered if self.randomizers[n].order <= 0]
-        for name, sample in first:  # com_offset: rebuilds the body before anything else is set
-            applied[name] = self.randomizers[name].apply(sample, rng)
-        if not any(self.randomizers[n].kind == "com_offset" for n, _ in first):
-            world.set_com_offsets({})  # no-op unless a previous profile moved a COM
+        # one batch: every link's changeDynamics is sent once, with its final value, at the end
         with world.batch():
+            first = [(n, s) for n, s in ordered if randomizers[n].order <= 0]
+            for name, sample in first:  # com_offset: rebuilds the body before anything else is set
+                applied[name] = randomizers[name].apply(sample, rng)
+            if not any(randomizers[n].kind == "com_offset" for n, _ in first):
+                world.set_com_offsets({})  # no-op unless a previous profile moved a COM
             world.restore_nominal()
             for name, sample in ordered:
-                if self.randomizers[name].order > 0:
-                    applied[name] = self.randomizers[name].apply(sample, rng)
+                if randomizers[name].order > 0:
+                    applied[name] = randomizers[name].apply(sample, rng)
         self.applied = applied
         self._draw_timers(rng)
         self.episodes += 1

@@ -86,8 +86,12 @@ class PhysicsWorld(WorldDynamics):
 
     def __init__(self, robot: RobotDescription, *, floor: bool = True, gui: bool = False) -> None:
         self.robot = robot
-        #: rebuilt bodies (com_offset) keep visual shapes only if True (camera envs set it)
+        #: rebuilt bodies (com_offset) keep the model's visual shapes only if True
         self.keep_visuals = gui
+        #: nothing renders this world's robot (no camera observation, no render()): rebuilt
+        #: bodies then get an invisible placeholder visual instead of PyBullet converting their
+        #: collision meshes for its renderer, ~10-50x faster (physics identical; envs set it)
+        self.headless = False
         self.client = p.connect(p.GUI if gui else p.DIRECT)
         if self.client < 0:
             raise EnvError("could not start a PyBullet physics client")
@@ -187,8 +191,9 @@ class PhysicsWorld(WorldDynamics):
         """Move link centres of mass by ``offsets`` (m, link frame) relative to the model's.
 
         PyBullet cannot move a COM after loading, so the robot body is rebuilt with
-        ``createMultiBody`` from shapes cached at the first call (no file is re-read; see
-        :mod:`sim2real.sim.body_builder`). The new body starts from the nominal dynamics
+        ``createMultiBody`` from collision shapes cached at the first call (see
+        :mod:`sim2real.sim.body_builder`; its visual shapes follow ``keep_visuals`` /
+        ``headless``, the physics does not depend on them). The new body starts from the nominal dynamics
         (the runner applies the episode's other draws afterwards) and the current joint
         state. An empty dict restores the model's COMs (rebuilds only if they moved).
         """
@@ -197,13 +202,15 @@ class PhysicsWorld(WorldDynamics):
             return
         if self.robot.model.format != "urdf":
             raise EnvError(f"com_offset needs a URDF model; {self.robot.name} is {self.robot.model.format.upper()}")
+        mode = "model" if self.keep_visuals else ("none" if self.headless else "collision")
         if self._builder is None:
-            self._builder = BodyBuilder(self.client, self.robot_id, visuals=self.keep_visuals)
+            self._builder = BodyBuilder(self.client, self.robot_id, visuals=mode)
         q, qd = self.joint_state()
         index_offsets = {self.link_index[k]: v for k, v in offsets.items()}
         p.removeBody(self.robot_id, physicsClientId=self.client)
-        self.robot_id = self._builder.build(index_offsets)
+        self.robot_id = self._builder.build(index_offsets, visuals=mode)
         self._pushed_damping = None
+        self._pushed_links = {k: v for k, v in self._pushed_links.items() if k == "floor"}
         self.com_offsets = offsets
         self._reapply_nominal()
         self.set_joint_state(q, qd)
@@ -287,7 +294,11 @@ class PhysicsWorld(WorldDynamics):
             p.setJointMotorControlArray(rid, self._joint_list, p.VELOCITY_CONTROL, targetVelocities=cmd.tolist(),
                                         forces=self.effort_limit.tolist(), velocityGains=j["velocity_gain"].tolist(),
                                         physicsClientId=cid)
-        self._torque = np.clip(cmd, -self.effort_limit, self.effort_limit).tolist() if self.mode == "torque" else None
+        if self.mode == "torque":
+            lim = self.effort_limit
+            self._torque = np.minimum(np.maximum(cmd, -lim), lim).tolist()  # np.clip: 3x slower on small arrays
+        else:
+            self._torque = None
 
     def reset_control(self) -> None:
         """Re-issue the motor set-up (call after gains/strength/friction changed)."""
@@ -303,23 +314,68 @@ class PhysicsWorld(WorldDynamics):
             capture_at: if ``capture`` is given, it is called after this many physics steps
                 (1..substeps) of the control step (observation latency at physics resolution).
         """
-        cid, rid = self.client, self.robot_id
         queue = self._queue
-        queue.append((self.physics_step_count + self.action_delay, command))
+        count = self.physics_step_count
+        queue.append((count + self.action_delay, command))
+        if self._friction_torque or self.pushes:
+            self._step_per_physics_step(capture_at, capture)
+            return
+        if self.mode == "torque":
+            # torques act for one physics step only: re-send them before every step
+            cid, rid, joints = self.client, self.robot_id, self._joint_list
+            step_sim, set_motors, torque_control = p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
+            for k in range(1, self.substeps + 1):
+                while queue and queue[0][0] <= count:
+                    self.active = queue.popleft()[1]
+                    self._issue(self.active)
+                set_motors(rid, joints, torque_control, forces=self._torque, physicsClientId=cid)
+                step_sim(physicsClientId=cid)
+                count += 1
+                if capture is not None and k == capture_at:
+                    self.physics_step_count = count
+                    capture()
+            self.physics_step_count = count
+            return
+        # Nothing to do between physics steps: step in runs up to the next queued command
+        # or capture (one Python loop iteration per run, not per physics step).
+        cid, step_sim, substeps = self.client, p.stepSimulation, self.substeps
+        k = 0
+        while k < substeps:
+            while queue and queue[0][0] <= count:
+                self.active = queue.popleft()[1]
+                self._issue(self.active)
+            stop = substeps
+            if queue and queue[0][0] - count < stop - k:
+                stop = k + queue[0][0] - count
+            if capture is not None and k < capture_at < stop:
+                stop = capture_at
+            for _ in range(stop - k):
+                step_sim(physicsClientId=cid)
+            count += stop - k
+            k = stop
+            self.physics_step_count = count
+            if capture is not None and k == capture_at:
+                capture()
+
+    def _step_per_physics_step(self, capture_at: int, capture: Callable[[], None] | None) -> None:
+        """:meth:`step` when something acts every physics step besides torques (friction torques, pushes)."""
+        cid, rid, joints = self.client, self.robot_id, self._joint_list
+        queue, step_sim, set_motors, torque_control = self._queue, p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
         torque_mode = self.mode == "torque"
+        count = self.physics_step_count
         for k in range(1, self.substeps + 1):
-            while queue and queue[0][0] <= self.physics_step_count:
+            while queue and queue[0][0] <= count:
                 self.active = queue.popleft()[1]
                 self._issue(self.active)
             if torque_mode:
-                p.setJointMotorControlArray(rid, self._joint_list, p.TORQUE_CONTROL, forces=self._torque,
-                                            physicsClientId=cid)
+                set_motors(rid, joints, torque_control, forces=self._torque, physicsClientId=cid)
             elif self._friction_torque:
                 self._apply_friction_torque()
             if self.pushes:
                 self._apply_pushes()
-            p.stepSimulation(physicsClientId=cid)
-            self.physics_step_count += 1
+            step_sim(physicsClientId=cid)
+            count += 1
+            self.physics_step_count = count
             if capture is not None and k == capture_at:
                 capture()
 

@@ -96,5 +96,7 @@ class Randomizer:
 
 def plain(value: Any) -> float | tuple[float, ...]:
     """A float for 1-element arrays, else a tuple of floats (immutable, JSON-friendly info values)."""
+    if isinstance(value, float):
+        return value
     arr = np.asarray(value, dtype=float).reshape(-1)
-    return float(arr[0]) if arr.size == 1 else tuple(float(x) for x in arr)
+    return float(arr[0]) if arr.size == 1 else tuple(arr.tolist())

@@ -27,12 +27,12 @@ class LinkMassRandomizer(_LinkRandomizer):
     def apply(self, sample: Sample, rng: np.random.Generator) -> dict[str, Any]:
         nominal = self.world.nominal["links"]
         recompute = bool(self.entry.options.get("recompute_inertia", True))
+        m0s = [nominal[t]["mass"] for t in sample.targets]
+        masses = np.maximum(self.entry.apply_op(m0s, sample.values[:, 0]), 0.0).tolist()  # one op for all targets
         out = {}
-        for target, draw in zip(sample.targets, sample.values):
-            m0 = nominal[target]["mass"]
-            m = max(0.0, float(self.entry.apply_op(m0, draw)[0]))
-            ratio = m / m0 if (recompute and m0 > 0) else 1.0
-            self.world.set_link(target, mass=m, inertia_scale=ratio)
+        set_link = self.world.set_link
+        for target, m0, m in zip(sample.targets, m0s, masses):
+            set_link(target, mass=m, inertia_scale=m / m0 if (recompute and m0 > 0) else 1.0)
             out[target] = m
         return out
 
@@ -43,11 +43,14 @@ class LinkInertiaRandomizer(_LinkRandomizer):
 
     def apply(self, sample: Sample, rng: np.random.Generator) -> dict[str, Any]:
         nominal = self.world.nominal["links"]
+        if not sample.targets:
+            return {}
+        inertias = np.maximum(self.entry.apply_op(np.array([nominal[t]["inertia"] for t in sample.targets]),
+                                                  sample.values), 0.0)  # (n, 3): one op for all targets
         out = {}
-        for target, draw in zip(sample.targets, sample.values):
-            inertia = np.maximum(self.entry.apply_op(nominal[target]["inertia"], draw), 0.0)
+        for target, inertia in zip(sample.targets, inertias):
             self.world.set_link(target, inertia=inertia)
-            out[target] = plain(inertia)
+            out[target] = tuple(inertia.tolist())
         return out
 
 
@@ -77,10 +80,13 @@ class _ContactRandomizer(_LinkRandomizer):
 
     def apply(self, sample: Sample, rng: np.random.Generator) -> dict[str, Any]:
         nominal = self.world.nominal["links"]
+        field = self.field
+        values = np.maximum(self.entry.apply_op([nominal[t][field] for t in sample.targets], sample.values[:, 0]),
+                            0.0).tolist()
         out = {}
-        for target, draw in zip(sample.targets, sample.values):
-            v = max(0.0, float(self.entry.apply_op(nominal[target][self.field], draw)[0]))
-            self.world.set_link(target, **{self.field: v})
+        set_link = self.world.set_link
+        for target, v in zip(sample.targets, values):
+            set_link(target, **{field: v})
             out[target] = v
         return out
 
@@ -123,7 +129,7 @@ class JointRandomizer(Randomizer):
         final = np.maximum(self.entry.apply_op(nominal[self._index], sample.values[:, 0]), 0.0)
         values[self._index] = final
         self.world.set_joint(self.field, values)
-        return {t: float(v) for t, v in zip(sample.targets, final)}
+        return dict(zip(sample.targets, final.tolist()))
 
 
 @register_randomizer("joint_damping")
