@@ -1,0 +1,420 @@
+"""Offline calibration: fit simulator parameters to a hardware log.
+
+Pipeline (:func:`calibrate`):
+
+1. align the log to the control rate and cut it into windows (:mod:`sim2real.sysid.replay`);
+2. if ``delay`` is searched, scan every integer delay (physics steps) at the starting point;
+3. CMA-ES (``cma``) over the continuous parameters in normalised ``[0, 1]`` coordinates with
+   bounds and restarts (doubling population), batches evaluated in parallel; its state is
+   pickled atomically after every generation so an interrupted run resumes;
+4. a bounded Levenberg–Marquardt polish on the residual vector (finite-difference Jacobian),
+   then a re-scan of the delay around its estimate;
+5. uncertainty from the Gauss–Newton approximation ``cov = s² (JᵀJ)⁻¹`` at the optimum
+   (inflated for residual autocorrelation); a parameter whose 95 % interval covers more than
+   half its search range (or whose Jacobian column vanishes) is flagged not identifiable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from sim2real._io import atomic_write_bytes
+from sim2real.errors import LogError, Sim2RealError
+from sim2real.robots import RobotDescription
+from sim2real.sysid.align import Segment, align
+from sim2real.sysid.evaluators import ReplaySetup, make_evaluator
+from sim2real.sysid.logs import HardwareLog
+from sim2real.sysid.params import ParamSpec
+from sim2real.sysid.replay import make_windows, signal_scales
+
+STATE_VERSION = 1
+
+
+@dataclass
+class CalibrationConfig:
+    """Knobs of :func:`calibrate` (all have working defaults).
+
+    :param horizon: window length (control steps); ``stride`` between window starts (default = horizon)
+    :param max_windows: cap on windows (evenly spread), bounds the cost of one evaluation
+    :param budget: maximum simulator evaluations (each = all windows once), all stages included
+    :param cma_fraction: share of the budget CMA-ES may use before the polish
+    """
+
+    horizon: int = 20
+    stride: int | None = None
+    max_windows: int | None = 24
+    w_pos: float = 1.0
+    w_vel: float = 0.05
+    w_tau: float = 1.0
+    budget: int = 1000
+    cma_fraction: float = 0.75
+    popsize: int | None = None
+    sigma0: float = 0.25
+    restarts: int = 3
+    seed: int = 0
+    workers: int = 1
+    ray_address: str | None = None
+    lm_iterations: int = 8
+
+    def fingerprint(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("workers", "ray_address", "budget"):
+            d.pop(k)
+        return d
+
+
+@dataclass
+class ParamEstimate:
+    name: str
+    kind: str
+    targets: list[str]
+    operation: str
+    unit: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+    std: float
+    identifiable: bool
+    low: float
+    high: float
+    absolute: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class CalibrationResult:
+    robot: str
+    log: str
+    params: list[ParamEstimate]
+    cost_initial: float
+    cost_final: float
+    evaluations: int
+    cpu_time: float
+    wall_time: float
+    windows: int
+    horizon: int
+    gaps: list[tuple[float, float]]
+    delay_scan: dict[int, float] = field(default_factory=dict)
+    history: list[tuple[int, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["delay_scan"] = {str(k): v for k, v in self.delay_scan.items()}
+        return d
+
+    def by_name(self) -> dict[str, ParamEstimate]:
+        return {p.name: p for p in self.params}
+
+
+class _Budget:
+    def __init__(self, total: int, bar: Any) -> None:
+        self.total, self.used, self.bar = total, 0, bar
+
+    def take(self, n: int) -> None:
+        self.used += n
+        if self.bar is not None:
+            self.bar.update(n)
+
+    @property
+    def left(self) -> int:
+        return self.total - self.used
+
+
+def _fingerprint(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSpec], config: CalibrationConfig) -> str:
+    js = log.require_joint_states()
+    h = hashlib.sha256()
+    h.update(robot.name.encode())
+    h.update(np.ascontiguousarray(js.position).tobytes())
+    h.update(json.dumps([asdict(s) for s in specs], sort_keys=True, default=str).encode())
+    h.update(json.dumps(config.fingerprint(), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSpec],
+              config: CalibrationConfig | None = None, *, state_path: str | os.PathLike[str] | None = None,
+              resume: bool = False, progress: bool = True) -> CalibrationResult:
+    """Fit ``specs`` to ``log``; see the module docstring for the stages.
+
+    :param state_path: where the CMA-ES state is pickled after each generation
+    :param resume: continue from ``state_path`` (it must come from the same log, parameters and config)
+    :raises LogError: log unusable (no overlap, too short for one window)
+    """
+    import resource
+
+    config = config or CalibrationConfig()
+    wall0, cpu0 = time.time(), time.process_time()
+    child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    segments, gaps = align(log, robot.control.rate_hz)
+    past = 3
+    try:
+        windows = make_windows(segments, config.horizon, stride=config.stride, past=past,
+                               max_windows=config.max_windows)
+    except ValueError as exc:
+        raise LogError(f"{log.source}: {exc}") from None
+    delay_specs = [s for s in specs if s.integer]
+    cont = [s for s in specs if not s.integer]
+    if len(delay_specs) > 1:
+        raise Sim2RealError("delay given more than once")
+    if delay_specs and delay_specs[0].high > past * robot.control.substeps:
+        delay_specs = [type(delay_specs[0])(**{**asdict(delay_specs[0]), "high": float(past * robot.control.substeps)})]
+    setup = ReplaySetup(str(robot.file), windows, cont, signal_scales(segments), config.w_pos, config.w_vel,
+                        config.w_tau)
+    fp = _fingerprint(log, robot, specs, config)
+    state: dict[str, Any] = {"version": STATE_VERSION, "fingerprint": fp}
+    if resume and state_path and Path(state_path).is_file():
+        try:
+            loaded = pickle.loads(Path(state_path).read_bytes())
+        except Exception as exc:
+            raise Sim2RealError(f"{state_path}: cannot read calibration state ({exc})") from None
+        if loaded.get("fingerprint") != fp:
+            raise Sim2RealError(f"{state_path}: calibration state is for a different log, parameter set or "
+                                "config; remove it or drop --resume")
+        state = loaded
+
+    def save() -> None:
+        if state_path:
+            atomic_write_bytes(state_path, pickle.dumps(state))
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.budget, desc="calibrate", unit="sim", dynamic_ncols=True)
+    budget = _Budget(config.budget, bar)
+    budget.take(int(state.get("evals", 0)))
+    evaluator = make_evaluator(setup, config.workers, config.ray_address)
+    try:
+        x0 = np.array([s.to_unit(min(max(s.neutral, s.low), s.high)) for s in cont])
+        to_vals = lambda x: [s.from_unit(u) for s, u in zip(cont, x)]  # noqa: E731
+
+        def evaluate(xs: Sequence[np.ndarray], fixed: Any, mode: str = "cost", per_item: bool = False) -> list[Any]:
+            fx = fixed if per_item else [fixed] * len(xs)
+            out = evaluator.map([to_vals(x) for x in xs], fx, mode)
+            budget.take(len(xs))
+            state["evals"] = budget.used
+            return out
+
+        if "cost_initial" not in state:
+            fixed0 = [(delay_specs[0], 0.0)] if delay_specs else []
+            state["cost_initial"] = float(evaluate([x0], fixed0)[0])
+            state["x_initial"] = x0
+        # stage 1: delay scan at the starting point
+        delay = None
+        if delay_specs:
+            d = delay_specs[0]
+            if "delay" not in state:
+                grid = list(range(int(d.low), int(d.high) + 1))
+                costs = [float(c) for c in evaluate([x0] * len(grid), [[(d, float(g))] for g in grid], per_item=True)]
+                state["delay_scan"] = dict(zip(grid, costs))
+                state["delay"] = grid[int(np.argmin(costs))]
+                save()
+            delay = int(state["delay"])
+        fixed = (lambda: [(delay_specs[0], float(delay))] if delay_specs else [])  # noqa: E731
+        # stage 2: CMA-ES with restarts
+        if cont and "cma_done" not in state:
+            _run_cma(state, evaluate, x0, fixed, config, budget, save, len(cont))
+            state["cma_done"] = True
+            save()
+        x_best = np.asarray(state.get("x_best", x0), dtype=float)
+        f_best = float(state.get("f_best", state["cost_initial"]))
+        # stage 3: Levenberg–Marquardt polish + delay re-scan
+        if cont:
+            x_best, f_best = _levenberg_marquardt(evaluate, x_best, fixed(), config.lm_iterations, budget)
+        if delay_specs:
+            d = delay_specs[0]
+            near = [g for g in range(delay - 2, delay + 3) if d.low <= g <= d.high]
+            vals = evaluate([x_best] * len(near), [[(d, float(g))] for g in near], per_item=True)
+            costs = {g: float(c) for g, c in zip(near, vals)}
+            state.setdefault("delay_scan_final", {}).update(costs)
+            best_g = min(costs, key=costs.get)
+            if costs[best_g] < f_best - 1e-12:
+                delay, f_best = best_g, costs[best_g]
+                if cont:
+                    x_best, f_best = _levenberg_marquardt(evaluate, x_best, fixed(), 3, budget)
+        # stage 4: uncertainty
+        es = state.get("es")
+        cma_std = None
+        if es is not None:
+            cma_std = np.asarray(es.sigma * np.sqrt(np.diag(es.C)), dtype=float)[:len(cont)]
+        estimates = _uncertainty(evaluate, x_best, cont, fixed(), budget, cma_std=cma_std)
+        if delay_specs:
+            estimates.append(_delay_estimate(delay_specs[0], int(delay), state.get("delay_scan_final", {}), f_best))
+        world = evaluator.replay.world if hasattr(evaluator, "replay") else None
+        _fill_absolute(estimates, specs, robot, world)
+        result = CalibrationResult(
+            robot=robot.name, log=log.source, params=estimates, cost_initial=float(state["cost_initial"]),
+            cost_final=float(f_best), evaluations=budget.used, cpu_time=time.process_time() - cpu0,
+            wall_time=time.time() - wall0, windows=len(windows), horizon=config.horizon, gaps=gaps,
+            delay_scan={int(k): float(v) for k, v in {**state.get("delay_scan", {}),
+                                                       **state.get("delay_scan_final", {})}.items()},
+            history=list(state.get("history", [])))
+        result._setup = setup  # type: ignore[attr-defined]  # for plotting
+        result._x = (x_best, delay)  # type: ignore[attr-defined]
+    finally:
+        evaluator.close()
+        if bar is not None:
+            bar.close()
+    child1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # worker processes, reaped by close()
+    result.cpu_time += (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
+    return result
+
+
+def _run_cma(state: dict[str, Any], evaluate: Callable[..., list[Any]], x0: np.ndarray,
+             fixed: Callable[[], list[Any]], config: CalibrationConfig, budget: _Budget,
+             save: Callable[[], None], dim: int) -> None:
+    import cma
+
+    cma_budget = int(config.budget * config.cma_fraction)
+    base_pop = config.popsize or (4 + int(3 * np.log(max(dim, 1))))
+    if dim == 1:
+        base_pop = max(base_pop, 6)
+    state.setdefault("restart", 0)
+    state.setdefault("history", [])
+    while budget.used < cma_budget:
+        es = state.get("es")
+        if es is None:
+            r = state["restart"]
+            start = np.asarray(state.get("x_best", x0), dtype=float)
+            opts = {"bounds": [0.0, 1.0], "popsize": base_pop * 2 ** r, "seed": config.seed + 1 + r,
+                    "verbose": -9, "tolfun": 1e-9, "tolx": 1e-5}
+            sigma = config.sigma0 if r == 0 else config.sigma0 / 2
+            if dim == 1:  # cma needs >= 2 dimensions; pad with a dummy coordinate
+                start = np.append(start, 0.5)
+            es = cma.CMAEvolutionStrategy(start, sigma, opts)
+            state["es"] = es
+        while not es.stop() and budget.used < cma_budget:
+            xs = es.ask()
+            n_take = min(len(xs), max(0, cma_budget - budget.used))
+            if n_take < len(xs) // 2:
+                break
+            fs = evaluate([x[:dim] for x in xs], fixed())
+            es.tell(xs, fs)
+            i = int(np.argmin(fs))
+            if fs[i] < state.get("f_best", np.inf):
+                state["f_best"], state["x_best"] = float(fs[i]), np.asarray(xs[i][:dim], dtype=float)
+            state["history"].append((budget.used, float(state["f_best"])))
+            save()
+        else:
+            if budget.used < cma_budget and state["restart"] < config.restarts:
+                state["restart"] += 1
+                state["es"] = None
+                save()
+                continue
+        break
+
+
+def _levenberg_marquardt(evaluate: Callable[..., list[Any]], x: np.ndarray, fixed: list[Any], iterations: int,
+                         budget: _Budget, h: float = 1e-2) -> tuple[np.ndarray, float]:
+    """Bounded LM on the residual vector in unit coordinates; returns ``(x, mean squared residual)``."""
+    x = np.clip(np.asarray(x, dtype=float), 0.0, 1.0)
+    dim = x.size
+    r = np.asarray(evaluate([x], fixed, "residuals")[0])
+    f = float(np.mean(r * r))
+    lam = 1e-2
+    for _ in range(iterations):
+        if budget.left < dim + 2:
+            break
+        jac = _jacobian(evaluate, x, r, fixed, h)
+        jtj, jtr = jac.T @ jac, jac.T @ r
+        improved = False
+        for _try in range(4):
+            step = np.linalg.solve(jtj + lam * np.diag(np.diag(jtj) + 1e-12), -jtr)
+            x_new = np.clip(x + step, 0.0, 1.0)
+            r_new = np.asarray(evaluate([x_new], fixed, "residuals")[0])
+            f_new = float(np.mean(r_new * r_new))
+            if f_new < f:
+                x, r, f, lam, improved = x_new, r_new, f_new, max(lam / 5, 1e-6), True
+                break
+            lam *= 8
+            if budget.left < 1:
+                break
+        if not improved or np.abs(step).max() < 1e-5:
+            break
+    return x, f
+
+
+def _jacobian(evaluate: Callable[..., list[Any]], x: np.ndarray, r0: np.ndarray, fixed: list[Any], h: float) -> np.ndarray:
+    """Forward differences in unit coordinates (steps pointed into the box), ``(len(r0), dim)``."""
+    xs, hs = [], []
+    for i in range(x.size):
+        hi = h if x[i] + h <= 1.0 else -h
+        xp = x.copy()
+        xp[i] += hi
+        xs.append(xp)
+        hs.append(hi)
+    rs = evaluate(xs, fixed, "residuals")
+    return np.stack([(np.asarray(ri) - r0) / hi for ri, hi in zip(rs, hs)], axis=1)
+
+
+def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Sequence[ParamSpec], fixed: list[Any],
+                 budget: _Budget, h: float = 5e-2, cma_std: np.ndarray | None = None) -> list[ParamEstimate]:
+    """Gauss–Newton standard deviations in unit coordinates, widened to the final CMA-ES
+    distribution's where that is wider (the cost surface of a contact-rich simulator is rugged,
+    so the local curvature alone can be over-confident; the Jacobian uses wide steps, ``h`` = 5 %
+    of each search range, for the same reason)."""
+    if not specs:
+        return []
+    r = np.asarray(evaluate([x], fixed, "residuals")[0])
+    jac = _jacobian(evaluate, x, r, fixed, h)
+    n, p = jac.shape
+    s2 = float(r @ r) / max(n - p, 1)
+    # residuals along a window are correlated (shared initial-state error): inflate by 1/efficiency
+    rho = float(np.clip(np.corrcoef(r[:-1], r[1:])[0, 1], 0.0, 0.99)) if n > 3 and np.std(r) > 0 else 0.0
+    inflate = (1 + rho) / (1 - rho)
+    jtj = jac.T @ jac
+    col = np.sqrt(np.diag(jtj))
+    cov = np.linalg.pinv(jtj, rcond=1e-10) * s2 * inflate
+    std_u = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    if cma_std is not None and cma_std.shape == std_u.shape:
+        std_u = np.maximum(std_u, cma_std)
+    out = []
+    for i, s in enumerate(specs):
+        v = s.from_unit(x[i])
+        lo_u, hi_u = x[i] - 1.96 * std_u[i], x[i] + 1.96 * std_u[i]
+        lo, hi = s.from_unit(max(lo_u, 0.0)), s.from_unit(min(hi_u, 1.0))
+        # identifiable: the Jacobian column is not ~0 and the 95 % interval is within ±25 % of the
+        # estimate (or, for values near 0, narrower than a quarter of the search range)
+        rel_ok = (hi - lo) < 0.5 * abs(v) if abs(v) > 0.05 * (s.high - s.low) else (hi_u - lo_u) < 0.25
+        # an estimate on a search bound is a compensation artefact or a too-narrow range, not an identification
+        at_bound = (x[i] < 0.02 or x[i] > 0.98) and not (s.operation == "abs" and s.low == 0.0 and x[i] < 0.02
+                                                           and (hi_u - lo_u) < 0.25)
+        ident = bool(col[i] > 1e-8 * max(col.max(), 1e-300) and (hi_u - lo_u) < 0.5 and rel_ok and not at_bound)
+        dv = (np.log(s.high) - np.log(s.low)) * v if s.log else (s.high - s.low)
+        out.append(ParamEstimate(s.name, s.kind, list(s.targets), s.operation, s.unit, float(v), float(lo), float(hi),
+                                 float(abs(dv) * std_u[i]), ident, s.low, s.high))
+    return out
+
+
+def _delay_estimate(spec: ParamSpec, delay: int, scan: dict[int, float], f_best: float) -> ParamEstimate:
+    """Integer delay: the interval is every scanned delay whose cost is within 5 % of the best."""
+    ok = [g for g, c in scan.items() if c <= f_best * 1.05 + 1e-12] or [delay]
+    lo, hi = min(ok + [delay]), max(ok + [delay])
+    return ParamEstimate(spec.name, spec.kind, [], "abs", spec.unit, float(delay), float(lo), float(hi),
+                         float((hi - lo) / 3.92), bool(hi - lo <= 2), spec.low, spec.high)
+
+
+def _fill_absolute(estimates: list[ParamEstimate], specs: Sequence[ParamSpec], robot: RobotDescription, world: Any) -> None:
+    from sim2real.sysid.params import absolute_values
+
+    if world is None:
+        from sim2real.sim.world import PhysicsWorld
+
+        world = PhysicsWorld(robot, floor=False)
+        close = True
+    else:
+        close = False
+    try:
+        by = {s.name: s for s in specs}
+        for e in estimates:
+            e.absolute = absolute_values(world, by[e.name], e.estimate)
+    finally:
+        if close:
+            world.close()

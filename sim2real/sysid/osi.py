@@ -1,0 +1,303 @@
+"""Online system identification, UP-OSI (Yu, Tan, Liu & Turk 2017).
+
+* The **universal policy** π(o, μ) is an SB3 policy trained by ``sim2real train`` on the UP env
+  (:mod:`sim2real.sysid.upenv`: observation + previous action + normalised μ), e.g.
+  ``configs/sysid/up_kuka.yaml``.
+* The **OSI network** maps the last ``H`` observations of the history env (each holds the
+  previous action, so these are observation–action pairs) to μ̂ ∈ [-1, 1]^k. It is trained by
+  supervised regression on data collected by running π; from the second iteration on the data is
+  collected with μ̂ in the loop (π sees the estimate), as in the paper.
+* :func:`export_up_osi` writes one TorchScript module ``forward(obs: Tensor[B, H·d]) -> action``
+  (the last ``H`` history-env observations, oldest first) + ``policy.yaml`` with
+  ``observation.history: H`` — the format the ROS 2 node already runs.
+
+``python -m sim2real.sysid.osi CONFIG.yaml`` runs the OSI loop from a config (``configs/sysid/osi_kuka.yaml``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import yaml
+
+from sim2real._io import atomic_write_bytes, atomic_write_text, atomic_write_yaml
+from sim2real.errors import ConfigError
+
+Policy = Callable[[np.ndarray], np.ndarray]  # (obs_with_mu,) -> action
+
+
+class OSINet(nn.Module):
+    """MLP ``[B, H·d] -> μ̂ [B, k]`` (tanh, normalised units) with input normalisation buffers."""
+
+    def __init__(self, in_dim: int, mu_dim: int, hidden: Sequence[int] = (256, 128)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        last = in_dim
+        for h in hidden:
+            layers += [nn.Linear(last, h), nn.Tanh()]
+            last = h
+        layers += [nn.Linear(last, mu_dim), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x.float() - self.mean) / self.std)
+
+
+@dataclass
+class OSIData:
+    """Histories ``X [N, H·d]`` (oldest first) and true μ ``Y [N, k]``; ``episode [N]`` for splits."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    episode: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    @staticmethod
+    def concat(parts: Sequence["OSIData"]) -> "OSIData":
+        offset, eps = 0, []
+        for p in parts:
+            eps.append(p.episode + offset)
+            offset += int(p.episode.max()) + 1 if len(p) else 0
+        return OSIData(np.concatenate([p.X for p in parts]), np.concatenate([p.Y for p in parts]), np.concatenate(eps))
+
+
+def collect(env: Any, policy: Policy | None, episodes: int, history: int, *, osi: OSINet | None = None,
+            seed: int = 0, every: int = 1, rng: np.random.Generator | None = None) -> tuple[OSIData, list[dict[str, float]]]:
+    """Run ``policy`` in the UP env ``env`` and record (history of the last ``history`` base observations, μ).
+
+    :param env: a UP env (:func:`~sim2real.sysid.upenv.make_up_env`); the history observations are
+        the observation without the trailing μ
+    :param policy: maps the UP observation to an action; ``None`` = uniform random actions
+    :param osi: if given, π sees μ̂ from this network once ``history`` steps are available (OSI in the loop)
+    :param every: keep one sample every ``every`` steps
+    :returns: data and per-episode stats (``return``, ``success``)
+    """
+    rng = rng or np.random.default_rng(seed)
+    dyn = env.get_wrapper_attr("set_estimate")
+    k = int(env.get_wrapper_attr("mu_dim"))
+    X, Y, E, stats = [], [], [], []
+    for ep in range(episodes):
+        obs, info = env.reset(seed=seed + ep)
+        base_dim = obs.shape[0] - k
+        hist: deque[np.ndarray] = deque([obs[:base_dim]] * history, maxlen=history)
+        ret, success, done, t = 0.0, False, False, 0
+        while not done:
+            if osi is not None and t >= history:
+                with torch.no_grad():
+                    mu_hat = osi(torch.as_tensor(np.concatenate(hist)[None], dtype=torch.float32))[0].numpy()
+                dyn(mu_hat)
+                obs = np.concatenate([obs[:base_dim], mu_hat]).astype(np.float32)
+            a = rng.uniform(-1, 1, env.action_space.shape) if policy is None else policy(obs)
+            obs, r, term, trunc, info = env.step(a)
+            hist.append(obs[:base_dim])
+            t += 1
+            ret += float(r)
+            success = success or bool(info.get("is_success", False))
+            done = term or trunc
+            if t >= history and t % every == 0:
+                X.append(np.concatenate(hist))
+                Y.append(info["mu"])
+                E.append(ep)
+        dyn(None)
+        stats.append({"return": ret, "success": float(success)})
+    data = OSIData(np.asarray(X, dtype=np.float32), np.asarray(Y, dtype=np.float32), np.asarray(E))
+    return data, stats
+
+
+def fit_osi(data: OSIData, *, net: OSINet | None = None, hidden: Sequence[int] = (256, 128), epochs: int = 50,
+            lr: float = 1e-3, batch_size: int = 256, weight_decay: float = 1e-5, seed: int = 0) -> OSINet:
+    """Supervised regression (MSE) of μ on the histories; sets the input normalisation from ``data``."""
+    torch.manual_seed(seed)
+    X = torch.as_tensor(data.X, dtype=torch.float32)
+    Y = torch.as_tensor(data.Y, dtype=torch.float32)
+    if net is None:
+        net = OSINet(X.shape[1], Y.shape[1], hidden)
+    net.mean.copy_(X.mean(0))
+    net.std.copy_(X.std(0).clamp_min(1e-3))
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(epochs):
+        perm = torch.randperm(X.shape[0], generator=gen)
+        for i in range(0, X.shape[0], batch_size):
+            idx = perm[i:i + batch_size]
+            loss = torch.mean((net(X[idx]) - Y[idx]) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+def osi_error(net: OSINet, data: OSIData) -> dict[str, float]:
+    """MSE of μ̂ and of predicting the training mean (``baseline``) — normalised units."""
+    with torch.no_grad():
+        pred = net(torch.as_tensor(data.X)).numpy()
+    return {"mse": float(np.mean((pred - data.Y) ** 2)), "mae": float(np.mean(np.abs(pred - data.Y)))}
+
+
+class UPOSIPolicy(nn.Module):
+    """``obs [B, H·d]`` (last H history-env observations, oldest first) → action: μ̂ = OSI(obs),
+    action = π([obs_last, μ̂])."""
+
+    def __init__(self, osi: OSINet, policy: nn.Module, history: int, obs_dim: int) -> None:
+        super().__init__()
+        self.osi = osi
+        self.policy = policy
+        self.history = int(history)
+        self.obs_dim = int(obs_dim)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        mu = self.osi(obs)
+        last = obs[:, (self.history - 1) * self.obs_dim:]
+        return self.policy(torch.cat([last.float(), mu], dim=1))
+
+
+def export_up_osi(osi: OSINet, policy_module: nn.Module, history: int, obs_dim: int, sidecar: dict[str, Any],
+                  out: str | Path) -> dict[str, Path]:
+    """Write ``out`` (TorchScript UP-OSI), ``out.yaml`` (policy sidecar with ``observation.history = H``)
+    and ``out_osi.pt`` (the OSI net alone: ``[B, H·d] -> μ̂``)."""
+    out = Path(out)
+    module = UPOSIPolicy(osi, policy_module, history, obs_dim).eval()
+    paths = {"policy": out, "sidecar": out.with_suffix(".yaml"), "osi": out.with_name(out.stem + "_osi.pt")}
+    if "osi" in sidecar:
+        sidecar = {**sidecar, "osi": {**sidecar["osi"], "network": paths["osi"].name}}
+    for path, mod in ((out, module), (paths["osi"], osi.eval())):
+        buf = io.BytesIO()
+        torch.jit.save(torch.jit.script(mod), buf)
+        atomic_write_bytes(path, buf.getvalue())
+    atomic_write_yaml(paths["sidecar"], sidecar)
+    return paths
+
+
+@dataclass
+class OSIConfig:
+    """``configs/sysid/osi_*.yaml``: the UP-OSI loop around a trained universal policy."""
+
+    universal_policy: str                 # run directory (or model zip) of `sim2real train` on a UP env
+    env: str = "sim2real/KukaReach-v0"    # base env id (the UP env adds previous action + μ)
+    profile: str | dict = "peng2018_arm"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    history: int = 8
+    iterations: int = 3
+    episodes: int = 40                    # per iteration
+    eval_episodes: int = 20
+    epochs: int = 60
+    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    seed: int = 0
+    out: str = "runs/osi"
+
+    @staticmethod
+    def load(path: str | Path) -> "OSIConfig":
+        file = str(path)
+        try:
+            raw = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read: {exc}", file=file) from None
+        if not isinstance(raw, dict):
+            raise ConfigError("expected a mapping", file=file)
+        known = set(OSIConfig.__dataclass_fields__)
+        for key in raw:
+            if key not in known:
+                raise ConfigError(f"unknown key; expected one of {sorted(known)}", file=file, path=(key,))
+        if "universal_policy" not in raw:
+            raise ConfigError("missing required key (run directory of the universal policy)", file=file,
+                              path=("universal_policy",))
+        for key in ("history", "iterations", "episodes", "eval_episodes", "epochs"):
+            if key in raw and (not isinstance(raw[key], int) or raw[key] < 1):
+                raise ConfigError(f"expected an integer >= 1, got {raw[key]!r}", file=file, path=(key,))
+        cfg = OSIConfig(**raw)
+        base = Path(file).parent
+        if not Path(cfg.universal_policy).is_absolute() and not Path(cfg.universal_policy).exists():
+            cfg.universal_policy = str((base / cfg.universal_policy).resolve())
+        return cfg
+
+
+def run_osi(cfg: OSIConfig, progress: bool = True) -> dict[str, Any]:
+    """Iterated UP-OSI training; writes ``<out>/osi.pt``, ``<out>/up_osi.pt`` (+ ``.yaml``) and ``<out>/osi.json``."""
+    from tqdm.auto import tqdm
+
+    from sim2real.sysid.upenv import make_up_env
+    from sim2real.train.export import build_module
+    from sim2real.train.policy import load_policy
+
+    loaded = load_policy(cfg.universal_policy)
+    pi = build_module(loaded)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return pi(torch.as_tensor(obs[None], dtype=torch.float32))[0].numpy()
+
+    env = make_up_env(cfg.env, profile=cfg.profile, **cfg.env_kwargs)
+    out = Path(cfg.out)
+    report: dict[str, Any] = {"iterations": []}
+    parts: list[OSIData] = []
+    net: OSINet | None = None
+    eval_data, _ = collect(env, act, cfg.eval_episodes, cfg.history, seed=10_000 + cfg.seed)
+    bar = tqdm(range(cfg.iterations), desc="UP-OSI", disable=not progress)
+    for it in bar:
+        data, stats = collect(env, act, cfg.episodes, cfg.history, osi=net, seed=cfg.seed + it * cfg.episodes)
+        parts.append(data)
+        net = fit_osi(OSIData.concat(parts), hidden=cfg.hidden, epochs=cfg.epochs, seed=cfg.seed)
+        err = osi_error(net, eval_data)
+        baseline = float(np.mean((eval_data.Y - OSIData.concat(parts).Y.mean(0)) ** 2))
+        row = {"iteration": it, "samples": int(sum(len(p) for p in parts)), "eval_mse": err["mse"],
+               "mean_baseline_mse": baseline,
+               "collect_success": float(np.mean([s["success"] for s in stats]))}
+        report["iterations"].append(row)
+        bar.set_postfix(mse=f"{err['mse']:.4f}", base=f"{baseline:.4f}")
+    assert net is not None
+    n_base = env.observation_space.shape[0] - int(env.get_wrapper_attr("mu_dim"))
+    robot = env.get_wrapper_attr("robot")
+    spec = dict(env.get_wrapper_attr("action_spec")())
+    hist_env_layout = [[str(n), int(k)] for n, k in env.get_wrapper_attr("observation_layout")()[:-1]]
+    side: dict[str, Any] = {
+        "format": "sim2real-policy/1", "robot": robot.name, "env_id": cfg.env,
+        "control_rate_hz": float(robot.control.rate_hz),
+        "observation": {"size": n_base * cfg.history, "history": cfg.history, "layout": hist_env_layout},
+        "action": {"size": int(env.action_space.shape[0]),
+                   **{k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, tuple)) else v) for k, v in spec.items()}},
+        "algo": loaded.algo, "source": str(loaded.path),
+    }
+    comps = env.get_wrapper_attr("components")
+    side["osi"] = {"history": cfg.history, "mu": [f"{e}.{t}" for e, t, _, _ in comps],
+                   "mu_low": [float(c[2]) for c in comps], "mu_high": [float(c[3]) for c in comps],
+                   "network": "up_osi_osi.pt"}
+    side = json.loads(json.dumps(side, default=float))  # plain floats for YAML
+    paths = export_up_osi(net, pi, cfg.history, n_base, side, out / "up_osi.pt")
+    report["files"] = {k: str(v) for k, v in paths.items()}
+    atomic_write_text(out / "osi.json", json.dumps(report, indent=2))
+    env.close()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m sim2real.sysid.osi CONFIG.yaml", file=sys.stderr)
+        return 1
+    from sim2real.errors import Sim2RealError
+
+    try:
+        report = run_osi(OSIConfig.load(argv[0]))
+    except Sim2RealError as exc:
+        print(f"sim2real osi: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Calibration outputs: the narrowed randomization profile (DROPO-style), the JSON of the numbers
+and the PNG overlay of simulated vs logged trajectories before and after calibration.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from sim2real._io import atomic_write_bytes, atomic_write_text
+from sim2real.robots import RobotDescription
+from sim2real.sysid.calibrate import CalibrationResult, ParamEstimate
+
+
+def _entry_name(p: ParamEstimate) -> str:
+    base = {"link_mass": "link_mass", "joint_damping": "joint_damping", "joint_friction": "joint_friction",
+            "motor_strength": "motor_strength", "position_gain": "position_gain", "velocity_gain": "velocity_gain",
+            "armature": "armature", "action_latency": "action_latency"}[p.kind]
+    return base if ":" not in p.name else f"{base}_{p.name.split(':', 1)[1]}"
+
+
+def narrowed_profile(result: CalibrationResult, robot: RobotDescription, prior: Any = None, *,
+                     width_sigmas: float = 2.0, min_rel_width: float = 0.02) -> dict[str, Any]:
+    """A profile dict centred on the estimates: ``uniform[est − k·σ, est + k·σ]`` (k = ``width_sigmas``,
+    at least ±``min_rel_width``·est, clipped to the search bounds). Parameters flagged not
+    identifiable keep their prior range (the prior profile's entry, else the search bounds).
+    Entries of ``prior`` for kinds that were not calibrated are kept unchanged.
+    """
+    params: dict[str, Any] = {}
+    calibrated_kinds = {p.kind for p in result.params}
+    if prior is not None:
+        for name, entry in prior.to_dict().get("params", {}).items():
+            kind = entry.get("param", name)
+            if kind not in calibrated_kinds:
+                params[name] = entry
+    for p in result.params:
+        name = _entry_name(p)
+        entry: dict[str, Any] = {"param": p.kind}
+        if p.targets:
+            entry["targets"] = list(p.targets)
+            entry["shared"] = True
+        if p.kind == "action_latency":
+            lo, hi = (p.ci_low, p.ci_high) if p.identifiable else (p.low, p.high)
+            entry.update(distribution="uniform", low=float(np.floor(lo)), high=float(np.ceil(hi)), operation="abs",
+                         unit="physics_steps")
+            if entry["low"] == entry["high"]:
+                entry = {"param": p.kind, "distribution": "constant", "value": float(lo), "operation": "abs",
+                         "unit": "physics_steps"}
+        else:
+            if p.identifiable:
+                half = max(width_sigmas * p.std, min_rel_width * abs(p.estimate))
+                lo, hi = max(p.low, p.estimate - half, 0.0), min(p.high, p.estimate + half)
+            else:
+                lo, hi = p.low, p.high
+            entry.update(distribution="uniform", low=float(lo), high=float(hi), operation=p.operation)
+            if p.kind == "link_mass":
+                entry["recompute_inertia"] = True
+        params[name] = entry
+    n_id = sum(p.identifiable for p in result.params)
+    return {
+        "description": (f"Calibrated from {Path(result.log).name} for {robot.name}: {n_id}/{len(result.params)} "
+                        f"parameters identified, ranges = estimate ± {width_sigmas:g}σ (sim2real calibrate)"),
+        "robot": robot.name,
+        "params": params,
+    }
+
+
+def write_outputs(result: CalibrationResult, robot: RobotDescription, out: str | Path, prior: Any = None,
+                  truth: dict[str, Any] | None = None, plot: bool = True) -> dict[str, Path]:
+    """Write ``out`` (narrowed profile YAML, validated with ``load_profile``), ``out.json`` and ``out.png``."""
+    import yaml
+
+    from sim2real.profiles import load_profile
+
+    out = Path(out)
+    prof = narrowed_profile(result, robot, prior)
+    load_profile(prof, robot=robot)  # validates: raises ProfileError if anything is off
+    header = "# Narrowed randomization profile written by `sim2real calibrate`; numbers in the .json next to it.\n"
+    atomic_write_text(out, header + yaml.safe_dump(prof, sort_keys=False, default_flow_style=None))
+    data = result.to_dict()
+    if truth is not None:
+        data["truth"] = truth
+    paths = {"profile": out, "json": out.with_suffix(".json")}
+    atomic_write_text(paths["json"], json.dumps(data, indent=2, default=_jsonable))
+    if plot and hasattr(result, "_setup"):
+        paths["png"] = out.with_suffix(".png")
+        plot_overlay(result, paths["png"])
+    return paths
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def plot_overlay(result: CalibrationResult, path: str | Path, max_windows: int = 6) -> None:
+    """Per joint: logged positions and the simulated windows before (nominal) and after calibration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sim2real.sysid.replay import WindowReplay
+
+    setup = result._setup  # type: ignore[attr-defined]
+    x_best, delay = result._x  # type: ignore[attr-defined]
+    from sim2real.robots import load_robot
+
+    robot = load_robot(setup.robot_file)
+    ws = setup.windows
+    delay_spec = [(_delay_spec(result), 0.0)] if delay is not None else []
+    replay = WindowReplay(robot, ws, setup.specs, setup.scales, w_pos=setup.w_pos, w_vel=setup.w_vel,
+                          w_tau=setup.w_tau)
+    try:
+        before_vals = [min(max(s.neutral, s.low), s.high) for s in setup.specs]
+        replay.set_fixed(delay_spec)
+        q_before = replay.simulate(before_vals)[0]
+        after_vals = [s.from_unit(u) for s, u in zip(setup.specs, x_best)]
+        if delay is not None:
+            replay.set_fixed([(delay_spec[0][0], float(delay))])
+        q_after = replay.simulate(after_vals)[0]
+    finally:
+        replay.close()
+    n = ws.q.shape[2]
+    idx = np.linspace(0, len(ws) - 1, min(max_windows, len(ws))).round().astype(int)
+    fig, axes = plt.subplots(n, 1, figsize=(10, 1.6 * n + 1), sharex=True, squeeze=False)
+    for j in range(n):
+        ax = axes[j, 0]
+        for m, i in enumerate(idx):
+            t = ws.t[i, 1:]
+            ax.plot(t, ws.q[i, :, j], color="k", lw=1.5, label="logged" if m == 0 else None)
+            ax.plot(t, q_before[i, :, j], color="tab:red", lw=1, ls="--", label="sim before" if m == 0 else None)
+            ax.plot(t, q_after[i, :, j], color="tab:blue", lw=1, label="sim after" if m == 0 else None)
+        ax.set_ylabel(f"{robot.joint_names[j]}\n[rad]", fontsize=7)
+    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=3)
+    axes[-1, 0].set_xlabel("log time [s]")
+    fig.suptitle(f"{result.robot}: cost {result.cost_initial:.4g} → {result.cost_final:.4g} "
+                 f"({result.evaluations} simulator evaluations)", fontsize=9)
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _delay_spec(result: CalibrationResult) -> Any:
+    from sim2real.sysid.params import ParamSpec
+
+    p = next(p for p in result.params if p.kind == "action_latency")
+    return ParamSpec(p.name, "delay", p.kind, (), "abs", p.low, p.high, p.unit, integer=True)
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """Plain-text table (benchmarks)."""
+    cells = [[str(h) for h in header]] + [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
