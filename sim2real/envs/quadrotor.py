@@ -1,0 +1,334 @@
+"""Quadrotor envs: hover and waypoint flight of the Crazyflie-class drone (``robots/quadrotor``).
+
+Ids (registered when :mod:`sim2real.envs` is imported):
+
+- ``sim2real/QuadrotorHover-v0``: per-motor commands, hold the hover target (240 steps, 5 s);
+- ``sim2real/QuadrotorWaypoint-v0``: per-motor commands, fly to a random waypoint and hold it
+  (480 steps, 10 s);
+- ``sim2real/QuadrotorHoverRates-v0``: collective thrust + body rates, hover (240 steps);
+- ``sim2real/QuadrotorHoverVel-v0``, ``sim2real/QuadrotorWaypointVel-v0``: world velocity
+  setpoints + yaw rate (what the ROS 2 deployment node sends to PX4 / Crazyswarm2).
+
+Observation (25, float32), components of docs/interfaces.md in this order:
+``base_position`` (3, m, world), ``base_rotation`` (9, body→world rotation matrix, row-major),
+``base_linear_velocity`` (3, m/s, world), ``base_angular_velocity`` (3, rad/s, body),
+``target_relative`` (3, target − position, m, world), ``previous_action`` (4).
+
+Actions in [-1, 1]^4:
+
+- ``motor``: rotor ``i`` gets ``ω_i² = (a_i + 1)/2 · max_rpm²`` (rpm²), motors ordered
+  front-right, back-right, back-left, front-left;
+- ``thrust_rates``: collective thrust ``(a_0 + 1)/2 · 4·kf·max_rpm²`` (N) and body rates
+  ``a_1..3 · max_body_rate`` (rad/s), tracked by the body-rate PID at physics rate;
+- ``velocity``: world velocity ``a_0..2 · max_velocity`` (m/s) and yaw rate ``a_3 · max_yaw_rate``
+  (rad/s), tracked by a velocity loop feeding the body-rate PID, both at physics rate.
+
+Reward per control step: ``1 − d − 0.05·|v| − 0.02·|ω| − 0.1·|a − a_hover|²/4`` (``d`` the
+distance to the target in m), −10 on the step that crashes; the waypoint task adds
+``10·(d_prev − d)`` for progress. An episode terminates when the drone leaves the flight box,
+touches the floor or tilts beyond ``max_tilt``. ``info["is_success"]``: within
+``waypoint_radius`` of the target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any, ClassVar, Sequence
+
+import gymnasium as gym
+import numpy as np
+import pybullet as p
+
+from sim2real.errors import EnvError, RobotError
+from sim2real.envs.base import SimEnv
+from sim2real.profiles import Profile, load_profile
+from sim2real.robots import RobotDescription, load_robot
+from sim2real.sim.quadrotor import RotorParams
+from sim2real.sim.quadrotor_world import QUAD_MODES, QuadrotorWorld
+from sim2real.sim.runner import RandomizationRunner
+
+TASKS = ("hover", "waypoint")
+LAYOUT = [("base_position", 3), ("base_rotation", 9), ("base_linear_velocity", 3),
+          ("base_angular_velocity", 3), ("target_relative", 3), ("previous_action", 4)]
+POS_LIMIT, VEL_LIMIT, RATE_LIMIT, REL_LIMIT = 10.0, 20.0, 40.0, 10.0
+CRASH_PENALTY = 10.0
+PROGRESS_WEIGHT = 10.0
+
+#: id -> (constructor kwargs, episode length in control steps)
+QUADROTOR_SPECS: dict[str, tuple[dict[str, Any], int]] = {
+    "sim2real/QuadrotorHover-v0": ({"task": "hover", "action_mode": "motor"}, 240),
+    "sim2real/QuadrotorWaypoint-v0": ({"task": "waypoint", "action_mode": "motor"}, 480),
+    "sim2real/QuadrotorHoverRates-v0": ({"task": "hover", "action_mode": "thrust_rates"}, 240),
+    "sim2real/QuadrotorHoverVel-v0": ({"task": "hover", "action_mode": "velocity"}, 240),
+    "sim2real/QuadrotorWaypointVel-v0": ({"task": "waypoint", "action_mode": "velocity"}, 480),
+}
+
+
+class QuadrotorEnv(SimEnv):
+    """Hover / waypoint flight with per-motor, thrust + body-rate or velocity-setpoint actions.
+
+    Args:
+        task: ``hover`` (fixed target ``task.hover_target``, random start) or ``waypoint``
+            (start near the hover target, random target in the waypoint box).
+        action_mode: ``motor``, ``thrust_rates`` or ``velocity``.
+        robot: a quadrotor robot (default ``quadrotor``).
+        profile: randomization profile (e.g. ``quadrotor``).
+        max_episode_steps: truncate after this many control steps (``None``: never).
+        render_mode: ``None`` or ``rgb_array`` (a chase camera, :meth:`SimEnv.render`).
+
+    Task settings come from ``robot.yaml`` ``model_params.task``; rotor numbers from
+    ``model_params`` (randomized per episode by ``model_param`` entries).
+    """
+
+    render_view: ClassVar[tuple[float, float, float]] = (1.0, 45.0, -20.0)  # closer: the drone is 11 cm wide
+
+    def __init__(self, task: str = "hover", action_mode: str = "motor", robot: str | RobotDescription = "quadrotor",
+                 profile: str | dict | Profile = "nominal", max_episode_steps: int | None = 240,
+                 render_mode: str | None = None) -> None:
+        if task not in TASKS:
+            raise EnvError(f"unknown quadrotor task {task!r}; expected one of {list(TASKS)}")
+        if action_mode not in QUAD_MODES:
+            raise EnvError(f"unknown quadrotor action mode {action_mode!r}; expected one of {list(QUAD_MODES)}")
+        # SimEnv.__init__ builds a plain PhysicsWorld, which cannot hold a joint-less robot and
+        # has no rotor model in its physics loop; this is the same set-up with a QuadrotorWorld.
+        gym.Env.__init__(self)
+        if render_mode not in (None, "rgb_array"):
+            raise EnvError(f"unsupported render_mode {render_mode!r}; expected None or 'rgb_array'")
+        self.render_mode = render_mode
+        self.robot = robot if isinstance(robot, RobotDescription) else load_robot(robot)
+        self.world = QuadrotorWorld(self.robot, mode=action_mode)
+        self.metadata = {**type(self).metadata, "render_fps": int(round(self.robot.control.rate_hz))}
+        self.max_episode_steps = max_episode_steps
+        try:
+            self.profile = load_profile(profile, robot=self.robot)
+            self.runner = RandomizationRunner(self.world, self.profile)
+        except Exception:
+            self.world.close()  # a bad profile must not leak the physics client
+            raise
+        self._pending_runner: RandomizationRunner | None = None
+        self._obs_history: deque[np.ndarray] = deque(maxlen=2)
+        self._elapsed = 0
+        self._needs_reset = True
+        self.task = task
+        self.action_mode = action_mode
+        self._cfg = _TaskConfig(self.robot)
+        nominal: RotorParams = self.world.nominal_rotor
+        self._nominal_mass = self.world.mass()
+        self._nominal_weight = self._nominal_mass * self.world.gravity_norm()
+        if action_mode == "motor":
+            w2 = nominal.max_rpm**2
+            self.action_scale = np.full(4, w2 / 2.0)
+            self.action_offset = np.full(4, w2 / 2.0)
+            hover_w2 = nominal.hover_rpm(self._nominal_mass, self.world.gravity_norm()) ** 2
+            self._hover_action = np.full(4, hover_w2 / self.action_scale[0] - 1.0)
+        elif action_mode == "velocity":
+            self.action_scale = np.append(self._cfg.max_velocity, self._cfg.max_yaw_rate)
+            self.action_offset = np.zeros(4)
+            self._hover_action = np.zeros(4)
+        else:
+            t_max = 4.0 * nominal.max_thrust
+            rates = self._cfg.max_body_rate
+            self.action_scale = np.concatenate([[t_max / 2.0], rates])
+            self.action_offset = np.array([t_max / 2.0, 0.0, 0.0, 0.0])
+            self._hover_action = np.array([self._nominal_weight / self.action_scale[0] - 1.0, 0.0, 0.0, 0.0])
+        if np.any(np.abs(self._hover_action) >= 1.0):
+            raise RobotError("the rotors cannot carry the robot (hover needs more than max_rpm)",
+                             file=str(self.robot.file), path=("model_params", "max_rpm"))
+        self.action_joints: list[str] = []
+        self._layout = list(LAYOUT)
+        low = np.concatenate([np.full(3, -POS_LIMIT), np.full(9, -1.0), np.full(3, -VEL_LIMIT),
+                              np.full(3, -RATE_LIMIT), np.full(3, -REL_LIMIT), np.full(4, -1.0)])
+        self._finish_init(low, -low)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
+        self._target = np.zeros(3)
+        self._prev_action = self._hover_action.copy()
+        self._prev_distance = 0.0
+
+    # ------------------------------------------------------------------ export metadata
+    def action_spec(self) -> dict[str, Any]:
+        """``mode``, ``joints`` (none), ``scale``, ``offset``, ``low``, ``high``.
+
+        ``motor``: command ``ω² = offset + a·scale`` in rpm², bounds ``[0, max_rpm²]``.
+        ``thrust_rates``: ``[F (N), p, q, r (rad/s)] = offset + a·scale``.
+        ``velocity``: ``[vx, vy, vz (m/s, world), yaw rate (rad/s)] = a·scale``.
+        """
+        low = self.action_offset - self.action_scale
+        high = self.action_offset + self.action_scale
+        return {"mode": self.action_mode, "joints": [], "scale": [float(x) for x in self.action_scale],
+                "offset": [float(x) for x in self.action_offset], "low": [float(x) for x in low],
+                "high": [float(x) for x in high]}
+
+    @property
+    def target(self) -> np.ndarray:
+        """Current target position (3,), m, world."""
+        return self._target.copy()
+
+    @property
+    def hover_action(self) -> np.ndarray:
+        """Normalised action that hovers the nominal drone (4,)."""
+        return self._hover_action.copy()
+
+    # ------------------------------------------------------------------ task hooks
+    def _reset_task(self) -> None:
+        w, rng, cfg = self.world, self.np_random, self._cfg
+        w.sync_model()
+        if self.task == "hover":
+            start = rng.uniform(cfg.start_low, cfg.start_high)
+            self._target = cfg.hover_target.copy()
+        else:
+            half = (cfg.start_high - cfg.start_low) / 2.0
+            start = cfg.hover_target + rng.uniform(-half, half)
+            self._target = rng.uniform(cfg.waypoint_low, cfg.waypoint_high)
+        roll, pitch = rng.uniform(-cfg.start_max_tilt, cfg.start_max_tilt, size=2)
+        yaw = rng.uniform(-cfg.start_max_yaw, cfg.start_max_yaw)
+        quat = p.getQuaternionFromEuler([roll, pitch, yaw])
+        vel = rng.uniform(-cfg.start_max_speed, cfg.start_max_speed, size=3)
+        rates_body = rng.uniform(-cfg.start_max_rate, cfg.start_max_rate, size=3)
+        rot = np.asarray(p.getMatrixFromQuaternion(quat), dtype=float).reshape(3, 3)
+        p.resetBasePositionAndOrientation(w.robot_id, start.tolist(), quat, physicsClientId=w.client)
+        p.resetBaseVelocity(w.robot_id, vel.tolist(), (rot @ rates_body).tolist(), physicsClientId=w.client)
+        # rotors spin at the nominal hover speed, as after a take-off with the nominal model
+        assert w.rotors is not None
+        w.rotors.reset(math.sqrt(self._nominal_weight / (4.0 * w.nominal_rotor.kf)))
+        w.active = self._command(self._hover_action)
+        self._prev_action = self._hover_action.copy()
+        self._prev_distance = float(np.linalg.norm(self._target - start))
+
+    def _state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Position (m, world), rotation (3, 3) body→world, linear velocity (m/s, world), body rates (rad/s)."""
+        w = self.world
+        pos, quat = p.getBasePositionAndOrientation(w.robot_id, physicsClientId=w.client)
+        lin, ang = p.getBaseVelocity(w.robot_id, physicsClientId=w.client)
+        rot = np.asarray(p.getMatrixFromQuaternion(quat), dtype=float).reshape(3, 3)
+        return np.asarray(pos), rot, np.asarray(lin), rot.T @ np.asarray(ang)
+
+    def _observe(self) -> np.ndarray:
+        pos, rot, lin, rates = self._state()
+        obs = np.concatenate([pos, rot.reshape(9), lin, rates, self._target - pos, self._prev_action])
+        return np.clip(obs, self._obs_low, self._obs_high)
+
+    def _command(self, action: np.ndarray) -> np.ndarray:
+        self._prev_action = np.asarray(action, dtype=float).copy()
+        cmd = self.action_offset + self.action_scale * action
+        if self.action_mode == "motor":
+            return np.sqrt(np.maximum(cmd, 0.0))  # rotor speed, rpm
+        return cmd
+
+    def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
+        cfg = self._cfg
+        pos, rot, lin, rates = self._state()
+        distance = float(np.linalg.norm(self._target - pos))
+        tilt = math.acos(float(np.clip(rot[2, 2], -1.0, 1.0)))
+        out_of_bounds = bool(np.any(pos < cfg.bounds_low) or np.any(pos > cfg.bounds_high))
+        flipped = tilt > cfg.max_tilt
+        touched = self._touches_floor()
+        terminated = out_of_bounds or flipped or touched
+        reward = (1.0 - distance - 0.05 * float(np.linalg.norm(lin)) - 0.02 * float(np.linalg.norm(rates))
+                  - 0.1 * float(np.sum((action - self._hover_action) ** 2)) / 4.0)
+        if self.task == "waypoint":
+            reward += PROGRESS_WEIGHT * (self._prev_distance - distance)
+        if terminated:
+            reward -= CRASH_PENALTY
+        self._prev_distance = distance
+        info = {"is_success": distance < cfg.waypoint_radius, "distance": distance, "tilt": tilt,
+                "crashed": terminated, "out_of_bounds": out_of_bounds, "flipped": flipped, "touched_floor": touched}
+        return reward, terminated, info
+
+    def _info(self, obs: np.ndarray) -> dict[str, Any]:
+        info = super()._info(obs)
+        info["is_success"] = self._prev_distance < self._cfg.waypoint_radius
+        info["distance"] = self._prev_distance
+        return info
+
+    def _touches_floor(self) -> bool:
+        w = self.world
+        if w.floor_id < 0:
+            return False
+        return bool(p.getContactPoints(w.robot_id, w.floor_id, physicsClientId=w.client))
+
+
+class _TaskConfig:
+    """``model_params.task`` and the command limits (``rate_controller.max_body_rate``,
+    ``velocity_controller.max_velocity``/``max_yaw_rate``) of a quadrotor robot, validated."""
+
+    DEFAULTS: dict[str, Any] = {
+        "hover_target": [0.0, 0.0, 1.0], "start_low": [-0.3, -0.3, 0.7], "start_high": [0.3, 0.3, 1.3],
+        "start_max_tilt": 0.2, "start_max_yaw": 0.5, "start_max_speed": 0.2, "start_max_rate": 0.5,
+        "waypoint_low": [-1.0, -1.0, 0.5], "waypoint_high": [1.0, 1.0, 1.5], "waypoint_radius": 0.1,
+        "bounds_low": [-2.0, -2.0, 0.03], "bounds_high": [2.0, 2.0, 2.5], "max_tilt": 1.2,
+    }
+
+    def __init__(self, robot: RobotDescription) -> None:
+        file = str(robot.file)
+        raw = robot.model_params.get("task", {})
+        if not isinstance(raw, dict):
+            raise RobotError("expected a mapping of task settings", file=file, path=("model_params", "task"))
+        unknown = sorted(set(raw) - set(self.DEFAULTS))
+        if unknown:
+            raise RobotError(f"unknown task setting(s) {unknown}; expected some of {sorted(self.DEFAULTS)}",
+                             file=file, path=("model_params", "task"))
+        for key, default in self.DEFAULTS.items():
+            size = len(default) if isinstance(default, list) else 1
+            setattr(self, key, _numbers(raw.get(key, default), size, file, ("model_params", "task", key)))
+        for key in ("start_max_tilt", "start_max_yaw", "start_max_speed", "start_max_rate", "waypoint_radius", "max_tilt"):
+            value = float(getattr(self, key))
+            if value < 0:
+                raise RobotError(f"expected a value >= 0, got {value}", file=file, path=("model_params", "task", key))
+            setattr(self, key, value)
+        for lo, hi in (("start_low", "start_high"), ("waypoint_low", "waypoint_high"), ("bounds_low", "bounds_high")):
+            if np.any(getattr(self, lo) > getattr(self, hi)):
+                raise RobotError(f"{lo} must not exceed {hi}", file=file, path=("model_params", "task", lo))
+        self.max_body_rate = _limit(robot, "rate_controller", "max_body_rate", [4.0, 4.0, 2.0])
+        self.max_velocity = _limit(robot, "velocity_controller", "max_velocity", [1.0, 1.0, 1.0])
+        self.max_yaw_rate = float(_limit(robot, "velocity_controller", "max_yaw_rate", 1.0))
+
+    hover_target: np.ndarray
+    start_low: np.ndarray
+    start_high: np.ndarray
+    start_max_tilt: float
+    start_max_yaw: float
+    start_max_speed: float
+    start_max_rate: float
+    waypoint_low: np.ndarray
+    waypoint_high: np.ndarray
+    waypoint_radius: float
+    bounds_low: np.ndarray
+    bounds_high: np.ndarray
+    max_tilt: float
+    max_body_rate: np.ndarray
+    max_velocity: np.ndarray
+    max_yaw_rate: float
+
+
+def _limit(robot: RobotDescription, section: str, key: str, default: Any) -> np.ndarray:
+    """A positive command limit ``model_params.<section>.<key>`` (3 numbers, or 1 for a scalar default)."""
+    cfg = robot.model_params.get(section, {})
+    cfg = cfg if isinstance(cfg, dict) else {}
+    size = len(default) if isinstance(default, list) else 1
+    path = ("model_params", section, key)
+    value = _numbers(cfg.get(key, default), size, str(robot.file), path)
+    if np.any(value <= 0):
+        raise RobotError(f"expected values > 0, got {value.tolist()}", file=str(robot.file), path=path)
+    return value
+
+
+def _numbers(raw: Any, size: int, file: str, path: Sequence[Any]) -> np.ndarray:
+    try:
+        arr = None if isinstance(raw, (str, bool, dict)) else np.asarray(raw, dtype=float)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.size != size or not np.all(np.isfinite(arr)):
+        raise RobotError(f"expected {size} number(s), got {raw!r}", file=file, path=path)
+    return arr.reshape(size) if size > 1 else arr.reshape(())
+
+
+def register_quadrotor_envs() -> None:
+    """Register :data:`QUADROTOR_SPECS` with Gymnasium (idempotent)."""
+    for env_id, (kwargs, steps) in QUADROTOR_SPECS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point="sim2real.envs.quadrotor:QuadrotorEnv",
+                         kwargs={**kwargs, "max_episode_steps": None}, max_episode_steps=steps)
+
+
+register_quadrotor_envs()

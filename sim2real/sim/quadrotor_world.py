@@ -1,0 +1,175 @@
+"""A :class:`PhysicsWorld` flown by the rotor model of :mod:`sim2real.sim.quadrotor`.
+
+PyBullet clears external forces after every ``stepSimulation``, so the rotor forces must be
+applied inside the physics-step loop; this subclass replaces ``PhysicsWorld.step`` with the
+same loop (latency queue, pushes, observation capture) plus the rotor model, and turns the
+world's joint-command plumbing into rotor commands.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pybullet as p
+
+from sim2real.errors import RobotError
+from sim2real.robots import RobotDescription
+from sim2real.sim.quadrotor import (
+    BodyRateController,
+    QuadrotorDynamics,
+    RotorParams,
+    VelocityController,
+    configure_body,
+)
+from sim2real.sim.world import PhysicsWorld
+
+QUAD_MODES = ("motor", "thrust_rates", "velocity")
+
+
+class QuadrotorWorld(PhysicsWorld):
+    """A :class:`PhysicsWorld` whose robot is flown by :class:`QuadrotorDynamics`.
+
+    World commands (``step``), by ``mode``:
+
+    - ``motor``: rotor-speed commands (4,), rpm;
+    - ``thrust_rates``: ``[F, p, q, r]``, collective thrust (N) and body rates (rad/s), turned
+      into rotor speeds at every physics step by :attr:`rate_controller`;
+    - ``velocity``: ``[vx, vy, vz, yaw_rate]``, world velocity setpoint (m/s) and yaw rate
+      (rad/s), tracked by :attr:`velocity_controller` feeding :attr:`rate_controller`.
+
+    Commands go through the world's action-latency queue like joint commands do. Before each
+    ``stepSimulation`` the rotor model advances and applies its forces; pushes still apply.
+    Call :meth:`sync_model` after randomization (each reset) so the rotor model reads the
+    episode's ``model_params`` and the (possibly rebuilt) body.
+    """
+
+    def __init__(self, robot: RobotDescription, *, mode: str | None = None, floor: bool = True) -> None:
+        if robot.kind != "quadrotor":
+            raise RobotError(f"robot {robot.name!r} is a {robot.kind!r}, not a quadrotor", file=str(robot.file),
+                             path=("kind",))
+        self.nominal_rotor = RotorParams.from_mapping(robot.model_params, file=str(robot.file))
+        self.rate_controller: BodyRateController | None = None
+        self.velocity_controller: VelocityController | None = None
+        self.rotors: QuadrotorDynamics | None = None
+        self.active = np.zeros(4)
+        super().__init__(robot, floor=floor)
+        self.mode = mode or robot.control.mode
+        if self.mode not in QUAD_MODES:
+            raise RobotError(f"control mode {self.mode!r} does not fly a quadrotor; expected one of {list(QUAD_MODES)}",
+                             file=str(robot.file), path=("control", "mode"))
+        configure_body(self.client, self.robot_id)
+        self.rotors = QuadrotorDynamics(self.client, self.robot_id, self.nominal_rotor, self.physics_dt)
+        if self.mode in ("thrust_rates", "velocity"):
+            self.rate_controller = make_rate_controller(robot, self.nominal_rotor, self.nominal_inertia(),
+                                                        self.physics_dt)
+        if self.mode == "velocity":
+            self.velocity_controller = make_velocity_controller(robot, self.mass(), self.gravity_norm(),
+                                                                self.physics_dt)
+        self.active = np.zeros(4)
+
+    def nominal_inertia(self) -> np.ndarray:
+        """Base inertia diagonal of the model before randomization (3,), kg·m²."""
+        return np.asarray(self.nominal["links"]["base"]["inertia"], dtype=float)
+
+    def mass(self) -> float:
+        """Current total mass (kg), randomized link masses included."""
+        return float(sum(d["mass"] for name, d in self.current["links"].items() if name != "floor"))
+
+    def gravity_norm(self) -> float:
+        return float(np.linalg.norm(self.current["gravity"]))
+
+    def sync_model(self) -> RotorParams:
+        """Point the rotor model at the current body and this episode's ``model_params``."""
+        params = RotorParams.from_mapping(self.model_params, file=str(self.robot.file))
+        assert self.rotors is not None
+        self.rotors.attach(self.robot_id)
+        self.rotors.set_params(params)
+        configure_body(self.client, self.robot_id)
+        for ctrl in (self.rate_controller, self.velocity_controller):
+            if ctrl is not None:
+                ctrl.reset()
+        return params
+
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """No controlled joints: two empty arrays (PyBullet returns None for an empty joint list)."""
+        if not len(self.joint_indices):
+            return np.zeros(0), np.zeros(0)
+        return super().joint_state()
+
+    def hold(self) -> None:
+        """Clear queued commands; the rotors keep their current command."""
+        self._queue.clear()
+
+    def _issue(self, cmd: np.ndarray) -> None:
+        cmd = np.asarray(cmd, dtype=float).reshape(-1)
+        if cmd.size != 4:  # PhysicsWorld issues empty joint commands for a joint-less robot
+            return
+        self.active = cmd
+        if self.mode == "motor" and self.rotors is not None:
+            self.rotors.command_rpm(cmd)
+
+    def step(self, command: np.ndarray, capture_at: int = 0, capture: Callable[[], None] | None = None) -> None:
+        """Queue ``command`` (see the class doc) and advance one control step (``substeps`` physics steps)."""
+        assert self.rotors is not None
+        queue = self._queue
+        queue.append((self.physics_step_count + self.action_delay, np.asarray(command, dtype=float)))
+        for k in range(1, self.substeps + 1):
+            while queue and queue[0][0] <= self.physics_step_count:
+                self._issue(queue.popleft()[1])
+            if self.rate_controller is not None:
+                thrust, rate_cmd = self.active[0], self.active[1:]
+                _, quat = p.getBasePositionAndOrientation(self.robot_id, physicsClientId=self.client)
+                lin, ang = p.getBaseVelocity(self.robot_id, physicsClientId=self.client)
+                rot = np.asarray(p.getMatrixFromQuaternion(quat), dtype=float).reshape(3, 3)
+                if self.velocity_controller is not None:
+                    thrust, rate_cmd = self.velocity_controller(self.active[:3], self.active[3], rot, lin)
+                rates = rot.T @ np.asarray(ang, dtype=float)
+                self.rotors.command_rpm(self.rate_controller(thrust, rate_cmd, rates))
+            self.rotors.physics_step()
+            if self.pushes:
+                self._apply_pushes()
+            p.stepSimulation(physicsClientId=self.client)
+            self.physics_step_count += 1
+            if capture is not None and k == capture_at:
+                capture()
+
+
+def _config_vector(robot: RobotDescription, section: str, key: str, default: Sequence[float],
+                   size: int = 3) -> np.ndarray:
+    """``model_params.<section>.<key>``: ``size`` non-negative numbers (one is broadcast)."""
+    cfg = robot.model_params.get(section, {})
+    if not isinstance(cfg, dict):
+        raise RobotError("expected a mapping", file=str(robot.file), path=("model_params", section))
+    raw = cfg.get(key, default)
+    try:
+        arr = np.asarray(raw, dtype=float) if not isinstance(raw, (str, bool, dict)) else None
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.size not in (1, size) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise RobotError(f"expected {size} non-negative number(s), got {raw!r}", file=str(robot.file),
+                         path=("model_params", section, key))
+    return np.broadcast_to(arr.reshape(-1), (size,)).copy()
+
+
+def make_velocity_controller(robot: RobotDescription, mass: float, gravity: float,
+                             physics_dt: float) -> VelocityController:
+    """The velocity loop of ``model_params.velocity_controller`` (``kp``, ``ki``, ``integral_limit``,
+    ``attitude_gain``, ``max_tilt``)."""
+    def vec(key: str, default: Sequence[float], size: int = 3) -> np.ndarray:
+        return _config_vector(robot, "velocity_controller", key, default, size)
+
+    return VelocityController(mass, vec("kp", (4.0, 4.0, 6.0)), vec("ki", (1.0, 1.0, 8.0)),
+                              float(vec("attitude_gain", (8.0,), 1)[0]), float(vec("max_tilt", (0.5,), 1)[0]),
+                              physics_dt, gravity=gravity, integral_limit=float(vec("integral_limit", (1.5,), 1)[0]))
+
+
+def make_rate_controller(robot: RobotDescription, params: RotorParams, inertia: Sequence[float],
+                         physics_dt: float) -> BodyRateController:
+    """The body-rate PID of ``model_params.rate_controller`` (``kp``, ``ki``, ``kd``, ``integral_limit``)."""
+    def vec(key: str, default: Sequence[float], size: int = 3) -> np.ndarray:
+        return _config_vector(robot, "rate_controller", key, default, size)
+
+    return BodyRateController(params, inertia, vec("kp", (25.0, 25.0, 12.0)), vec("ki", (5.0, 5.0, 2.0)),
+                              vec("kd", (0.0, 0.0, 0.0)), physics_dt=physics_dt,
+                              integral_limit=float(vec("integral_limit", (0.5,), 1)[0]))
