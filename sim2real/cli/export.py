@@ -1,0 +1,28 @@
+"""``sim2real export --policy P --out policy.pt [--onnx] [--env ID]``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export", help="export a trained policy to TorchScript (+ ONNX) with a sidecar YAML",
+        description="Write the deterministic policy with its observation normalisation as TorchScript "
+        "(loadable with torch alone), a sidecar YAML (observation/action layout, scales, limits, control rate, "
+        "robot) and optionally ONNX.")
+    p.add_argument("--policy", required=True, help="run folder, checkpoint folder or model.zip")
+    p.add_argument("--out", required=True, help="output .pt file (sidecar: same name with .yaml)")
+    p.add_argument("--onnx", action="store_true", help="also write <out>.onnx")
+    p.add_argument("--env", help="env id (default: the one in the run's run.yaml)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim2real.train.export import export_policy
+    from sim2real.train.policy import load_policy
+
+    paths = export_policy(load_policy(args.policy), args.out, onnx=args.onnx, env_id=args.env)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0

@@ -1,0 +1,48 @@
+"""``sim2real train CONFIG [--out DIR] [--seed N] [--resume] [--total-timesteps N]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a policy from a run config (PPO, SAC, EPOpt-PPO, ADR)",
+        description="Train a policy from a YAML run config. Writes TensorBoard logs, periodic evaluations, "
+        "atomic checkpoints, the final model and report.md/report.json into --out.")
+    p.add_argument("config", help="run config YAML (or the name of a shipped one in configs/train/)")
+    p.add_argument("--out", help="output folder (default runs/<config name>)")
+    p.add_argument("--seed", type=int, help="override the config's seed")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--total-timesteps", type=int, help="override the config's total_timesteps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", type=int, default=0, help="SB3 verbosity (0, 1, 2)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim2real.errors import ConfigError
+    from sim2real.train.config import load_run_config
+
+    cfg = load_run_config(args.config)
+    overrides = {}
+    if args.seed is not None:
+        if args.seed < 0:
+            raise ConfigError("--seed: expected an integer >= 0")
+        overrides["seed"] = args.seed
+    if args.total_timesteps is not None:
+        if args.total_timesteps < 1:
+            raise ConfigError("--total-timesteps: expected an integer >= 1")
+        overrides["total_timesteps"] = args.total_timesteps
+    cfg = cfg.with_overrides(**overrides)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+
+    from sim2real.train.trainer import train
+
+    res = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress, verbose=args.verbose)
+    fe = res.final_eval
+    print(f"trained {res.num_timesteps} steps in {res.wall_time_s / 60:.1f} min; final evaluation: "
+          f"success {fe['success_rate']:.2f}, return {fe['mean_return']:.2f} ({fe['episodes']} episodes)")
+    print(f"report: {out / 'report.md'}")
+    return 0
