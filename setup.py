@@ -38,7 +38,7 @@ core = [
 extras = {
     "sysid": ["rosbags>=0.10,<1", "cma>=3.3,<5"],
     "ros2": ["rosbags>=0.10,<1", "cyclonedds>=0.10.5,<12"],
-    "adapt": ["scikit-learn>=1.3,<2"],
+    "adapt": ["scikit-learn>=1.3,<2", "rosbags>=0.10,<1"],
     "ray": ["ray[default]>=2.9,<3"],
     "export": ["onnx>=1.15,<2", "onnxscript>=0.1"],
     "dev": ["pytest>=7.4", "pytest-timeout>=2.2"],

@@ -63,5 +63,9 @@ class LogError(Sim2RealError):
     """A hardware log (rosbag2, CSV) is missing, truncated, corrupt or inconsistent."""
 
 
+class DatasetError(Sim2RealError):
+    """An image dataset (folder, labels file, bag topic) is missing, empty or malformed."""
+
+
 class TransportError(Sim2RealError):
     """A ROS 2 transport could not be created or used."""

@@ -1,0 +1,114 @@
+"""Domain-adaptation benchmark: digits → digits-on-photos and rendered arm → shifted camera style.
+
+For each task and method, trains the method plus (once per task, shared) a source-only and
+an oracle baseline with the same data, networks and steps, and prints target accuracy
+(digits) or target pixel error (arm) of each, and the fraction of the source-only →
+oracle gap the method closes. Configs: ``configs/adapt/<task>_<method>.yaml``.
+
+    nice -n 10 python benchmarks/adaptation.py --task digits            # ~10 min on 2 cores
+    python benchmarks/adaptation.py --task arm --methods dann pixelda
+    python benchmarks/adaptation.py --task all --out runs/bench_adapt
+
+Results go to ``<out>/<task>/`` (runs, ``results.json``, ``results.md``). Finished runs
+are reused (delete ``<out>`` to retrain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("dann", "adda", "pixelda", "cyclegan")
+TASKS = ("digits", "arm")
+
+
+def run_task(task: str, methods: list[str], out: Path, steps: int | None, progress: bool) -> list[dict]:
+    from sim2real.adapt.config import load_config, parse_config
+    from sim2real.adapt.report import metric_name, run_experiment
+    from sim2real.adapt.trainer import load_domains
+
+    cfgs = {}
+    for m in methods:
+        cfg = load_config(ROOT / "configs" / "adapt" / f"{task}_{m}.yaml")
+        if steps is not None:
+            cfg = parse_config(dict(cfg.raw, train={**cfg.raw["train"], "steps": steps}), file=cfg.source,
+                               base_dir=Path(cfg.base_dir) if cfg.base_dir else None)
+        cfgs[m] = cfg
+    first = next(iter(cfgs.values()))
+    for m, cfg in cfgs.items():  # baselines are shared, so every method must see the same data and nets
+        for key in ("data", "network", "task", "train", "seed"):
+            if cfg.raw.get(key) != first.raw.get(key):
+                raise SystemExit(f"{cfg.source}: '{key}' differs from {first.source}; baselines would not be shared")
+    t0 = time.perf_counter()
+    domains = load_domains(first, out / "data", progress)
+    print(f"[{task}] data: source {len(domains.xs)}, target train {len(domains.xt)}, "
+          f"target eval {len(domains.x_eval)} images ({time.perf_counter() - t0:.0f} s)", flush=True)
+    key, higher = metric_name(first.task.type)
+    rows = []
+    for m, cfg in cfgs.items():
+        t = time.perf_counter()
+        rep = run_experiment(cfg, out / m, resume=True, progress=progress, domains=domains,
+                             baseline_dir=out / "baselines")
+        res = rep["results"]
+        row = {"task": task, "method": m, "metric": key, "source_only": res["source_only"]["metrics"][key],
+               "adapted": res[m]["metrics"][key], "oracle": res.get("oracle", {}).get("metrics", {}).get(key),
+               "gap_closed": rep.get("gap_closed"), "train_time_s": res[m]["train_time_s"],
+               "wall_s": round(time.perf_counter() - t, 1), "steps": cfg.train.steps}
+        rows.append(row)
+        print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(r: dict) -> str:
+    f = (lambda v: "n/a" if v is None else f"{v:.3f}") if r["metric"] == "accuracy" else \
+        (lambda v: "n/a" if v is None else f"{v:.2f} px")
+    gap = "n/a" if r["gap_closed"] is None else f"{r['gap_closed']:.0%}"
+    return (f"| {r['task']} | {r['method']} | {r['metric']} | {f(r['source_only'])} | {f(r['adapted'])} | "
+            f"{f(r['oracle'])} | {gap} | {r['train_time_s']:.0f} |")
+
+
+HEADER = ("| task | method | metric | source-only | adapted | oracle | gap closed | train time (s) |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_adapt"))
+    parser.add_argument("--steps", type=int, default=None, help="override train.steps of every config")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    tasks = list(TASKS) if args.task == "all" else [args.task]
+    all_rows = []
+    print(HEADER, flush=True)
+    for task in tasks:
+        rows = run_task(task, args.methods, args.out / task, args.steps, not args.no_progress)
+        all_rows += rows
+        (args.out / task).mkdir(parents=True, exist_ok=True)
+        from sim2real._io import atomic_write_text
+
+        atomic_write_text(args.out / task / "results.json", json.dumps(rows, indent=2))
+        atomic_write_text(args.out / task / "results.md", HEADER + "\n" + "\n".join(format_row(r) for r in rows) + "\n")
+    print("\n" + HEADER)
+    for r in all_rows:
+        print(format_row(r))
+    for task in tasks:
+        gaps = [r["gap_closed"] for r in all_rows if r["task"] == task and r["gap_closed"] is not None]
+        if gaps:
+            best = max(gaps)
+            print(f"{task}: best method closes {best:.0%} of the gap (target >= 70%: {'met' if best >= 0.7 else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
