@@ -10,7 +10,9 @@ For each registered env id (ids that are not registered are skipped), in the sam
   reads the observation needs with the same flags (arms: ``getJointStates`` of the arm
   joints and ``getLinkState`` of the end effector; hopper: ``getLinkState`` of the torso
   with velocities and ``getJointStates`` of root and leg joints; quadrotor: per physics step
-  the base pose, four rotor forces and the yaw torque, per control step pose and velocity);
+  the base pose (and velocity for the rotor drag) and the resultant of the four rotor
+  thrusts, yaw torque and drag as one force and one torque, per control step pose and
+  velocity);
 * ``ratio`` = env / bare steps/s by wall-clock, ``cpu ratio`` the same by thread CPU time
   (what an idle machine would show: PyBullet DIRECT and the envs are single-threaded, and
   CPU time does not count the time other processes hold the core). Target >= 0.9; PASS/MISS
@@ -225,9 +227,14 @@ class BareLoop:
 
 
 class BareQuadrotorLoop:
-    """Bare loop for a quadrotor: per physics step the base pose, four rotor thrusts along body z
-    at the rotor positions and the yaw reaction torque (what flying the robot needs at minimum);
-    per control step the base pose and velocity. Thrusts: hover ± 20 % from random actions."""
+    """Bare loop for a quadrotor, what flying the robot needs at minimum, in plain floats: per
+    control step the four rotor thrusts (hover ± 20 % from the random actions) and their
+    resultant in the body frame (collective thrust along body z, torque ``Σ r_i × T_i ẑ`` plus
+    the yaw reaction ``Σ s_i km/kf T_i``); per physics step the base pose, and (if the robot's
+    ``model_params`` has rotor drag, as the env's rotor model applies it) the base velocity and
+    the drag force, then that wrench turned to world and applied as one force at the centre of
+    mass and one torque (as the env does); per control step the base pose and velocity. No
+    motor lag, ground effect or rate controller: those are the env's model, counted as env cost."""
 
     def __init__(self, env: Any, actions: list[np.ndarray]) -> None:
         robot = env.robot
@@ -235,8 +242,13 @@ class BareQuadrotorLoop:
         self.cid, self.body, self.substeps = world.client, world.robot_id, world.substeps
         mass = sum(p.getDynamicsInfo(self.body, i, physicsClientId=self.cid)[0]
                    for i in range(-1, p.getNumJoints(self.body, physicsClientId=self.cid)))
-        arm = float(robot.model_params.get("arm_length", 0.04)) / math.sqrt(2.0)
-        self.rotors = [(arm, -arm, 0.0), (-arm, arm, 0.0), (arm, arm, 0.0), (-arm, -arm, 0.0)]
+        mp = robot.model_params
+        arm = float(mp.get("arm_length", 0.04)) / math.sqrt(2.0)
+        #: rotor (x, y) in motor order (front-right, back-right, back-left, front-left) and yaw signs
+        self.rotors = [(arm, -arm), (-arm, -arm), (-arm, arm), (arm, arm)]
+        self.kf = float(mp.get("kf", 3.16e-10))
+        self.yaw_per_thrust = [s * float(mp.get("km", 7.94e-12)) / self.kf for s in (-1.0, 1.0, -1.0, 1.0)]
+        self.drag = (float(mp.get("drag_coeff", 0.0)), float(mp.get("drag_coeff_z", 0.0)))
         self.hover = mass * 9.81 / 4.0
         self.acts = np.array(actions, dtype=np.float64)
         self.start = (tuple(robot.model.base_position), tuple(robot.model.base_orientation))
@@ -250,22 +262,31 @@ class BareQuadrotorLoop:
     def run(self, steps: int) -> tuple[float, float]:
         """(wall, CPU) seconds spent in ``steps`` control steps (resets excluded)."""
         cid, body, rotors = self.cid, self.body, self.rotors
+        world_frame = p.WORLD_FRAME
         wall = cpu = 0.0
         t, c = time.perf_counter(), time.thread_time()
         for _ in range(steps):
             thrusts = (self.hover * (1.0 + 0.2 * self.acts[self.i % 256])).tolist()
+            total = sum(thrusts)
+            # body-frame torque of thrusts along z at (x, y, 0): (Σ y T, −Σ x T, yaw)
+            tx = sum(y * f for (_, y), f in zip(rotors, thrusts))
+            ty = -sum(x * f for (x, _), f in zip(rotors, thrusts))
+            tz = sum(k * f for k, f in zip(self.yaw_per_thrust, thrusts))
+            spin = sum(math.sqrt(f / self.kf) for f in thrusts) * (2.0 * math.pi / 60.0)  # rad/s
+            dxy, dz = -self.drag[0] * spin, -self.drag[1] * spin
             for _ in range(self.substeps):
                 pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=cid)
-                m = p.getMatrixFromQuaternion(orn)
-                z_axis = (m[2], m[5], m[8])
-                for (rx, ry, rz), f in zip(rotors, thrusts):
-                    at = (pos[0] + m[0] * rx + m[1] * ry + m[2] * rz, pos[1] + m[3] * rx + m[4] * ry + m[5] * rz,
-                          pos[2] + m[6] * rx + m[7] * ry + m[8] * rz)
-                    p.applyExternalForce(body, -1, (f * z_axis[0], f * z_axis[1], f * z_axis[2]), at,
-                                         p.WORLD_FRAME, physicsClientId=cid)
-                yaw = 0.01 * (thrusts[0] + thrusts[1] - thrusts[2] - thrusts[3])
-                p.applyExternalTorque(body, -1, (yaw * z_axis[0], yaw * z_axis[1], yaw * z_axis[2]),
-                                      p.WORLD_FRAME, physicsClientId=cid)
+                m0, m1, m2, m3, m4, m5, m6, m7, m8 = p.getMatrixFromQuaternion(orn)
+                fx, fy, fz = 0.0, 0.0, total
+                if dxy or dz:
+                    vx, vy, vz = p.getBaseVelocity(body, physicsClientId=cid)[0]
+                    fx = dxy * (m0 * vx + m3 * vy + m6 * vz)
+                    fy = dxy * (m1 * vx + m4 * vy + m7 * vz)
+                    fz += dz * (m2 * vx + m5 * vy + m8 * vz)
+                p.applyExternalForce(body, -1, (m0 * fx + m1 * fy + m2 * fz, m3 * fx + m4 * fy + m5 * fz,
+                                                m6 * fx + m7 * fy + m8 * fz), pos, world_frame, physicsClientId=cid)
+                p.applyExternalTorque(body, -1, (m0 * tx + m1 * ty + m2 * tz, m3 * tx + m4 * ty + m5 * tz,
+                                                 m6 * tx + m7 * ty + m8 * tz), world_frame, physicsClientId=cid)
                 p.stepSimulation(physicsClientId=cid)
             pos, _ = p.getBasePositionAndOrientation(body, physicsClientId=cid)
             p.getBaseVelocity(body, physicsClientId=cid)

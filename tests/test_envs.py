@@ -197,6 +197,27 @@ def test_cli_lists_and_runs(capsys):
     assert "unknown env id" in capsys.readouterr().err
 
 
+def test_cli_run_prints_tiny_randomized_values(capsys):
+    """kf (~3e-10 N/rpm²) is printed with significant digits, not rounded to 0.0."""
+    import re
+
+    assert main(["envs", "run", "sim2real/QuadrotorHover-v0", "--profile", "quadrotor", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    kf = re.search(r'"kf": ([0-9.e+-]+)', out)
+    assert kf is not None and 1e-10 < float(kf.group(1)) < 1e-9, out
+
+
+def test_gym_make_with_module_prefix():
+    """Without a plugin system in Gymnasium 1.x, ``module:id`` imports sim2real.envs first."""
+    import gymnasium as gym
+
+    env = gym.make("sim2real.envs:sim2real/Hopper-v0")
+    try:
+        assert type(env.unwrapped).__name__ == "HopperEnv"
+    finally:
+        env.close()
+
+
 @pytest.mark.parametrize("robot", ["kuka_iiwa", "franka_panda"])
 def test_reach_is_feasible_with_an_ik_controller(robot):
     """Every workspace target can be reached within the episode (an IK expert succeeds)."""

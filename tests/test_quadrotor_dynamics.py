@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import pybullet as p
@@ -11,6 +12,7 @@ import pytest
 
 from sim2real.errors import RobotError
 from sim2real.robots import load_robot
+import sim2real.sim.quadrotor as quad
 from sim2real.sim.quadrotor import (
     BodyRateController,
     QuadrotorDynamics,
@@ -282,3 +284,169 @@ def test_velocity_controller_limits_tilt_and_never_pushes_down():
     upside_down = np.diag([1.0, -1.0, -1.0])
     thrust, _ = ctrl([0.0, 0.0, 0.0], 0.0, upside_down, [0.0, 0.0, 0.0])
     assert thrust == 0.0
+
+
+def rotor_wrench_reference(params: quad.RotorParams, rpm: np.ndarray, com: Sequence[float], quat: Sequence[float],
+                           lin_vel: Sequence[float], com_in_link: Sequence[float], com_rot_in_link: np.ndarray,
+                           ground_z: float = 0.0) -> dict[str, np.ndarray]:
+    """Forces of :meth:`QuadrotorDynamics.physics_step` computed with numpy (the pre-optimisation
+    model, the reference of the float path): rotor speeds ``rpm`` (4,) after the motor update,
+    base COM pose/velocity as PyBullet reports them, COM frame in the link frame.
+
+    Returns ``thrusts`` (4,) N, ``points`` (4, 3) world m, ``forces`` (4, 3) N world,
+    ``torque`` (3,) N·m world (yaw reaction), ``drag`` (3,) N world (applied at ``com``), and
+    the resultant about the centre of mass: ``net_force`` (3,) N and ``net_torque`` (3,) N·m.
+    """
+    rot = np.asarray(p.getMatrixFromQuaternion(quat), dtype=float).reshape(3, 3) @ np.asarray(com_rot_in_link).T
+    com = np.asarray(com, dtype=float)
+    origin = com - rot @ np.asarray(com_in_link, dtype=float)
+    points = origin + quad.rotor_positions(params.arm_length) @ rot.T
+    omega_sq = np.asarray(rpm, dtype=float) ** 2
+    thrusts = params.kf * omega_sq * quad.ground_effect_gain(points[:, 2] - ground_z, params)
+    body_z = rot[:, 2]
+    yaw = float(np.dot(quad.ROTOR_YAW_SIGNS, params.km * omega_sq))
+    spin = float(np.sum(rpm)) * quad.RPM_TO_RAD_S
+    drag_diag = np.array([params.drag_coeff, params.drag_coeff, params.drag_coeff_z])
+    f_body = -drag_diag * spin * (rot.T @ np.asarray(lin_vel))
+    forces = thrusts[:, None] * body_z
+    drag = rot @ f_body
+    net_torque = np.cross(points - com, forces).sum(axis=0) + yaw * body_z
+    return {"thrusts": thrusts, "points": points, "forces": forces, "torque": yaw * body_z, "drag": drag,
+            "net_force": forces.sum(axis=0) + drag, "net_torque": net_torque}
+
+
+class _Recorder:
+    """Stands in for the ``pybullet`` module inside sim2real.sim.quadrotor: records the external
+    forces/torques physics_step applies, forwards everything else to PyBullet."""
+
+    def __init__(self) -> None:
+        self.forces: list[tuple[tuple[float, ...], tuple[float, ...]]] = []
+        self.torques: list[tuple[float, ...]] = []
+
+    def __getattr__(self, name):
+        return getattr(p, name)
+
+    def applyExternalForce(self, body, link, force, pos, frame, physicsClientId=0):  # noqa: N802
+        assert link == -1 and frame == p.WORLD_FRAME
+        self.forces.append((tuple(force), tuple(pos)))
+
+    def applyExternalTorque(self, body, link, torque, frame, physicsClientId=0):  # noqa: N802
+        assert link == -1 and frame == p.WORLD_FRAME
+        self.torques.append(tuple(torque))
+
+
+def test_fast_physics_step_matches_the_numpy_reference_on_random_states(bench_factory, nominal, monkeypatch):
+    """The plain-float physics_step applies the forces of the numpy model (rotor_wrench_reference):
+    random poses, velocities, motor states, parameters and centre-of-mass frames, to 1e-12."""
+    rng = np.random.default_rng(7)
+    b = bench_factory(nominal)
+    rec = _Recorder()
+    monkeypatch.setattr(quad, "p", rec)
+    for trial in range(60):
+        params = nominal.with_values(
+            kf=nominal.kf * rng.uniform(0.5, 1.5), km=nominal.km * rng.uniform(0.5, 1.5),
+            motor_tau=0.0 if trial % 7 == 0 else rng.uniform(0.005, 0.05), arm_length=rng.uniform(0.03, 0.06),
+            drag_coeff=0.0 if trial % 5 == 0 else nominal.drag_coeff * rng.uniform(0.5, 2.0),
+            drag_coeff_z=0.0 if trial % 5 == 0 else nominal.drag_coeff_z * rng.uniform(0.5, 2.0),
+            ground_effect_coeff=0.0 if trial % 3 == 0 else rng.uniform(0.5, 1.5))
+        b.dyn.set_params(params)
+        if trial % 2:  # a shifted / rotated centre-of-mass frame (as after a com_offset rebuild)
+            com_rot = np.asarray(p.getMatrixFromQuaternion(p.getQuaternionFromEuler(rng.uniform(-0.3, 0.3, 3)))
+                                 ).reshape(3, 3)
+            b.dyn.set_com_frame(rng.uniform(-0.005, 0.005, 3), com_rot)
+        else:
+            b.dyn.set_com_frame(np.zeros(3), np.eye(3))
+        com = rng.uniform([-1, -1, 0.0], [1, 1, 0.2 if trial % 4 == 0 else 2.0])  # some in ground effect
+        quat = p.getQuaternionFromEuler(rng.uniform(-1.0, 1.0, 3))
+        lin = rng.uniform(-3, 3, 3)
+        p.resetBasePositionAndOrientation(b.body, com.tolist(), quat, physicsClientId=b.c)
+        p.resetBaseVelocity(b.body, lin.tolist(), rng.uniform(-5, 5, 3).tolist(), physicsClientId=b.c)
+        b.dyn.reset(rng.uniform(0, params.max_rpm, 4))
+        before = b.dyn.rpm
+        b.dyn.command_rpm(rng.uniform(-100, params.max_rpm * 1.2, 4))
+        cmd = b.dyn.rpm_command
+        rec.forces.clear()
+        rec.torques.clear()
+        b.dyn.physics_step()
+        alpha = 1.0 - math.exp(-DT / params.motor_tau) if params.motor_tau > 0 else 1.0
+        rpm = before + alpha * (cmd - before)
+        assert np.allclose(b.dyn.rpm, rpm, rtol=1e-12, atol=0)
+        ref = rotor_wrench_reference(params, rpm, com, quat, lin, b.dyn._com_in_link, b.dyn._com_rot_in_link)
+        # one force at the centre of mass and one torque: the resultant of the rotor forces at
+        # their points, the yaw reaction torque and the drag
+        assert len(rec.forces) == 1 and len(rec.torques) == 1
+        (force, point), torque = rec.forces[0], rec.torques[0]
+        assert np.allclose(point, com, rtol=0, atol=1e-12)
+        scale_f = np.abs(ref["forces"]).sum() + np.abs(ref["drag"]).sum() + 1e-30
+        assert np.allclose(force, ref["net_force"], rtol=0, atol=1e-12 * scale_f)
+        scale_t = scale_f * params.arm_length + np.abs(ref["torque"]).sum() + 1e-30
+        assert np.allclose(torque, ref["net_torque"], rtol=0, atol=1e-12 * scale_t)
+        assert np.allclose(b.dyn.thrusts, ref["thrusts"], rtol=1e-12, atol=0)
+        yaw = float(np.dot(quad.ROTOR_YAW_SIGNS, params.km * rpm**2))
+        assert b.dyn.yaw_torque == pytest.approx(yaw, rel=1e-12, abs=1e-12 * params.km * rpm.max() ** 2)
+        if params.ground_effect_coeff > 0 and com[2] < 0.2 and rpm.max() > 0:
+            assert ref["thrusts"].max() > params.kf * rpm.max() ** 2 * (1 + 1e-9)  # the case is covered
+
+
+def test_resultant_wrench_flies_like_forces_at_the_rotors(bench_factory, nominal, monkeypatch):
+    """Applying the resultant at the centre of mass is what PyBullet does with forces at points:
+    the same flight as the four rotor forces, yaw torque and drag applied one by one (reference)."""
+    runs = []
+    for resultant in (True, False):
+        b = bench_factory(nominal, quat=p.getQuaternionFromEuler([0.2, -0.1, 0.3]))
+        p.resetBaseVelocity(b.body, [0.3, -0.2, 0.1], [1.0, -2.0, 3.0], physicsClientId=b.c)
+        hover = nominal.hover_rpm(MASS)
+        b.dyn.reset(hover)
+        b.dyn.command_rpm([hover * 1.05, hover * 0.97, hover * 1.02, hover * 0.99])
+        rec = _Recorder()
+        for _ in range(120):
+            if resultant:
+                b.dyn.physics_step()
+            else:
+                com, quat = p.getBasePositionAndOrientation(b.body, physicsClientId=b.c)
+                lin = p.getBaseVelocity(b.body, physicsClientId=b.c)[0]
+                monkeypatch.setattr(quad, "p", rec)  # advance the motors only
+                b.dyn.physics_step()
+                monkeypatch.setattr(quad, "p", p)
+                ref = rotor_wrench_reference(nominal, b.dyn.rpm, com, quat, lin, b.dyn._com_in_link,
+                                                  b.dyn._com_rot_in_link)
+                for force, point in zip(ref["forces"], ref["points"]):
+                    p.applyExternalForce(b.body, -1, force.tolist(), point.tolist(), p.WORLD_FRAME, physicsClientId=b.c)
+                p.applyExternalTorque(b.body, -1, ref["torque"].tolist(), p.WORLD_FRAME, physicsClientId=b.c)
+                p.applyExternalForce(b.body, -1, ref["drag"].tolist(), com, p.WORLD_FRAME, physicsClientId=b.c)
+            p.stepSimulation(physicsClientId=b.c)
+        runs.append(np.concatenate([b.pos(), *p.getBaseVelocity(b.body, physicsClientId=b.c)]))
+    assert np.abs(runs[0][3:]).max() > 0.5  # it moved
+    assert np.allclose(runs[0], runs[1], rtol=0, atol=1e-9)
+
+
+def _reference_rate_controller(ctrl, rate_cmd, rate, integral, prev):
+    """BodyRateController in numpy (the model the float path implements)."""
+    err = rate_cmd - rate
+    integral = np.clip(integral + err * ctrl.physics_dt, -ctrl.integral_limit, ctrl.integral_limit)
+    dw = np.zeros(3) if prev is None else (rate - prev) / ctrl.physics_dt
+    acc = ctrl.kp * err + ctrl.ki * integral - ctrl.kd * dw
+    tau = ctrl.inertia * acc + np.cross(rate, ctrl.inertia * rate)
+    return tau, integral
+
+
+def test_rate_controller_float_path_matches_numpy_reference(nominal):
+    rng = np.random.default_rng(3)
+    ctrl = BodyRateController(nominal, INERTIA, kp=(25.0, 25.0, 12.0), ki=(5.0, 5.0, 2.0), kd=(0.1, 0.1, 0.05),
+                              physics_dt=DT, integral_limit=0.05)
+    t_max = nominal.max_thrust
+    mix_inv = np.linalg.inv(mixer_matrix(nominal))
+    integral, prev = np.zeros(3), None
+    for _ in range(200):
+        rate_cmd, rate = rng.uniform(-8, 8, 3), rng.uniform(-8, 8, 3)
+        thrust = rng.uniform(-0.1, 4.5 * t_max)
+        tau, integral = _reference_rate_controller(ctrl, rate_cmd, rate, integral, prev)
+        prev = rate
+        delta = mix_inv @ np.concatenate([[0.0], tau])
+        spread = delta.max() - delta.min()
+        if spread > t_max:
+            delta = delta * (t_max / spread)
+        base = min(max(thrust / 4.0, -delta.min()), t_max - delta.max())
+        expected = np.clip(base + delta, 0.0, t_max)
+        got = ctrl(thrust, rate_cmd, rate)  # rpm; compare thrusts (sqrt amplifies rounding near 0)
+        assert np.allclose(nominal.kf * got**2, expected, rtol=0, atol=1e-12 * t_max)

@@ -281,21 +281,23 @@ def test_nan_action_is_rejected(make):
         env.step(np.array([0.0, math.nan, 0.0, 0.0]))
 
 
-def test_env_sets_up_everything_simenv_does(make):
-    """QuadrotorEnv mirrors SimEnv.__init__ (to use a QuadrotorWorld): it must set the same attributes."""
-    from sim2real.envs.base import SimEnv
+def test_env_is_built_by_simenv_with_a_quadrotor_world(make):
+    """QuadrotorEnv goes through SimEnv.__init__ (its _make_world hook builds the QuadrotorWorld),
+    and the rotor model runs from PhysicsWorld.step's physics_step_hook."""
+    from sim2real.sim.world import PhysicsWorld
 
-    base = SimEnv("kuka_iiwa")
-    try:
-        expected = set(vars(base))
-    finally:
-        base.close()
     env = make(IDS[0], render_mode="rgb_array").unwrapped
-    assert expected <= set(vars(env))
+    assert type(env.world).__name__ == "QuadrotorWorld" and env.runner.world is env.world
+    assert type(env.world).step is PhysicsWorld.step  # no copy of the physics loop
+    assert env.world.physics_step_hook == env.world._rotor_step
     env.reset(seed=0)
     frame = env.render()
     assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8
-    assert type(env.world).__name__ == "QuadrotorWorld" and env.runner.world is env.world
+    calls = []
+    hook = env.world.physics_step_hook
+    env.world.physics_step_hook = lambda: (calls.append(env.world.physics_step_count), hook())
+    env.step(env.hover_action)
+    assert calls == list(range(env.world.substeps))  # one rotor update before each physics step
 
 
 def test_com_offset_tips_the_drone_towards_the_heavy_side(make):

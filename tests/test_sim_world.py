@@ -254,3 +254,52 @@ def test_flush_skips_unchanged_links_but_pybullet_always_matches_the_world(kuka)
             check()
     finally:
         w.close()
+
+
+def test_physics_step_hook_runs_before_each_physics_step(kuka):
+    w = PhysicsWorld(kuka)
+    try:
+        w.set_joint_state(w.home)
+        w.hold()
+        seen: list[tuple[int, float]] = []
+        w.physics_step_hook = lambda: seen.append(
+            (w.physics_step_count, p.getJointState(w.robot_id, 0, physicsClientId=w.client)[0]))
+        w.action_delay = 1
+        cmd = w.home + 0.3
+        w.step(cmd)
+        w.step(cmd)
+        n = w.substeps
+        assert [c for c, _ in seen] == list(range(2 * n))  # before the step that makes count c + 1
+        assert len({q for _, q in seen}) > 1  # the physics moved in between
+        # the delayed command is issued before the hook of its physics step
+        order = []
+        w.physics_step_hook = lambda: order.append(w.active.copy())
+        w.step(w.home)
+        assert np.allclose(order[0], cmd) and np.allclose(order[1], w.home)
+        w.physics_step_hook = None  # back to the run-stepping path
+        before = w.physics_step_count
+        w.step(w.home)
+        assert w.physics_step_count == before + n
+    finally:
+        w.close()
+
+
+def test_world_without_controlled_joints():
+    """A plain PhysicsWorld holds a joint-less robot (the quadrotor): empty joint state, hold, step."""
+    robot = load_robot("quadrotor")
+    assert robot.n_joints == 0
+    w = PhysicsWorld(robot)
+    try:
+        q, qd = w.joint_state()
+        assert q.shape == (0,) and qd.shape == (0,)
+        w.hold()
+        z0 = w.base_pose()[0][2]
+        w.step(np.zeros(0))
+        assert w.physics_step_count == w.substeps and w.base_pose()[0][2] < z0  # falls
+        for mode in ("torque", "velocity"):
+            w.mode = mode
+            w.reset_control()
+            w.hold()
+            w.step(np.zeros(0))
+    finally:
+        w.close()

@@ -110,7 +110,7 @@ def _fmt(randomization: dict[str, Any]) -> str:
 
     def short(v: Any) -> Any:
         if isinstance(v, float):
-            return round(v, 5)
+            return float(f"{v:.4g}")  # 4 significant digits: tiny values (kf ~3e-10) stay visible
         if isinstance(v, (list, tuple)):
             return [short(x) for x in v[:6]] + (["..."] if len(v) > 6 else [])
         if isinstance(v, dict):

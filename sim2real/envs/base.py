@@ -36,12 +36,16 @@ class SimEnv(gym.Env):
 
     Subclasses set ``self.action_mode``, ``self.action_scale``, ``self.action_offset``,
     ``self._layout`` and ``self.observation_space`` bounds before calling :meth:`_finish_init`.
+    A subclass that needs another world (e.g. the quadrotor's rotor model) sets
+    :attr:`world_class` or overrides :meth:`_make_world`.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
     #: render() camera: distance (m), yaw, pitch (deg) around the base, image width x height
     render_view: ClassVar[tuple[float, float, float]] = (1.8, 50.0, -30.0)
     render_size: ClassVar[tuple[int, int]] = (320, 240)
+    #: the world :meth:`_make_world` builds (called as ``world_class(robot)``)
+    world_class: ClassVar[type[PhysicsWorld]] = PhysicsWorld
 
     def __init__(self, robot: str | RobotDescription, profile: str | dict | Profile = "nominal",
                  max_episode_steps: int | None = 100, control_mode: str | None = None,
@@ -51,7 +55,7 @@ class SimEnv(gym.Env):
             raise EnvError(f"unsupported render_mode {render_mode!r}; expected None or 'rgb_array'")
         self.render_mode = render_mode
         self.robot = robot if isinstance(robot, RobotDescription) else load_robot(robot)
-        self.world = PhysicsWorld(self.robot)
+        self.world = self._make_world()
         self.metadata = {**type(self).metadata, "render_fps": int(round(self.robot.control.rate_hz))}
         if control_mode is not None and control_mode != self.world.mode:
             self.world.mode = control_mode
@@ -79,6 +83,10 @@ class SimEnv(gym.Env):
         if size != self._obs_low.shape[0]:
             raise EnvError(f"observation layout sums to {size} but bounds have {self._obs_low.shape[0]} elements")
         self.world.observation_size = size
+
+    def _make_world(self) -> PhysicsWorld:
+        """Build the env's world for ``self.robot`` (default: ``world_class(self.robot)``)."""
+        return self.world_class(self.robot)
 
     # ------------------------------------------------------------------ public API
     def set_profile(self, profile: str | dict | Profile) -> None:

@@ -84,21 +84,21 @@ class HopperEnv(SimEnv):
         return np.array([s[0] for s in states]), np.array([s[1] for s in states])
 
     def _observe(self) -> np.ndarray:
+        # one getLinkState (torso pose + velocity) and one getJointStates (root + legs) per call,
+        # indices cached at construction, values gathered in one tuple (hot path: every step)
         w = self.world
         cid, rid = w.client, w.robot_id
-        ls = p.getLinkState(rid, self._torso, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid)
+        (_, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
+            rid, self._torso, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid)
         states = p.getJointStates(rid, self._all, physicsClientId=cid)  # root x, z, pitch, then the joints
         self._root_x, self._pitch = states[0][0], states[2][0]
-        rot = p.getMatrixFromQuaternion(ls[1])
-        wx, wy, wz = ls[7]
+        r0, r1, r2, r3, r4, r5, r6, r7, r8 = p.getMatrixFromQuaternion(orn)
         legs = states[3:]
-        values = [ls[0][2], self._pitch]
-        values += [s[0] for s in legs]
-        values += ls[6]
-        values += (rot[0] * wx + rot[3] * wy + rot[6] * wz, rot[1] * wx + rot[4] * wy + rot[7] * wz,
-                   rot[2] * wx + rot[5] * wy + rot[8] * wz)  # R^T ω: angular velocity in the torso frame
-        values += [s[1] for s in legs]
-        return np.minimum(np.maximum(np.array(values), self._obs_low), self._obs_high)  # also clips velocities to ±10
+        obs = np.array((z, self._pitch, *[s[0] for s in legs], vx, vy, vz,
+                        r0 * wx + r3 * wy + r6 * wz, r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz,
+                        *[s[1] for s in legs]))  # R^T ω: angular velocity in the torso frame
+        np.maximum(obs, self._obs_low, out=obs)
+        return np.minimum(obs, self._obs_high, out=obs)  # also clips velocities to ±10
 
     def _command(self, action: np.ndarray) -> np.ndarray:
         return action * self.action_scale

@@ -33,7 +33,6 @@ touches the floor or tilts beyond ``max_tilt``. ``info["is_success"]``: within
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any, ClassVar, Sequence
 
 import gymnasium as gym
@@ -42,11 +41,10 @@ import pybullet as p
 
 from sim2real.errors import EnvError, RobotError
 from sim2real.envs.base import SimEnv
-from sim2real.profiles import Profile, load_profile
-from sim2real.robots import RobotDescription, load_robot
+from sim2real.profiles import Profile
+from sim2real.robots import RobotDescription
 from sim2real.sim.quadrotor import RotorParams
 from sim2real.sim.quadrotor_world import QUAD_MODES, QuadrotorWorld
-from sim2real.sim.runner import RandomizationRunner
 
 TASKS = ("hover", "waypoint")
 LAYOUT = [("base_position", 3), ("base_rotation", 9), ("base_linear_velocity", 3),
@@ -90,28 +88,9 @@ class QuadrotorEnv(SimEnv):
             raise EnvError(f"unknown quadrotor task {task!r}; expected one of {list(TASKS)}")
         if action_mode not in QUAD_MODES:
             raise EnvError(f"unknown quadrotor action mode {action_mode!r}; expected one of {list(QUAD_MODES)}")
-        # SimEnv.__init__ builds a plain PhysicsWorld, which cannot hold a joint-less robot and
-        # has no rotor model in its physics loop; this is the same set-up with a QuadrotorWorld.
-        gym.Env.__init__(self)
-        if render_mode not in (None, "rgb_array"):
-            raise EnvError(f"unsupported render_mode {render_mode!r}; expected None or 'rgb_array'")
-        self.render_mode = render_mode
-        self.robot = robot if isinstance(robot, RobotDescription) else load_robot(robot)
-        self.world = QuadrotorWorld(self.robot, mode=action_mode)
-        self.metadata = {**type(self).metadata, "render_fps": int(round(self.robot.control.rate_hz))}
-        self.max_episode_steps = max_episode_steps
-        try:
-            self.profile = load_profile(profile, robot=self.robot)
-            self.runner = RandomizationRunner(self.world, self.profile)
-        except Exception:
-            self.world.close()  # a bad profile must not leak the physics client
-            raise
-        self._pending_runner: RandomizationRunner | None = None
-        self._obs_history: deque[np.ndarray] = deque(maxlen=2)
-        self._elapsed = 0
-        self._needs_reset = True
         self.task = task
         self.action_mode = action_mode
+        super().__init__(robot, profile, max_episode_steps, render_mode=render_mode)  # builds _make_world()
         self._cfg = _TaskConfig(self.robot)
         nominal: RotorParams = self.world.nominal_rotor
         self._nominal_mass = self.world.mass()
@@ -142,8 +121,15 @@ class QuadrotorEnv(SimEnv):
         self._finish_init(low, -low)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self._target = np.zeros(3)
+        self._target_list = (0.0, 0.0, 0.0)
         self._prev_action = self._hover_action.copy()
         self._prev_distance = 0.0
+        self._bounds = (tuple(float(v) for v in self._cfg.bounds_low), tuple(float(v) for v in self._cfg.bounds_high))
+        self._state_key: tuple[int, int] | None = None
+        self._state_cache: tuple[tuple[float, ...], ...] = ()
+
+    def _make_world(self) -> QuadrotorWorld:
+        return QuadrotorWorld(self.robot, mode=self.action_mode)
 
     # ------------------------------------------------------------------ export metadata
     def action_spec(self) -> dict[str, Any]:
@@ -194,19 +180,35 @@ class QuadrotorEnv(SimEnv):
         w.active = self._command(self._hover_action)
         self._prev_action = self._hover_action.copy()
         self._prev_distance = float(np.linalg.norm(self._target - start))
+        self._target_list = tuple(float(v) for v in self._target)
+        self._state_key = None  # the body moved without a physics step
 
-    def _state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Position (m, world), rotation (3, 3) body→world, linear velocity (m/s, world), body rates (rad/s)."""
+    def _state(self) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+        """Position (3, m, world), rotation (9, body→world, row-major), linear velocity (3, m/s,
+        world), body rates (3, rad/s), as float tuples.
+
+        Cached per physics step (``_observe`` and ``_evaluate`` read the same state after a
+        step); ``_reset_task`` clears the cache since a reset moves the body without stepping.
+        """
         w = self.world
-        pos, quat = p.getBasePositionAndOrientation(w.robot_id, physicsClientId=w.client)
-        lin, ang = p.getBaseVelocity(w.robot_id, physicsClientId=w.client)
-        rot = np.asarray(p.getMatrixFromQuaternion(quat), dtype=float).reshape(3, 3)
-        return np.asarray(pos), rot, np.asarray(lin), rot.T @ np.asarray(ang)
+        key = (w.physics_step_count, w.robot_id)
+        if self._state_key == key:
+            return self._state_cache
+        cid, rid = w.client, w.robot_id
+        pos, quat = p.getBasePositionAndOrientation(rid, physicsClientId=cid)
+        lin, (ax, ay, az) = p.getBaseVelocity(rid, physicsClientId=cid)
+        r = p.getMatrixFromQuaternion(quat)
+        rates = (r[0] * ax + r[3] * ay + r[6] * az, r[1] * ax + r[4] * ay + r[7] * az,
+                 r[2] * ax + r[5] * ay + r[8] * az)  # Rᵀ ω
+        self._state_cache = (pos, r, lin, rates)
+        self._state_key = key
+        return self._state_cache
 
     def _observe(self) -> np.ndarray:
         pos, rot, lin, rates = self._state()
-        obs = np.concatenate([pos, rot.reshape(9), lin, rates, self._target - pos, self._prev_action])
-        return np.clip(obs, self._obs_low, self._obs_high)
+        t = self._target_list
+        obs = np.array([*pos, *rot, *lin, *rates, t[0] - pos[0], t[1] - pos[1], t[2] - pos[2], *self._prev_action])
+        return np.minimum(np.maximum(obs, self._obs_low), self._obs_high)  # np.clip: 3x slower on small arrays
 
     def _command(self, action: np.ndarray) -> np.ndarray:
         self._prev_action = np.asarray(action, dtype=float).copy()
@@ -217,15 +219,18 @@ class QuadrotorEnv(SimEnv):
 
     def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
         cfg = self._cfg
-        pos, rot, lin, rates = self._state()
-        distance = float(np.linalg.norm(self._target - pos))
-        tilt = math.acos(float(np.clip(rot[2, 2], -1.0, 1.0)))
-        out_of_bounds = bool(np.any(pos < cfg.bounds_low) or np.any(pos > cfg.bounds_high))
+        (x, y, z), rot, lin, rates = self._state()
+        tx, ty, tz = self._target_list
+        distance = math.sqrt((tx - x) ** 2 + (ty - y) ** 2 + (tz - z) ** 2)
+        tilt = math.acos(min(max(rot[8], -1.0), 1.0))
+        lo, hi = self._bounds
+        out_of_bounds = not (lo[0] <= x <= hi[0] and lo[1] <= y <= hi[1] and lo[2] <= z <= hi[2])
         flipped = tilt > cfg.max_tilt
         touched = self._touches_floor()
         terminated = out_of_bounds or flipped or touched
-        reward = (1.0 - distance - 0.05 * float(np.linalg.norm(lin)) - 0.02 * float(np.linalg.norm(rates))
-                  - 0.1 * float(np.sum((action - self._hover_action) ** 2)) / 4.0)
+        d = action - self._hover_action
+        reward = (1.0 - distance - 0.05 * math.sqrt(lin[0] ** 2 + lin[1] ** 2 + lin[2] ** 2)
+                  - 0.02 * math.sqrt(rates[0] ** 2 + rates[1] ** 2 + rates[2] ** 2) - 0.1 * float(d @ d) / 4.0)
         if self.task == "waypoint":
             reward += PROGRESS_WEIGHT * (self._prev_distance - distance)
         if terminated:

@@ -1,9 +1,10 @@
 """Env ids of the arm reach and hopper envs and their Gymnasium registration.
 
-``register_envs`` can serve as a Gymnasium plugin entry point (``gymnasium.envs`` group in
-``setup.py``), so ``gym.make("sim2real/KukaReach-v0")`` works without importing
-``sim2real.envs`` first (it imports the package, which also registers the camera and
-quadrotor ids).
+Importing :mod:`sim2real.envs` calls :func:`register_envs` (and registers the camera and
+quadrotor ids). Gymnasium 1.x loads no plugins, so an id is only known after that import;
+without an explicit import, name the module in the id and ``gym.make`` imports it first::
+
+    gym.make("sim2real.envs:sim2real/KukaReach-v0")
 """
 
 from __future__ import annotations

@@ -171,10 +171,14 @@ class QuadrotorDynamics:
         self.physics_dt = float(physics_dt)
         self.ground_z = float(ground_z)
         self._params = params
-        self._rpm = np.zeros(4)
-        self._rpm_cmd = np.zeros(4)
-        self._thrusts = np.zeros(4)
+        # motor state as plain floats: physics_step runs every physics step, and numpy's
+        # per-call overhead on 4-element arrays would dominate it
+        self._rpm = [0.0] * 4
+        self._rpm_cmd = [0.0] * 4
+        self._thrusts = (0.0, 0.0, 0.0, 0.0)
         self._yaw_torque = 0.0
+        self._com_in_link = np.zeros(3)
+        self._com_rot_in_link = np.eye(3)
         self.attach(body)
 
     def attach(self, body: int) -> None:
@@ -185,8 +189,37 @@ class QuadrotorDynamics:
         """
         self.body = body
         info = p.getDynamicsInfo(body, -1, physicsClientId=self.client)
-        self._com_in_link = np.asarray(info[3], dtype=float)
-        self._com_rot_in_link = _rotation(info[4], self.client)
+        self.set_com_frame(info[3], _rotation(info[4], self.client))
+
+    def set_com_frame(self, com_in_link: Sequence[float], com_rot_in_link: np.ndarray) -> None:
+        """Pose of the base's centre-of-mass (inertial) frame in its link frame: position (3,), m,
+        and rotation (3, 3) (:meth:`attach` reads them from PyBullet)."""
+        self._com_in_link = np.asarray(com_in_link, dtype=float).reshape(3)
+        self._com_rot_in_link = np.asarray(com_rot_in_link, dtype=float).reshape(3, 3)
+        self._cache_params = None  # rebuild the precomputed geometry
+
+    def _precompute(self) -> None:
+        """Per-params / per-body constants of :meth:`physics_step`, as Python floats.
+
+        With ``R`` the COM-frame→world rotation PyBullet reports, ``C`` the COM frame's rotation
+        in the link frame and ``c`` its position there: the link→world rotation is ``R Cᵀ``, so
+        rotor ``i`` sits at ``com + R Cᵀ (r_i − c)``, body z is ``R (Cᵀ e_z)``, and the drag
+        force ``R Cᵀ D C Rᵀ v`` (``D`` the diagonal drag) uses ``M = Cᵀ D C``.
+        """
+        prm = self._params
+        cT = self._com_rot_in_link.T
+        rel = (rotor_positions(prm.arm_length) - self._com_in_link) @ cT.T  # rows: Cᵀ (r_i − c)
+        self._rotor_rel = [tuple(float(x) for x in row) for row in rel]
+        self._z_com = tuple(float(x) for x in cT[:, 2])
+        self._alpha = 1.0 - math.exp(-self.physics_dt / prm.motor_tau) if prm.motor_tau > 0.0 else 1.0
+        self._yaw_signs = tuple(float(x) * prm.km for x in ROTOR_YAW_SIGNS)
+        self._ge = prm.ground_effect_coeff > 0.0
+        self._ge_k = prm.ground_effect_coeff * (prm.prop_radius / 4.0) ** 2  # x = k / h²
+        self._ge_cap = 1.0 - 1.0 / prm.ground_effect_max_gain
+        self._drag = prm.drag_coeff > 0.0 or prm.drag_coeff_z > 0.0
+        drag = cT @ np.diag([prm.drag_coeff, prm.drag_coeff, prm.drag_coeff_z]) @ cT.T
+        self._drag_m = tuple(float(x) for x in drag.reshape(9))
+        self._cache_params = prm
 
     @property
     def params(self) -> RotorParams:
@@ -199,17 +232,17 @@ class QuadrotorDynamics:
     @property
     def rpm(self) -> np.ndarray:
         """Current rotor speeds, shape (4,), rpm."""
-        return self._rpm.copy()
+        return np.array(self._rpm, dtype=float)
 
     @property
     def rpm_command(self) -> np.ndarray:
         """Held rotor-speed command, shape (4,), rpm."""
-        return self._rpm_cmd.copy()
+        return np.array(self._rpm_cmd, dtype=float)
 
     @property
     def thrusts(self) -> np.ndarray:
         """Rotor thrusts applied at the last physics step (ground effect included), shape (4,), N."""
-        return self._thrusts.copy()
+        return np.array(self._thrusts, dtype=float)
 
     @property
     def yaw_torque(self) -> float:
@@ -219,55 +252,90 @@ class QuadrotorDynamics:
     def reset(self, rpm: Sequence[float] | float | None = None) -> None:
         """Set rotor speeds and command to ``rpm`` (scalar or (4,), rpm; default 0)."""
         value = np.zeros(4) if rpm is None else np.broadcast_to(np.asarray(rpm, dtype=float), (4,)).copy()
-        self._rpm = np.clip(value, 0.0, self._params.max_rpm)
-        self._rpm_cmd = self._rpm.copy()
-        self._thrusts = np.zeros(4)
+        self._rpm = np.clip(value, 0.0, self._params.max_rpm).tolist()
+        self._rpm_cmd = list(self._rpm)
+        self._thrusts = (0.0, 0.0, 0.0, 0.0)
         self._yaw_torque = 0.0
 
     def command_rpm(self, rpm_cmd: Sequence[float]) -> None:
-        """Hold a rotor-speed command, shape (4,), rpm; clipped to ``[0, max_rpm]``."""
-        cmd = np.asarray(rpm_cmd, dtype=float).reshape(4)
-        self._rpm_cmd = np.clip(np.nan_to_num(cmd, nan=0.0), 0.0, self._params.max_rpm)
+        """Hold a rotor-speed command, shape (4,), rpm; clipped to ``[0, max_rpm]`` (NaN -> 0)."""
+        top = self._params.max_rpm
+        if type(rpm_cmd) is not list or len(rpm_cmd) != 4:  # the controllers pass lists of 4 floats
+            rpm_cmd = np.asarray(rpm_cmd, dtype=float).reshape(4).tolist()
+        # pure Python: runs every physics step in the rate/velocity modes; `not x > 0` catches NaN
+        self._rpm_cmd = [0.0 if not x > 0.0 else (top if x > top else float(x)) for x in rpm_cmd]
 
     def command_normalized(self, action: Sequence[float]) -> None:
         """Hold a per-motor command ``a ∈ [-1, 1]^4``: ``ω² = (a + 1) / 2 · max_rpm²``."""
         a = np.clip(np.asarray(action, dtype=float).reshape(4), -1.0, 1.0)
-        self._rpm_cmd = np.sqrt((a + 1.0) * 0.5) * self._params.max_rpm
+        self._rpm_cmd = (np.sqrt((a + 1.0) * 0.5) * self._params.max_rpm).tolist()
 
     def physics_step(self) -> None:
-        """Advance the motors by one physics step and apply this step's rotor forces."""
-        prm = self._params
-        if prm.motor_tau > 0.0:
-            alpha = 1.0 - math.exp(-self.physics_dt / prm.motor_tau)
-            self._rpm = self._rpm + alpha * (self._rpm_cmd - self._rpm)
+        """Advance the motors by one physics step and apply this step's rotor forces.
+
+        The four thrusts, the yaw reaction torque and the drag act on one rigid body, so they
+        are applied as their resultant: one force at the centre of mass and one torque
+        ``Σ (p_i − com) × F_i + τ_yaw`` (what PyBullet makes of forces at points anyway). Plain
+        Python floats on purpose (this runs every physics step; numpy's per-call overhead on
+        4-element arrays would dominate); the tests check it against the same model in numpy.
+        """
+        if self._cache_params is not self._params:
+            self._precompute()
+        alpha = self._alpha
+        if alpha == 1.0:
+            rpm = list(self._rpm_cmd)
         else:
-            self._rpm = self._rpm_cmd.copy()
-
-        com, quat = p.getBasePositionAndOrientation(self.body, physicsClientId=self.client)
-        com = np.asarray(com, dtype=float)
-        rot = _rotation(quat, self.client) @ self._com_rot_in_link.T  # base link frame → world
-        origin = com - rot @ self._com_in_link
-        rotors_world = origin + rotor_positions(prm.arm_length) @ rot.T
-
-        omega_sq = self._rpm**2
-        thrusts = prm.kf * omega_sq * ground_effect_gain(rotors_world[:, 2] - self.ground_z, prm)
-        body_z = rot[:, 2]
-        for i in range(4):
-            p.applyExternalForce(self.body, -1, (thrusts[i] * body_z).tolist(), rotors_world[i].tolist(),
-                                 p.WORLD_FRAME, physicsClientId=self.client)
-        yaw = float(np.dot(ROTOR_YAW_SIGNS, prm.km * omega_sq))
-        p.applyExternalTorque(self.body, -1, (yaw * body_z).tolist(), p.WORLD_FRAME, physicsClientId=self.client)
-
-        if prm.drag_coeff > 0.0 or prm.drag_coeff_z > 0.0:
-            lin_vel = np.asarray(p.getBaseVelocity(self.body, physicsClientId=self.client)[0], dtype=float)
-            v_body = rot.T @ lin_vel
-            spin = float(np.sum(self._rpm)) * RPM_TO_RAD_S
-            f_body = -np.array([prm.drag_coeff, prm.drag_coeff, prm.drag_coeff_z]) * spin * v_body
-            p.applyExternalForce(self.body, -1, (rot @ f_body).tolist(), com.tolist(),
-                                 p.WORLD_FRAME, physicsClientId=self.client)
-        self._thrusts = thrusts
+            rpm = [w + alpha * (c - w) for w, c in zip(self._rpm, self._rpm_cmd)]
+        self._rpm = rpm
+        cid, body = self.client, self.body
+        com, quat = p.getBasePositionAndOrientation(body, physicsClientId=cid)
+        m0, m1, m2, m3, m4, m5, m6, m7, m8 = p.getMatrixFromQuaternion(quat, physicsClientId=cid)
+        kf = self._params.kf
+        # in the centre-of-mass frame: thrust-weighted sum of rotor offsets S = Σ T_i q_i
+        sx = sy = sz = total = 0.0
+        if self._ge:
+            base_h = com[2] - self.ground_z
+            ge_k, ge_cap = self._ge_k, self._ge_cap
+            thrusts = []
+            for w, (a, b, c) in zip(rpm, self._rotor_rel):
+                h = base_h + m6 * a + m7 * b + m8 * c  # rotor height above the ground
+                h = h if h > 1e-4 else 1e-4
+                x = ge_k / (h * h)
+                t = kf * (w * w) * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
+                thrusts.append(t)
+                sx += t * a
+                sy += t * b
+                sz += t * c
+                total += t
+        else:
+            thrusts = [kf * (w * w) for w in rpm]
+            for t, (a, b, c) in zip(thrusts, self._rotor_rel):
+                sx += t * a
+                sy += t * b
+                sz += t * c
+                total += t
+        s0, s1, s2, s3 = self._yaw_signs
+        w0, w1, w2, w3 = rpm
+        yaw = s0 * (w0 * w0) + s1 * (w1 * w1) + s2 * (w2 * w2) + s3 * (w3 * w3)
+        za, zb, zc = self._z_com
+        # torque (COM frame): S × z + yaw·z; force: total·z (+ drag)
+        tx, ty, tz = sy * zc - sz * zb + yaw * za, sz * za - sx * zc + yaw * zb, sx * zb - sy * za + yaw * zc
+        fx, fy, fz = total * za, total * zb, total * zc
+        if self._drag:
+            vx, vy, vz = p.getBaseVelocity(body, physicsClientId=cid)[0]
+            # v in the COM frame (Rᵀ v), times M = Cᵀ D C and the rotor spin
+            ux, uy, uz = m0 * vx + m3 * vy + m6 * vz, m1 * vx + m4 * vy + m7 * vz, m2 * vx + m5 * vy + m8 * vz
+            d0, d1, d2, d3, d4, d5, d6, d7, d8 = self._drag_m
+            k = -(w0 + w1 + w2 + w3) * RPM_TO_RAD_S
+            fx += k * (d0 * ux + d1 * uy + d2 * uz)
+            fy += k * (d3 * ux + d4 * uy + d5 * uz)
+            fz += k * (d6 * ux + d7 * uy + d8 * uz)
+        p.applyExternalForce(body, -1, (m0 * fx + m1 * fy + m2 * fz, m3 * fx + m4 * fy + m5 * fz,
+                                        m6 * fx + m7 * fy + m8 * fz), com, p.WORLD_FRAME, physicsClientId=cid)
+        p.applyExternalTorque(body, -1, (m0 * tx + m1 * ty + m2 * tz, m3 * tx + m4 * ty + m5 * tz,
+                                         m6 * tx + m7 * ty + m8 * tz), p.WORLD_FRAME, physicsClientId=cid)
+        self._thrusts = tuple(thrusts)
         self._yaw_torque = yaw
-
 
 class BodyRateController:
     """Inner loop of the collective-thrust + body-rate mode, run at physics rate.
@@ -297,39 +365,65 @@ class BodyRateController:
         self.physics_dt = float(physics_dt)
         self.integral_limit = float(integral_limit)
         self._mix_inv = np.linalg.inv(mixer_matrix(params))
+        # plain floats for the per-physics-step path (numpy costs ~10x more on 3-vectors)
+        self._f_inertia = tuple(float(x) for x in self.inertia)
+        self._f_kp, self._f_ki, self._f_kd = (tuple(float(x) for x in g) for g in (self.kp, self.ki, self.kd))
+        self._f_mix = tuple(tuple(float(x) for x in row[1:]) for row in self._mix_inv)  # torque columns
         self.reset()
 
     def reset(self) -> None:
-        self._integral = np.zeros(3)
-        self._prev_rate: np.ndarray | None = None
+        self._integral = [0.0, 0.0, 0.0]
+        self._prev_rate: tuple[float, float, float] | None = None
 
     def torque(self, rate_cmd: Sequence[float], rate: Sequence[float]) -> np.ndarray:
         """Body torque (3,), N·m, for commanded and measured body rates (3,), rad/s."""
-        w_cmd = np.asarray(rate_cmd, dtype=float).reshape(3)
-        w = np.asarray(rate, dtype=float).reshape(3)
-        err = w_cmd - w
-        self._integral = np.clip(self._integral + err * self.physics_dt, -self.integral_limit, self.integral_limit)
-        dw = np.zeros(3) if self._prev_rate is None else (w - self._prev_rate) / self.physics_dt
+        w_cmd = np.asarray(rate_cmd, dtype=float).reshape(3).tolist()
+        w = np.asarray(rate, dtype=float).reshape(3).tolist()
+        return np.array(self._torque(w_cmd, w))
+
+    def _torque(self, w_cmd: Sequence[float], w: Sequence[float]) -> tuple[float, float, float]:
+        """:meth:`torque` on float sequences (3,)."""
+        dt, lim = self.physics_dt, self.integral_limit
+        w0, w1, w2 = w = (float(w[0]), float(w[1]), float(w[2]))
+        e = (w_cmd[0] - w0, w_cmd[1] - w1, w_cmd[2] - w2)
+        integ = [min(max(i + ei * dt, -lim), lim) for i, ei in zip(self._integral, e)]
+        self._integral = integ
+        prev = self._prev_rate
+        dw = (0.0, 0.0, 0.0) if prev is None else ((w0 - prev[0]) / dt, (w1 - prev[1]) / dt, (w2 - prev[2]) / dt)
         self._prev_rate = w
-        acc = self.kp * err + self.ki * self._integral - self.kd * dw
-        return self.inertia * acc + np.cross(w, self.inertia * w)
+        (j0, j1, j2), kp, ki, kd = self._f_inertia, self._f_kp, self._f_ki, self._f_kd
+        a0, a1, a2 = (kp[k] * e[k] + ki[k] * integ[k] - kd[k] * dw[k] for k in range(3))
+        h0, h1, h2 = j0 * w0, j1 * w1, j2 * w2  # J ω; then ω × Jω
+        return (j0 * a0 + (w1 * h2 - w2 * h1), j1 * a1 + (w2 * h0 - w0 * h2), j2 * a2 + (w0 * h1 - w1 * h0))
 
     def rotor_thrusts(self, thrust: float, torque: Sequence[float]) -> np.ndarray:
         """Rotor thrusts (4,), N, in ``[0, kf·max_rpm²]`` for collective ``thrust`` (N) and body torque (3,)."""
+        return np.array(self._rotor_thrusts(float(thrust), np.asarray(torque, dtype=float).reshape(3).tolist()))
+
+    def _rotor_thrusts(self, thrust: float, torque: Sequence[float]) -> list[float]:
+        """:meth:`rotor_thrusts` on floats."""
         t_max = self.params.max_thrust
-        delta = self._mix_inv @ np.concatenate([[0.0], np.asarray(torque, dtype=float).reshape(3)])
-        spread = float(delta.max() - delta.min())
+        t0, t1, t2 = torque
+        delta = [m0 * t0 + m1 * t1 + m2 * t2 for m0, m1, m2 in self._f_mix]  # A⁻¹ [0, τ]
+        lo_d, hi_d = min(delta), max(delta)
+        spread = hi_d - lo_d
         if spread > t_max:  # even the full range cannot make this torque: scale it down
-            delta *= t_max / spread
-        lo, hi = -float(delta.min()), t_max - float(delta.max())
-        base = min(max(float(thrust) / 4.0, lo), hi)
-        return np.clip(base + delta, 0.0, t_max)
+            k = t_max / spread
+            delta = [d * k for d in delta]
+            lo_d, hi_d = lo_d * k, hi_d * k
+        base = min(max(thrust / 4.0, -lo_d), t_max - hi_d)
+        return [min(max(base + d, 0.0), t_max) for d in delta]
+
+    def rpm(self, thrust: float, rate_cmd: Sequence[float], rate: Sequence[float]) -> list[float]:
+        """:meth:`__call__` on floats: rotor-speed command (4,), rpm, as a list."""
+        kf = self.params.kf
+        thrusts = self._rotor_thrusts(float(thrust), self._torque(rate_cmd, rate))
+        return [math.sqrt(t / kf) for t in thrusts]
 
     def __call__(self, thrust: float, rate_cmd: Sequence[float], rate: Sequence[float]) -> np.ndarray:
         """Rotor-speed command (4,), rpm, for collective thrust (N) and body rates (rad/s)."""
-        thrusts = self.rotor_thrusts(thrust, self.torque(rate_cmd, rate))
-        return np.sqrt(thrusts / self.params.kf)
-
+        w_cmd = np.asarray(rate_cmd, dtype=float).reshape(3).tolist()
+        return np.array(self.rpm(float(thrust), w_cmd, np.asarray(rate, dtype=float).reshape(3).tolist()))
 
 class VelocityController:
     """Outer loop of the velocity-setpoint mode (what PX4 / the Crazyflie firmware run for velocity setpoints).

@@ -1,14 +1,15 @@
 """A :class:`PhysicsWorld` flown by the rotor model of :mod:`sim2real.sim.quadrotor`.
 
 PyBullet clears external forces after every ``stepSimulation``, so the rotor forces must be
-applied inside the physics-step loop; this subclass replaces ``PhysicsWorld.step`` with the
-same loop (latency queue, pushes, observation capture) plus the rotor model, and turns the
-world's joint-command plumbing into rotor commands.
+applied inside the physics-step loop: this subclass runs the rotor model (and the rate /
+velocity controllers) from ``PhysicsWorld.physics_step_hook``, so ``PhysicsWorld.step`` keeps
+doing the latency queue, pushes and observation capture, and turns the world's
+joint-command plumbing into rotor commands.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pybullet as p
@@ -67,6 +68,9 @@ class QuadrotorWorld(PhysicsWorld):
             self.velocity_controller = make_velocity_controller(robot, self.mass(), self.gravity_norm(),
                                                                 self.physics_dt)
         self.active = np.zeros(4)
+        self._rates_of: np.ndarray | None = None  # the command _active_rates was read from
+        self._active_rates = [0.0, 0.0, 0.0]
+        self.physics_step_hook = self._rotor_step
 
     def nominal_inertia(self) -> np.ndarray:
         """Base inertia diagonal of the model before randomization (3,), kg·m²."""
@@ -91,12 +95,6 @@ class QuadrotorWorld(PhysicsWorld):
                 ctrl.reset()
         return params
 
-    def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
-        """No controlled joints: two empty arrays (PyBullet returns None for an empty joint list)."""
-        if not len(self.joint_indices):
-            return np.zeros(0), np.zeros(0)
-        return super().joint_state()
-
     def hold(self) -> None:
         """Clear queued commands; the rotors keep their current command."""
         self._queue.clear()
@@ -109,30 +107,27 @@ class QuadrotorWorld(PhysicsWorld):
         if self.mode == "motor" and self.rotors is not None:
             self.rotors.command_rpm(cmd)
 
-    def step(self, command: np.ndarray, capture_at: int = 0, capture: Callable[[], None] | None = None) -> None:
-        """Queue ``command`` (see the class doc) and advance one control step (``substeps`` physics steps)."""
-        assert self.rotors is not None
-        queue = self._queue
-        queue.append((self.physics_step_count + self.action_delay, np.asarray(command, dtype=float)))
-        for k in range(1, self.substeps + 1):
-            while queue and queue[0][0] <= self.physics_step_count:
-                self._issue(queue.popleft()[1])
-            if self.rate_controller is not None:
-                thrust, rate_cmd = self.active[0], self.active[1:]
-                _, quat = p.getBasePositionAndOrientation(self.robot_id, physicsClientId=self.client)
-                lin, ang = p.getBaseVelocity(self.robot_id, physicsClientId=self.client)
-                rot = np.asarray(p.getMatrixFromQuaternion(quat), dtype=float).reshape(3, 3)
-                if self.velocity_controller is not None:
-                    thrust, rate_cmd = self.velocity_controller(self.active[:3], self.active[3], rot, lin)
-                rates = rot.T @ np.asarray(ang, dtype=float)
-                self.rotors.command_rpm(self.rate_controller(thrust, rate_cmd, rates))
-            self.rotors.physics_step()
-            if self.pushes:
-                self._apply_pushes()
-            p.stepSimulation(physicsClientId=self.client)
-            self.physics_step_count += 1
-            if capture is not None and k == capture_at:
-                capture()
+    def _rotor_step(self) -> None:
+        """The :attr:`physics_step_hook`: controllers (if any) and rotor forces for one physics step."""
+        rotors = self.rotors
+        assert rotors is not None
+        ctrl = self.rate_controller
+        if ctrl is not None:
+            active, cid, rid = self.active, self.client, self.robot_id
+            _, quat = p.getBasePositionAndOrientation(rid, physicsClientId=cid)
+            lin, (ax, ay, az) = p.getBaseVelocity(rid, physicsClientId=cid)
+            r = p.getMatrixFromQuaternion(quat)
+            rates = (r[0] * ax + r[3] * ay + r[6] * az, r[1] * ax + r[4] * ay + r[7] * az,
+                     r[2] * ax + r[5] * ay + r[8] * az)  # Rᵀ ω, body frame
+            if self.velocity_controller is not None:
+                rot = np.asarray(r, dtype=float).reshape(3, 3)
+                thrust, rate_cmd = self.velocity_controller(active[:3], active[3], rot, lin)
+                rotors.command_rpm(ctrl.rpm(thrust, rate_cmd.tolist(), rates))
+            else:
+                if active is not self._rates_of:  # a new command (callers may also assign .active)
+                    self._rates_of, self._active_rates = active, [float(x) for x in active[1:]]
+                rotors.command_rpm(ctrl.rpm(active[0], self._active_rates, rates))
+        rotors.physics_step()
 
 
 def _config_vector(robot: RobotDescription, section: str, key: str, default: Sequence[float],
