@@ -286,12 +286,6 @@ def test_load_profile_accepts_profile_and_rechecks_robot():
         load_profile(prof, robot="franka_panda")
 
 
-def test_kinds_table_matches_docs():
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "profiles.md").read_text()
-    for name in PARAM_KINDS:
-        assert f"`{name}`" in doc, f"kind {name} is not documented in docs/profiles.md"
-
-
 # -- extends ---------------------------------------------------------------------------------
 
 def test_extends_merges_entry_by_entry_key_by_key(tmp_path):

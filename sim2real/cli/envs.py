@@ -40,9 +40,16 @@ def _list(args: argparse.Namespace) -> int:
 
     from sim2real.robots import list_robots, load_robot
 
+    from sim2real.errors import Sim2RealError
+
     rows = []
     for env_id in _env_ids():
-        env = gym.make(env_id).unwrapped
+        try:
+            env = gym.make(env_id).unwrapped
+        except Sim2RealError as exc:
+            # e.g. an env that needs a randomizing profile to be built; list it, say why
+            rows.append((env_id, "-", f"(needs arguments: {exc})"[:60], "-", "-"))
+            continue
         try:
             spec = env.action_spec()
             obs = env.observation_space
