@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 
+import sim2real.sim  # noqa: F401  (imports PyBullet first, without its stdout banner)
+
 from sim2real.envs.arm_reach import ArmReachEnv
 from sim2real.envs.base import SimEnv
 from sim2real.envs.hopper import HopperEnv

@@ -7,6 +7,7 @@
 * :class:`RandomizationRunner` — applies a profile at startup / reset / intervals.
 """
 
+from sim2real.sim._pybullet import pybullet as _pybullet  # noqa: F401  (first import, without the banner)
 from sim2real.sim.world import PhysicsWorld, RenderSettings
 from sim2real.sim.runner import RandomizationRunner  # noqa: E402  (imports randomizers, which import world)
 

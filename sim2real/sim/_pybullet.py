@@ -1,0 +1,50 @@
+"""Import PyBullet without its "pybullet build time: ..." banner on standard output.
+
+DESIGN note: only this throwaway client ever touches PyBullet's default client id; it is
+disconnected at once, and every world uses its own ``p.DIRECT`` client id.
+
+PyBullet's C module prints that line when it is first imported, which would pollute the
+output of CLI commands (``sim2real envs`` piped into another program, ``--json`` output).
+The banner is written with C stdio, so standard output's file descriptor is pointed at
+/dev/null for the import and C's buffer is flushed before it is pointed back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from types import ModuleType
+
+
+def import_pybullet() -> ModuleType:
+    if "pybullet" in sys.modules:
+        return sys.modules["pybullet"]
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):  # no usable fd 1: nothing to protect
+        import pybullet
+
+        return pybullet
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        import pybullet
+
+        # The banner is emitted on the first connection; make it here, while fd 1 is /dev/null.
+        client = pybullet.connect(pybullet.DIRECT)
+        if client >= 0:
+            pybullet.disconnect(client)
+        try:
+            ctypes.CDLL(None).fflush(None)  # push the banner out while fd 1 is /dev/null
+        except (OSError, AttributeError):
+            pass
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+    return pybullet
+
+
+pybullet = import_pybullet()
