@@ -220,3 +220,11 @@ def test_excitation_within_limits(kind: str) -> None:
     assert (np.ptp(sig, axis=0) > 0.3).all()  # every joint is excited
     again = excitation(kind, ROBOT, 8.0, 20.0, np.random.default_rng(0), amplitude=0.5)
     np.testing.assert_array_equal(sig, again)
+
+
+def test_multisine_respects_velocity_limits() -> None:
+    sig = excitation("multisine", ROBOT, 20.0, 20.0, np.random.default_rng(1), amplitude=1.5)
+    vmax = np.array([j.max_velocity for j in ROBOT.joints])
+    speed = np.abs(np.diff(sig, axis=0)).max(axis=0) * 20.0
+    assert (speed <= 0.9 * vmax + 1e-9).all()
+    assert (speed > 0.5 * vmax).all()  # and uses most of the allowed speed

@@ -95,3 +95,40 @@ def test_osi_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="history: expected an integer >= 1"):
         OSIConfig.load(f)
     assert len(OSIData.concat([OSIData(np.zeros((2, 3)), np.zeros((2, 1)), np.array([0, 1]))] * 2).episode) == 4
+
+
+def test_osi_cli_tiny(tmp_path: Path, one_thread, capsys) -> None:
+    """`sim2real osi CONFIG` end to end around a (untrained, tiny) universal policy run directory."""
+    import yaml
+    from stable_baselines3 import PPO
+
+    from sim2real.cli.main import main
+
+    run = tmp_path / "up_run"
+    run.mkdir()
+    env = make_up_env("sim2real/KukaReach-v0", profile=PROFILE, max_episode_steps=6)
+    PPO("MlpPolicy", env, n_steps=8, batch_size=8, policy_kwargs={"net_arch": [8]}, seed=0).save(str(run / "model.zip"))
+    env.close()
+    (run / "run.yaml").write_text("algo: ppo\n")
+    cfg = tmp_path / "osi.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "universal_policy": "up_run", "env": "sim2real/KukaReach-v0", "profile": PROFILE,
+        "env_kwargs": {"max_episode_steps": 6}, "history": 3, "iterations": 2, "episodes": 3,
+        "eval_episodes": 2, "epochs": 2, "hidden": [16], "seed": 0, "out": str(tmp_path / "unused")}))
+    out = tmp_path / "osi_out"
+    assert main(["osi", str(cfg), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert str(out / "up_osi.pt") in printed
+    report = __import__("json").loads((out / "osi.json").read_text())
+    assert [r["iteration"] for r in report["iterations"]] == [0, 1]
+    assert report["iterations"][1]["samples"] > report["iterations"][0]["samples"]
+    side = yaml.safe_load((out / "up_osi.yaml").read_text())
+    assert side["observation"]["history"] == 3 and side["observation"]["size"] == 3 * 27
+    assert side["osi"]["mu"] == ["link_mass.lbr_iiwa_link_1", "motor_strength.lbr_iiwa_joint_1"]
+    module = torch.jit.load(str(out / "up_osi.pt"))
+    assert module(torch.zeros(2, 81)).shape == (2, 7)
+    assert not (tmp_path / "unused").exists()
+    # a bad config is one error line, exit 2
+    cfg.write_text("universal_policy: up_run\nhistory: -1\n")
+    assert main(["osi", str(cfg)]) == 2
+    assert "history: expected an integer >= 1" in capsys.readouterr().err

@@ -9,8 +9,8 @@ Pipeline (:func:`calibrate`):
    pickled atomically after every generation so an interrupted run resumes;
 4. a bounded Levenberg–Marquardt polish on the residual vector (finite-difference Jacobian),
    then a re-scan of the delay around its estimate;
-5. uncertainty from the Gauss–Newton approximation ``cov = s² (JᵀJ)⁻¹`` at the optimum
-   (inflated for residual autocorrelation); a parameter whose 95 % interval covers more than
+5. uncertainty from the full Gauss–Newton covariance at the optimum: the wider of
+   ``s² (JᵀJ)⁻¹`` and the window-clustered sandwich estimate (:func:`_gn_std`); a parameter whose 95 % interval covers more than
    half its search range (or whose Jacobian column vanishes) is flagged not identifiable.
 """
 
@@ -63,7 +63,7 @@ class CalibrationConfig:
     seed: int = 0
     workers: int = 1
     ray_address: str | None = None
-    lm_iterations: int = 8
+    lm_iterations: int = 12
 
     def fingerprint(self) -> dict[str, Any]:
         d = asdict(self)
@@ -240,11 +240,13 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
                 if cont:
                     x_best, f_best = _levenberg_marquardt(evaluate, x_best, fixed(), 3, budget)
         # stage 4: uncertainty
+        n_signals = 3 if windows.tau is not None and config.w_tau > 0 else 2
+        clusters = residual_clusters(*windows.cmd.shape, n_signals)
         es = state.get("es")
         cma_std = None
         if es is not None:
             cma_std = np.asarray(es.sigma * np.sqrt(np.diag(es.C)), dtype=float)[:len(cont)]
-        estimates = _uncertainty(evaluate, x_best, cont, fixed(), budget, cma_std=cma_std)
+        estimates = _uncertainty(evaluate, x_best, cont, fixed(), budget, cma_std=cma_std, clusters=clusters)
         if delay_specs:
             estimates.append(_delay_estimate(delay_specs[0], int(delay), state.get("delay_scan_final", {}), f_best))
         world = evaluator.replay.world if hasattr(evaluator, "replay") else None
@@ -355,7 +357,8 @@ def _jacobian(evaluate: Callable[..., list[Any]], x: np.ndarray, r0: np.ndarray,
 
 
 def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Sequence[ParamSpec], fixed: list[Any],
-                 budget: _Budget, h: float = 5e-2, cma_std: np.ndarray | None = None) -> list[ParamEstimate]:
+                 budget: _Budget, h: float = 5e-2, cma_std: np.ndarray | None = None,
+                 clusters: np.ndarray | None = None) -> list[ParamEstimate]:
     """Gauss–Newton standard deviations in unit coordinates, widened to the final CMA-ES
     distribution's where that is wider (the cost surface of a contact-rich simulator is rugged,
     so the local curvature alone can be over-confident; the Jacobian uses wide steps, ``h`` = 5 %
@@ -364,18 +367,11 @@ def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Seque
         return []
     r = np.asarray(evaluate([x], fixed, "residuals")[0])
     jac = _jacobian(evaluate, x, r, fixed, h)
-    n, p = jac.shape
-    s2 = float(r @ r) / max(n - p, 1)
-    # residuals along a window are correlated (shared initial-state error): inflate by 1/efficiency
-    rho = float(np.clip(np.corrcoef(r[:-1], r[1:])[0, 1], 0.0, 0.99)) if n > 3 and np.std(r) > 0 else 0.0
-    inflate = (1 + rho) / (1 - rho)
-    jtj = jac.T @ jac
-    col = np.sqrt(np.diag(jtj))
-    cov = np.linalg.pinv(jtj, rcond=1e-10) * s2 * inflate
-    std_u = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    std_u = _gn_std(jac, r, clusters)
     if cma_std is not None and cma_std.shape == std_u.shape:
         std_u = np.maximum(std_u, cma_std)
     out = []
+    col = np.sqrt(np.diag(jac.T @ jac))
     for i, s in enumerate(specs):
         v = s.from_unit(x[i])
         lo_u, hi_u = x[i] - 1.96 * std_u[i], x[i] + 1.96 * std_u[i]
@@ -384,13 +380,43 @@ def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Seque
         # estimate (or, for values near 0, narrower than a quarter of the search range)
         rel_ok = (hi - lo) < 0.5 * abs(v) if abs(v) > 0.05 * (s.high - s.low) else (hi_u - lo_u) < 0.25
         # an estimate on a search bound is a compensation artefact or a too-narrow range, not an identification
-        at_bound = (x[i] < 0.02 or x[i] > 0.98) and not (s.operation == "abs" and s.low == 0.0 and x[i] < 0.02
+        at_bound = (x[i] < 0.05 or x[i] > 0.95) and not (s.operation == "abs" and s.low == 0.0 and x[i] < 0.05
                                                            and (hi_u - lo_u) < 0.25)
         ident = bool(col[i] > 1e-8 * max(col.max(), 1e-300) and (hi_u - lo_u) < 0.5 and rel_ok and not at_bound)
         dv = (np.log(s.high) - np.log(s.low)) * v if s.log else (s.high - s.low)
         out.append(ParamEstimate(s.name, s.kind, list(s.targets), s.operation, s.unit, float(v), float(lo), float(hi),
                                  float(abs(dv) * std_u[i]), ident, s.low, s.high))
     return out
+
+
+def _gn_std(jac: np.ndarray, r: np.ndarray, clusters: np.ndarray | None) -> np.ndarray:
+    """Standard deviations (unit coordinates) from the full Gauss–Newton covariance at the optimum.
+
+    Two estimates, the wider one per parameter is kept: the textbook ``s² (JᵀJ)⁻¹`` with ``s²``
+    the residual variance, and the window-clustered sandwich ``(JᵀJ)⁻¹ (Σ_w J_wᵀ r_w r_wᵀ J_w)
+    (JᵀJ)⁻¹ · W/(W−1)``: residuals within a window are strongly correlated (a shared initial-state
+    error, accumulated model error), which the plain formula ignores and which made its intervals
+    over-confident. Both use the full covariance (compensating parameters widen each other), not
+    per-parameter curvature.
+
+    :param jac: ``(N, p)`` Jacobian of the residuals ``r`` ``(N,)``
+    :param clusters: ``(N,)`` window index of each residual, or ``None`` (plain formula only)
+    """
+    n, p = jac.shape
+    inv = np.linalg.pinv(jac.T @ jac, rcond=1e-10)
+    var = np.diag(inv) * float(r @ r) / max(n - p, 1)
+    if clusters is not None and clusters.shape == (n,):
+        w = int(clusters.max()) + 1
+        if w > 1:
+            g = np.zeros((w, p))
+            np.add.at(g, clusters, jac * r[:, None])
+            var = np.maximum(var, np.diag(inv @ (g.T @ g) @ inv) * w / (w - 1))
+    return np.sqrt(np.clip(var, 0.0, None))
+
+
+def residual_clusters(n_windows: int, horizon: int, n_joints: int, n_signals: int) -> np.ndarray:
+    """Window index of each entry of :meth:`WindowReplay.residuals` (``n_signals`` blocks of ``(W, H, n)``)."""
+    return np.tile(np.repeat(np.arange(n_windows), horizon * n_joints), n_signals)
 
 
 def _delay_estimate(spec: ParamSpec, delay: int, scan: dict[int, float], f_best: float) -> ParamEstimate:

@@ -27,12 +27,13 @@ def _amplitudes(robot: RobotDescription, amplitude: float, margin: float) -> tup
 
 def excitation(kind: str, robot: RobotDescription, duration: float, rate_hz: float, rng: np.random.Generator, *,
                amplitude: float = 0.3, f_min: float = 0.1, f_max: float = 1.5, margin: float = 0.05,
-               min_hold: float = 0.25) -> np.ndarray:
+               min_hold: float = 0.25, vel_fraction: float = 0.9) -> np.ndarray:
     """Joint-position targets for an identification run.
 
     :param kind: ``chirp`` (log-swept sine ``f_min``→``f_max``, random phase per joint),
-        ``multisine`` (10 harmonics of ``1/duration``-spaced frequencies in ``[f_min, f_max]`` with
-        Schroeder phases, normalised to ``amplitude``) or ``prbs`` (random ±``amplitude`` steps
+        ``multisine`` (10 log-spaced tones in ``[f_min, f_max]``, amplitude ∝ 1/√f, Schroeder phases,
+        normalised to ``amplitude`` and scaled down where the peak velocity would exceed
+        ``vel_fraction`` × the joint's ``max_velocity``) or ``prbs`` (random ±``amplitude`` steps
         held at least ``min_hold`` s, smoothed by one control period)
     :param duration: s; ``rate_hz``: control rate (Hz)
     :param amplitude: rad, upper bound per joint (reduced where a joint limit is closer)
@@ -51,14 +52,23 @@ def excitation(kind: str, robot: RobotDescription, duration: float, rate_hz: flo
         offsets = rng.uniform(0, 2 * np.pi, n)
         sig = np.sin(phase_t[:, None] + offsets[None, :])
     elif kind == "multisine":
+        # 10 log-spaced tones with amplitude ∝ 1/√f: large slow swings load
+        # every link with gravity, the fast tones give velocities for damping/friction, and the
+        # peak velocity is then scaled to vel_fraction of each joint's max_velocity
         m = 10
-        freqs = np.linspace(f_min, f_max, m)
+        freqs = np.geomspace(f_min, f_max, m)
         sig = np.zeros((steps, n))
+        vmax = np.array([j.max_velocity for j in robot.joints]) * vel_fraction
         for j in range(n):
             shift = rng.permutation(m)
             phases = -np.pi * np.arange(m) * (np.arange(m) + 1) / m  # Schroeder: low crest factor
-            s = np.sin(2 * np.pi * freqs[None, :] * t[:, None] + phases[shift][None, :]).sum(axis=1)
-            sig[:, j] = s / max(np.abs(s).max(), 1e-9)
+            arg = 2 * np.pi * freqs[None, :] * t[:, None] + phases[shift][None, :]
+            s = (np.sin(arg) / np.sqrt(freqs)[None, :]).sum(axis=1)
+            peak = max(np.abs(s).max(), 1e-9)
+            sig[:, j] = s / peak
+            v_peak = np.abs(np.diff(sig[:, j])).max(initial=0.0) * rate_hz * amp[j]  # rad/s at full amplitude
+            if v_peak > vmax[j] > 0:
+                sig[:, j] *= vmax[j] / v_peak
     else:
         hold = max(1, int(round(min_hold * rate_hz)))
         sig = np.zeros((steps, n))

@@ -11,7 +11,7 @@
   (the last ``H`` history-env observations, oldest first) + ``policy.yaml`` with
   ``observation.history: H`` — the format the ROS 2 node already runs.
 
-``python -m sim2real.sysid.osi CONFIG.yaml`` runs the OSI loop from a config (``configs/sysid/osi_kuka.yaml``).
+``sim2real osi CONFIG.yaml`` (or ``python -m sim2real.sysid.osi CONFIG.yaml``) runs the OSI loop from a config (``configs/sysid/osi_kuka.yaml``).
 """
 
 from __future__ import annotations

@@ -145,13 +145,10 @@ class WindowReplay:
         """Make the command active at the window start the one the delay implies, and queue the
         earlier commands that are still in flight (issued ``j`` control steps ago → due at
         ``delay - j·substeps`` physics steps from now)."""
-        # PhysicsWorld has no public API to seed its command queue; we use its documented
-        # internals (``active``, ``_queue``, ``_issue``) — see the report to the sim owner.
         w = self.world
-        w.hold()
         now = w.physics_step_count
         active = None
-        pending = []
+        pending: list[tuple[int, np.ndarray]] = []
         for j in range(1, past.shape[0] + 1):  # j control steps ago, most recent first
             due = delay - j * sub
             if due <= 0:
@@ -160,10 +157,7 @@ class WindowReplay:
             pending.append((now + due, past[-j]))
         if active is None:  # delay longer than the stored history: hold the oldest command
             active = past[0]
-        w.active = np.asarray(active, dtype=float).copy()
-        w._issue(w.active)
-        for due, cmd in sorted(pending, key=lambda x: x[0]):
-            w._queue.append((due, np.asarray(cmd, dtype=float)))
+        w.set_command_queue(active, pending)
 
     def residuals(self, values: Sequence[float]) -> np.ndarray:
         """Normalised, weighted residual vector (positions, velocities, then efforts when logged)."""

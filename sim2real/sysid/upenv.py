@@ -189,4 +189,5 @@ for _robot in ("Kuka", "Panda"):
     _id = f"sim2real/{_robot}ReachUP-v0"
     if _id not in gym.registry:
         gym.register(_id, entry_point="sim2real.sysid.upenv:make_up_env",
-                     kwargs={"base_id": f"sim2real/{_robot}Reach-v0"})
+                     # a profile that randomizes dynamics, so `gym.make(id)` has a μ to show
+                     kwargs={"base_id": f"sim2real/{_robot}Reach-v0", "profile": "peng2018_arm"})
