@@ -17,7 +17,7 @@ import numpy as np
 import pybullet as p
 
 from sim2real.errors import EnvError
-from sim2real.envs.base import SimEnv
+from sim2real.envs.base import SimEnv, clip_
 from sim2real.profiles import Profile
 from sim2real.robots import RobotDescription
 
@@ -90,25 +90,23 @@ class HopperEnv(SimEnv):
         cid, rid = w.client, w.robot_id
         (_, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
             rid, self._torso, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid)
-        states = p.getJointStates(rid, self._all, physicsClientId=cid)  # root x, z, pitch, then the joints
-        self._root_x, self._pitch = states[0][0], states[2][0]
+        (x, _, _, _), _, (pitch, _, _, _), *legs = p.getJointStates(rid, self._all, physicsClientId=cid)
+        self._root_x, self._pitch = x, pitch
         r0, r1, r2, r3, r4, r5, r6, r7, r8 = p.getMatrixFromQuaternion(orn)
-        legs = states[3:]
-        obs = np.array((z, self._pitch, *[s[0] for s in legs], vx, vy, vz,
+        obs = np.array((z, pitch, *[s[0] for s in legs], vx, vy, vz,
                         r0 * wx + r3 * wy + r6 * wz, r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz,
                         *[s[1] for s in legs]))  # R^T ω: angular velocity in the torso frame
-        np.maximum(obs, self._obs_low, out=obs)
-        return np.minimum(obs, self._obs_high, out=obs)  # also clips velocities to ±10
+        return clip_(obs, self._obs_low, self._obs_high, out=obs)  # also clips velocities to ±10
 
     def _command(self, action: np.ndarray) -> np.ndarray:
         return action * self.action_scale
 
     def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
-        x = float(self._root_x)
+        x = self._root_x  # a float read by _observe
         x_velocity = (x - self._x) / self.world.control_dt
         self._x = x
-        z, pitch = float(obs[0]), float(self._pitch)
-        healthy = z > self.healthy_z and abs(pitch) < self.healthy_angle
+        pitch = self._pitch
+        healthy = obs[0] > self.healthy_z and abs(pitch) < self.healthy_angle
         reward = (self.forward_reward_weight * x_velocity + self.healthy_reward
                   - self.ctrl_cost_weight * float(action @ action))
-        return reward, not healthy, {"x_position": x, "x_velocity": x_velocity, "is_healthy": healthy}
+        return reward, not healthy, {"x_position": x, "x_velocity": x_velocity, "is_healthy": bool(healthy)}

@@ -40,7 +40,7 @@ import numpy as np
 import pybullet as p
 
 from sim2real.errors import EnvError, RobotError
-from sim2real.envs.base import SimEnv
+from sim2real.envs.base import SimEnv, clip_
 from sim2real.profiles import Profile
 from sim2real.robots import RobotDescription
 from sim2real.sim.quadrotor import RotorParams
@@ -208,7 +208,7 @@ class QuadrotorEnv(SimEnv):
         pos, rot, lin, rates = self._state()
         t = self._target_list
         obs = np.array([*pos, *rot, *lin, *rates, t[0] - pos[0], t[1] - pos[1], t[2] - pos[2], *self._prev_action])
-        return np.minimum(np.maximum(obs, self._obs_low), self._obs_high)  # np.clip: 3x slower on small arrays
+        return clip_(obs, self._obs_low, self._obs_high, out=obs)  # the clip ufunc (np.clip: ~4x slower here)
 
     def _command(self, action: np.ndarray) -> np.ndarray:
         self._prev_action = np.asarray(action, dtype=float).copy()

@@ -150,6 +150,9 @@ def _rotation(quat_xyzw: Sequence[float], client: int) -> np.ndarray:
     return np.asarray(p.getMatrixFromQuaternion(quat_xyzw, physicsClientId=client), dtype=float).reshape(3, 3)
 
 
+_WORLD_FRAME = p.WORLD_FRAME
+
+
 class QuadrotorDynamics:
     """Rotor model of one quadrotor body in one PyBullet client.
 
@@ -210,6 +213,8 @@ class QuadrotorDynamics:
         cT = self._com_rot_in_link.T
         rel = (rotor_positions(prm.arm_length) - self._com_in_link) @ cT.T  # rows: Cᵀ (r_i − c)
         self._rotor_rel = [tuple(float(x) for x in row) for row in rel]
+        self._rotor_flat = tuple(x for row in self._rotor_rel for x in row)  # a0 b0 c0 a1 ... (12,)
+        self._kf = float(prm.kf)
         self._z_com = tuple(float(x) for x in cT[:, 2])
         self._alpha = 1.0 - math.exp(-self.physics_dt / prm.motor_tau) if prm.motor_tau > 0.0 else 1.0
         self._yaw_signs = tuple(float(x) * prm.km for x in ROTOR_YAW_SIGNS)
@@ -263,7 +268,11 @@ class QuadrotorDynamics:
         if type(rpm_cmd) is not list or len(rpm_cmd) != 4:  # the controllers pass lists of 4 floats
             rpm_cmd = np.asarray(rpm_cmd, dtype=float).reshape(4).tolist()
         # pure Python: runs every physics step in the rate/velocity modes; `not x > 0` catches NaN
-        self._rpm_cmd = [0.0 if not x > 0.0 else (top if x > top else float(x)) for x in rpm_cmd]
+        c0, c1, c2, c3 = rpm_cmd
+        self._rpm_cmd = [0.0 if not c0 > 0.0 else (top if c0 > top else float(c0)),
+                         0.0 if not c1 > 0.0 else (top if c1 > top else float(c1)),
+                         0.0 if not c2 > 0.0 else (top if c2 > top else float(c2)),
+                         0.0 if not c3 > 0.0 else (top if c3 > top else float(c3))]
 
     def command_normalized(self, action: Sequence[float]) -> None:
         """Hold a per-motor command ``a ∈ [-1, 1]^4``: ``ω² = (a + 1) / 2 · max_rpm²``."""
@@ -279,50 +288,68 @@ class QuadrotorDynamics:
         Python floats on purpose (this runs every physics step; numpy's per-call overhead on
         4-element arrays would dominate); the tests check it against the same model in numpy.
         """
+        cid, body = self.client, self.body
+        com, quat = p.getBasePositionAndOrientation(body, physicsClientId=cid)
+        self.physics_step_at(com, p.getMatrixFromQuaternion(quat, physicsClientId=cid))
+
+    def physics_step_at(self, com: Sequence[float], rot: Sequence[float],
+                        velocity: Sequence[float] | None = None) -> None:
+        """:meth:`physics_step` with the base state already read this physics step (a caller
+        that reads it anyway, e.g. the rate controller, saves the PyBullet calls).
+
+        :param com: base centre-of-mass position (3,), m, world (``getBasePositionAndOrientation``).
+        :param rot: its rotation matrix, 9 floats row-major (``getMatrixFromQuaternion``).
+        :param velocity: base linear velocity (3,), m/s, world; read here if ``None`` and drag needs it.
+        """
         if self._cache_params is not self._params:
             self._precompute()
         alpha = self._alpha
+        c0, c1, c2, c3 = self._rpm_cmd
         if alpha == 1.0:
-            rpm = list(self._rpm_cmd)
-        else:
-            rpm = [w + alpha * (c - w) for w, c in zip(self._rpm, self._rpm_cmd)]
-        self._rpm = rpm
-        cid, body = self.client, self.body
-        com, quat = p.getBasePositionAndOrientation(body, physicsClientId=cid)
-        m0, m1, m2, m3, m4, m5, m6, m7, m8 = p.getMatrixFromQuaternion(quat, physicsClientId=cid)
-        kf = self._params.kf
+            w0, w1, w2, w3 = c0, c1, c2, c3
+        else:  # first-order motor lag, unrolled (w + α (c − w) per rotor)
+            w0, w1, w2, w3 = self._rpm
+            w0, w1 = w0 + alpha * (c0 - w0), w1 + alpha * (c1 - w1)
+            w2, w3 = w2 + alpha * (c2 - w2), w3 + alpha * (c3 - w3)
+        self._rpm = [w0, w1, w2, w3]
+        m0, m1, m2, m3, m4, m5, m6, m7, m8 = rot
+        kf = self._kf
+        a0, b0, e0, a1, b1, e1, a2, b2, e2, a3, b3, e3 = self._rotor_flat
         # in the centre-of-mass frame: thrust-weighted sum of rotor offsets S = Σ T_i q_i
-        sx = sy = sz = total = 0.0
-        if self._ge:
+        if self._ge:  # ground effect per rotor, unrolled: gain 1 / (1 − min(k / h², cap))
             base_h = com[2] - self.ground_z
             ge_k, ge_cap = self._ge_k, self._ge_cap
-            thrusts = []
-            for w, (a, b, c) in zip(rpm, self._rotor_rel):
-                h = base_h + m6 * a + m7 * b + m8 * c  # rotor height above the ground
-                h = h if h > 1e-4 else 1e-4
-                x = ge_k / (h * h)
-                t = kf * (w * w) * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
-                thrusts.append(t)
-                sx += t * a
-                sy += t * b
-                sz += t * c
-                total += t
+            h = base_h + m6 * a0 + m7 * b0 + m8 * e0  # rotor height above the ground
+            h = h if h > 1e-4 else 1e-4
+            x = ge_k / (h * h)
+            t0 = kf * (w0 * w0) * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
+            h = base_h + m6 * a1 + m7 * b1 + m8 * e1
+            h = h if h > 1e-4 else 1e-4
+            x = ge_k / (h * h)
+            t1 = kf * (w1 * w1) * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
+            h = base_h + m6 * a2 + m7 * b2 + m8 * e2
+            h = h if h > 1e-4 else 1e-4
+            x = ge_k / (h * h)
+            t2 = kf * (w2 * w2) * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
+            h = base_h + m6 * a3 + m7 * b3 + m8 * e3
+            h = h if h > 1e-4 else 1e-4
+            x = ge_k / (h * h)
+            t3 = kf * (w3 * w3) * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
         else:
-            thrusts = [kf * (w * w) for w in rpm]
-            for t, (a, b, c) in zip(thrusts, self._rotor_rel):
-                sx += t * a
-                sy += t * b
-                sz += t * c
-                total += t
+            t0, t1, t2, t3 = kf * (w0 * w0), kf * (w1 * w1), kf * (w2 * w2), kf * (w3 * w3)
+        sx = t0 * a0 + t1 * a1 + t2 * a2 + t3 * a3
+        sy = t0 * b0 + t1 * b1 + t2 * b2 + t3 * b3
+        sz = t0 * e0 + t1 * e1 + t2 * e2 + t3 * e3
+        total = t0 + t1 + t2 + t3
         s0, s1, s2, s3 = self._yaw_signs
-        w0, w1, w2, w3 = rpm
         yaw = s0 * (w0 * w0) + s1 * (w1 * w1) + s2 * (w2 * w2) + s3 * (w3 * w3)
         za, zb, zc = self._z_com
         # torque (COM frame): S × z + yaw·z; force: total·z (+ drag)
         tx, ty, tz = sy * zc - sz * zb + yaw * za, sz * za - sx * zc + yaw * zb, sx * zb - sy * za + yaw * zc
         fx, fy, fz = total * za, total * zb, total * zc
+        cid, body = self.client, self.body
         if self._drag:
-            vx, vy, vz = p.getBaseVelocity(body, physicsClientId=cid)[0]
+            vx, vy, vz = p.getBaseVelocity(body, physicsClientId=cid)[0] if velocity is None else velocity
             # v in the COM frame (Rᵀ v), times M = Cᵀ D C and the rotor spin
             ux, uy, uz = m0 * vx + m3 * vy + m6 * vz, m1 * vx + m4 * vy + m7 * vz, m2 * vx + m5 * vy + m8 * vz
             d0, d1, d2, d3, d4, d5, d6, d7, d8 = self._drag_m
@@ -331,10 +358,10 @@ class QuadrotorDynamics:
             fy += k * (d3 * ux + d4 * uy + d5 * uz)
             fz += k * (d6 * ux + d7 * uy + d8 * uz)
         p.applyExternalForce(body, -1, (m0 * fx + m1 * fy + m2 * fz, m3 * fx + m4 * fy + m5 * fz,
-                                        m6 * fx + m7 * fy + m8 * fz), com, p.WORLD_FRAME, physicsClientId=cid)
+                                        m6 * fx + m7 * fy + m8 * fz), com, _WORLD_FRAME, physicsClientId=cid)
         p.applyExternalTorque(body, -1, (m0 * tx + m1 * ty + m2 * tz, m3 * tx + m4 * ty + m5 * tz,
-                                         m6 * tx + m7 * ty + m8 * tz), p.WORLD_FRAME, physicsClientId=cid)
-        self._thrusts = tuple(thrusts)
+                                         m6 * tx + m7 * ty + m8 * tz), _WORLD_FRAME, physicsClientId=cid)
+        self._thrusts = (t0, t1, t2, t3)
         self._yaw_torque = yaw
 
 class BodyRateController:
@@ -369,6 +396,7 @@ class BodyRateController:
         self._f_inertia = tuple(float(x) for x in self.inertia)
         self._f_kp, self._f_ki, self._f_kd = (tuple(float(x) for x in g) for g in (self.kp, self.ki, self.kd))
         self._f_mix = tuple(tuple(float(x) for x in row[1:]) for row in self._mix_inv)  # torque columns
+        self._kf, self._t_max = params.kf, params.max_thrust  # fixed: the controller uses nominal numbers
         self.reset()
 
     def reset(self) -> None:
@@ -382,17 +410,32 @@ class BodyRateController:
         return np.array(self._torque(w_cmd, w))
 
     def _torque(self, w_cmd: Sequence[float], w: Sequence[float]) -> tuple[float, float, float]:
-        """:meth:`torque` on float sequences (3,)."""
+        """:meth:`torque` on float sequences (3,) (unrolled: runs every physics step)."""
         dt, lim = self.physics_dt, self.integral_limit
         w0, w1, w2 = w = (float(w[0]), float(w[1]), float(w[2]))
-        e = (w_cmd[0] - w0, w_cmd[1] - w1, w_cmd[2] - w2)
-        integ = [min(max(i + ei * dt, -lim), lim) for i, ei in zip(self._integral, e)]
-        self._integral = integ
+        e0, e1, e2 = w_cmd[0] - w0, w_cmd[1] - w1, w_cmd[2] - w2
+        i0, i1, i2 = self._integral
+        i0, i1, i2 = i0 + e0 * dt, i1 + e1 * dt, i2 + e2 * dt
+        nlim = -lim  # min(max(i, −lim), lim) as conditionals (same result, NaN included; no builtin calls)
+        i0 = nlim if nlim > i0 else i0
+        i0 = lim if lim < i0 else i0
+        i1 = nlim if nlim > i1 else i1
+        i1 = lim if lim < i1 else i1
+        i2 = nlim if nlim > i2 else i2
+        i2 = lim if lim < i2 else i2
+        self._integral = [i0, i1, i2]
         prev = self._prev_rate
-        dw = (0.0, 0.0, 0.0) if prev is None else ((w0 - prev[0]) / dt, (w1 - prev[1]) / dt, (w2 - prev[2]) / dt)
         self._prev_rate = w
-        (j0, j1, j2), kp, ki, kd = self._f_inertia, self._f_kp, self._f_ki, self._f_kd
-        a0, a1, a2 = (kp[k] * e[k] + ki[k] * integ[k] - kd[k] * dw[k] for k in range(3))
+        (j0, j1, j2), (p0, p1, p2), (k0, k1, k2) = self._f_inertia, self._f_kp, self._f_ki
+        a0, a1, a2 = p0 * e0 + k0 * i0, p1 * e1 + k1 * i1, p2 * e2 + k2 * i2
+        if prev is None:
+            d0, d1, d2 = self._f_kd
+            a0, a1, a2 = a0 - d0 * 0.0, a1 - d1 * 0.0, a2 - d2 * 0.0
+        else:
+            d0, d1, d2 = self._f_kd
+            a0 = a0 - d0 * ((w0 - prev[0]) / dt)
+            a1 = a1 - d1 * ((w1 - prev[1]) / dt)
+            a2 = a2 - d2 * ((w2 - prev[2]) / dt)
         h0, h1, h2 = j0 * w0, j1 * w1, j2 * w2  # J ω; then ω × Jω
         return (j0 * a0 + (w1 * h2 - w2 * h1), j1 * a1 + (w2 * h0 - w0 * h2), j2 * a2 + (w0 * h1 - w1 * h0))
 
@@ -401,24 +444,41 @@ class BodyRateController:
         return np.array(self._rotor_thrusts(float(thrust), np.asarray(torque, dtype=float).reshape(3).tolist()))
 
     def _rotor_thrusts(self, thrust: float, torque: Sequence[float]) -> list[float]:
-        """:meth:`rotor_thrusts` on floats."""
-        t_max = self.params.max_thrust
+        """:meth:`rotor_thrusts` on floats (unrolled: runs every physics step)."""
+        t_max = self._t_max
         t0, t1, t2 = torque
-        delta = [m0 * t0 + m1 * t1 + m2 * t2 for m0, m1, m2 in self._f_mix]  # A⁻¹ [0, τ]
-        lo_d, hi_d = min(delta), max(delta)
+        (m00, m01, m02), (m10, m11, m12), (m20, m21, m22), (m30, m31, m32) = self._f_mix
+        d0, d1, d2, d3 = (m00 * t0 + m01 * t1 + m02 * t2, m10 * t0 + m11 * t1 + m12 * t2,
+                          m20 * t0 + m21 * t1 + m22 * t2, m30 * t0 + m31 * t1 + m32 * t2)  # A⁻¹ [0, τ]
+        # min / max / clipping as conditionals: the builtins' semantics, without their call cost
+        lo_d = d0
+        lo_d = d1 if d1 < lo_d else lo_d
+        lo_d = d2 if d2 < lo_d else lo_d
+        lo_d = d3 if d3 < lo_d else lo_d
+        hi_d = d0
+        hi_d = d1 if d1 > hi_d else hi_d
+        hi_d = d2 if d2 > hi_d else hi_d
+        hi_d = d3 if d3 > hi_d else hi_d
         spread = hi_d - lo_d
         if spread > t_max:  # even the full range cannot make this torque: scale it down
             k = t_max / spread
-            delta = [d * k for d in delta]
+            d0, d1, d2, d3 = d0 * k, d1 * k, d2 * k, d3 * k
             lo_d, hi_d = lo_d * k, hi_d * k
-        base = min(max(thrust / 4.0, -lo_d), t_max - hi_d)
-        return [min(max(base + d, 0.0), t_max) for d in delta]
+        base = thrust / 4.0
+        base = -lo_d if -lo_d > base else base
+        base = t_max - hi_d if t_max - hi_d < base else base
+        out = []
+        for d in (d0, d1, d2, d3):
+            t = base + d
+            t = 0.0 if 0.0 > t else t
+            out.append(t_max if t_max < t else t)
+        return out
 
     def rpm(self, thrust: float, rate_cmd: Sequence[float], rate: Sequence[float]) -> list[float]:
         """:meth:`__call__` on floats: rotor-speed command (4,), rpm, as a list."""
-        kf = self.params.kf
-        thrusts = self._rotor_thrusts(float(thrust), self._torque(rate_cmd, rate))
-        return [math.sqrt(t / kf) for t in thrusts]
+        kf, sqrt = self._kf, math.sqrt
+        t0, t1, t2, t3 = self._rotor_thrusts(float(thrust), self._torque(rate_cmd, rate))
+        return [sqrt(t0 / kf), sqrt(t1 / kf), sqrt(t2 / kf), sqrt(t3 / kf)]
 
     def __call__(self, thrust: float, rate_cmd: Sequence[float], rate: Sequence[float]) -> np.ndarray:
         """Rotor-speed command (4,), rpm, for collective thrust (N) and body rates (rad/s)."""

@@ -108,26 +108,31 @@ class QuadrotorWorld(PhysicsWorld):
             self.rotors.command_rpm(cmd)
 
     def _rotor_step(self) -> None:
-        """The :attr:`physics_step_hook`: controllers (if any) and rotor forces for one physics step."""
+        """The :attr:`physics_step_hook`: controllers (if any) and rotor forces for one physics step.
+
+        The base state is read once per physics step and shared by the controllers and the
+        rotor model (nothing moves the body between them)."""
         rotors = self.rotors
         assert rotors is not None
         ctrl = self.rate_controller
-        if ctrl is not None:
-            active, cid, rid = self.active, self.client, self.robot_id
-            _, quat = p.getBasePositionAndOrientation(rid, physicsClientId=cid)
-            lin, (ax, ay, az) = p.getBaseVelocity(rid, physicsClientId=cid)
-            r = p.getMatrixFromQuaternion(quat)
-            rates = (r[0] * ax + r[3] * ay + r[6] * az, r[1] * ax + r[4] * ay + r[7] * az,
-                     r[2] * ax + r[5] * ay + r[8] * az)  # Rᵀ ω, body frame
-            if self.velocity_controller is not None:
-                rot = np.asarray(r, dtype=float).reshape(3, 3)
-                thrust, rate_cmd = self.velocity_controller(active[:3], active[3], rot, lin)
-                rotors.command_rpm(ctrl.rpm(thrust, rate_cmd.tolist(), rates))
-            else:
-                if active is not self._rates_of:  # a new command (callers may also assign .active)
-                    self._rates_of, self._active_rates = active, [float(x) for x in active[1:]]
-                rotors.command_rpm(ctrl.rpm(active[0], self._active_rates, rates))
-        rotors.physics_step()
+        if ctrl is None:
+            rotors.physics_step()
+            return
+        active, cid, rid = self.active, self.client, self.robot_id
+        com, quat = p.getBasePositionAndOrientation(rid, physicsClientId=cid)
+        lin, (ax, ay, az) = p.getBaseVelocity(rid, physicsClientId=cid)
+        r = p.getMatrixFromQuaternion(quat, physicsClientId=cid)
+        rates = (r[0] * ax + r[3] * ay + r[6] * az, r[1] * ax + r[4] * ay + r[7] * az,
+                 r[2] * ax + r[5] * ay + r[8] * az)  # Rᵀ ω, body frame
+        if self.velocity_controller is not None:
+            rot = np.asarray(r, dtype=float).reshape(3, 3)
+            thrust, rate_cmd = self.velocity_controller(active[:3], active[3], rot, lin)
+            rotors.command_rpm(ctrl.rpm(thrust, rate_cmd.tolist(), rates))
+        else:
+            if active is not self._rates_of:  # a new command (callers may also assign .active)
+                self._rates_of, self._active_rates = active, [float(x) for x in active[1:]]
+            rotors.command_rpm(ctrl.rpm(active[0], self._active_rates, rates))
+        rotors.physics_step_at(com, r, lin)
 
 
 def _config_vector(robot: RobotDescription, section: str, key: str, default: Sequence[float],
