@@ -260,6 +260,8 @@ def load_config(path: str | Path) -> AdaptConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not a text (UTF-8) YAML file", file=str(path)) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except Sim2RealError as exc:
-        print(f"sim2real {args.command}: error: {exc}", file=sys.stderr)
+        # One line, always: multi-line messages (e.g. YAML parser errors) are joined.
+        msg = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"sim2real {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sim2real {args.command}: interrupted", file=sys.stderr)

@@ -155,6 +155,8 @@ def read_yaml_mapping(file: Path) -> dict[str, Any]:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProfileError(f"cannot read file: {exc.strerror or exc}", file=str(file)) from None
+    except UnicodeDecodeError:
+        raise ProfileError("not a text (UTF-8) YAML file", file=str(file)) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -22,27 +22,32 @@ def import_pybullet() -> ModuleType:
         return sys.modules["pybullet"]
     try:
         sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError, AttributeError):  # no usable fd 1: nothing to protect
+        sys.stderr.flush()
+        saved = (os.dup(1), os.dup(2))
+    except (OSError, ValueError, AttributeError):  # no usable fds: nothing to protect
         import pybullet
 
         return pybullet
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
+        # Depending on the build the banner goes to stdout or stderr: silence both.
         os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
         import pybullet
 
-        # The banner is emitted on the first connection; make it here, while fd 1 is /dev/null.
+        # The banner may also be emitted on the first connection; make one here.
         client = pybullet.connect(pybullet.DIRECT)
         if client >= 0:
             pybullet.disconnect(client)
         try:
-            ctypes.CDLL(None).fflush(None)  # push the banner out while fd 1 is /dev/null
+            ctypes.CDLL(None).fflush(None)  # push buffered C output out while the fds are /dev/null
         except (OSError, AttributeError):
             pass
     finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
         os.close(devnull)
     return pybullet
 

@@ -206,6 +206,8 @@ class OSIConfig:
             raw = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise ConfigError(f"cannot read: {exc}", file=file) from None
+        except UnicodeDecodeError:
+            raise ConfigError("not a text (UTF-8) YAML file", file=file) from None
         if not isinstance(raw, dict):
             raise ConfigError("expected a mapping", file=file)
         known = set(OSIConfig.__dataclass_fields__)

@@ -37,12 +37,22 @@ def record_policy(robot: RobotDescription, profile: Any, seed: int, policy_path:
     side_path = path.with_suffix(".yaml")
     if not path.is_file() or not side_path.is_file():
         raise CheckpointError(f"{path}: expected an exported policy (policy.pt with policy.yaml next to it)")
-    side = yaml.safe_load(side_path.read_text(encoding="utf-8")) or {}
+    try:
+        side = yaml.safe_load(side_path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{side_path}: cannot read policy sidecar: {first}") from None
+    if not isinstance(side, dict):
+        raise CheckpointError(f"{side_path}: expected a mapping (policy sidecar)")
     env_id = side.get("env_id")
     if not env_id:
         raise CheckpointError(f"{side_path}: env_id: missing (re-export the policy)")
     history = int((side.get("observation") or {}).get("history", 1))
-    module = torch.jit.load(str(path), map_location="cpu").eval()
+    try:
+        module = torch.jit.load(str(path), map_location="cpu").eval()
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a TorchScript policy: {first}") from None
     env = gym.make(env_id, profile=profile, robot=robot.name) if "robot" in (gym.spec(env_id).kwargs or {}) \
         else gym.make(env_id, profile=profile)
     world = env.unwrapped.world

@@ -391,6 +391,13 @@ def load_run_config(src: str | Path | Mapping[str, Any]) -> RunConfig:
         raise ConfigError("run config not found", file=str(src))
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read run config: {exc.strerror or exc}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not a text (UTF-8) YAML file", file=str(path)) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", file=str(path)) from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"not valid YAML{where}: {problem}", file=str(path)) from None
     return parse_run_config(data, file=str(path))
