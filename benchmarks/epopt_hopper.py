@@ -2,6 +2,7 @@
 
     python benchmarks/epopt_hopper.py [--out runs/epopt_hopper] [--episodes 10] [--workers 2]
                                       [--total-timesteps N] [--skip-train]
+                                      [--skip-iters K] [--n-models N]
 
 Trains (or resumes) ``hopper_mass6.yaml`` (PPO, torso mass fixed at 6 kg) and
 ``epopt_hopper.yaml`` (EPOpt-ε, ε = 0.1, on the ``epopt_hopper`` ensemble), then
@@ -9,16 +10,42 @@ evaluates both with the torso mass pinned at 3, 4, ..., 9 kg (everything else no
 and writes ``results.csv``/``results.json``, ``sweep.png`` (return vs mass) and a table.
 Rajeswaran et al. (2017, Fig. 2) report the single-model policy collapsing away from
 its training mass while EPOpt stays high over the whole range.
+
+The shipped configs train 1M (PPO) and 2M (EPOpt) steps. ``--total-timesteps`` (and, so that
+a short EPOpt run still reaches its CVaR phase, ``--skip-iters`` / ``--n-models``) run a
+reduced budget; the steps each policy actually trained and every override are printed with
+the table and written to ``eval/budget.json``, so a reduced run is labelled as such.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import json
 from pathlib import Path
 
 import numpy as np
 
 CONFIGS = {"mass6_ppo": "hopper_mass6", "epopt_e0.1": "epopt_hopper"}
+
+
+def _label_png(path: Path, text: str) -> None:
+    """Stamp ``text`` over the top of the plot at ``path`` (so a reduced-budget figure says so)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img = plt.imread(str(path))
+    h, w = img.shape[:2]
+    fig = plt.figure(figsize=(w / 100, h / 100 + 0.4), dpi=100)
+    ax = fig.add_axes((0, 0, 1, h / (h + 40)))
+    ax.imshow(img)
+    ax.axis("off")
+    fig.text(0.5, 1 - 20 / (h + 40), text, ha="center", va="center", fontsize=9, color="darkred")
+    fig.savefig(str(path), dpi=100)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -29,6 +56,8 @@ def main() -> None:
     ap.add_argument("--masses", default="3:9:7", help="LOW:HIGH:STEPS torso masses in kg")
     ap.add_argument("--total-timesteps", type=int)
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--skip-iters", type=int, help="override epopt.skip_iters (reduced budgets)")
+    ap.add_argument("--n-models", type=int, help="override epopt.n_models (reduced budgets)")
     args = ap.parse_args()
 
     from sim2real.train.config import load_run_config
@@ -38,10 +67,17 @@ def main() -> None:
 
     out = Path(args.out)
     dirs = {}
+    shipped: dict[str, int] = {}
     for name, cfg_name in CONFIGS.items():
         cfg = load_run_config(cfg_name)
         if args.total_timesteps:
             cfg = cfg.with_overrides(total_timesteps=args.total_timesteps)
+        if cfg.epopt is not None and (args.skip_iters is not None or args.n_models is not None):
+            ep = cfg.epopt
+            cfg = cfg.with_overrides(epopt=dataclasses.replace(
+                ep, skip_iters=ep.skip_iters if args.skip_iters is None else args.skip_iters,
+                n_models=ep.n_models if args.n_models is None else args.n_models))
+        shipped[name] = load_run_config(cfg_name).total_timesteps
         dirs[name] = out / name
         done = (dirs[name] / "model.zip").is_file() and not (dirs[name] / "checkpoints").is_dir()
         if args.skip_train or done:
@@ -64,7 +100,25 @@ def main() -> None:
                for j, s in zip(jobs, summaries)]
     paths = write_results(out / "eval", results, [axis], {"env_id": base.env_id, "episodes": args.episodes,
                                                           "profile": "torso mass sweep"})
+    budget = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
+              "episodes": args.episodes, "policies": {}}
+    for p, d in dirs.items():
+        rep, run = d / "report.json", d / "run.yaml"
+        info = json.loads(rep.read_text()) if rep.is_file() else {}
+        budget["policies"][p] = {"run": str(d), "steps": info.get("num_timesteps"),
+                                 "shipped_steps": shipped[p], "wall_time_s": info.get("wall_time_s"),
+                                 "config": info.get("config")}
+    (out / "eval" / "budget.json").write_text(json.dumps(budget, indent=1))
     ret = {(r["policy"], r["values"]["torso_mass"]): r["summary"]["mean_return"] for r in results}
+    reduced = []
+    for p, b in budget["policies"].items():
+        steps = b["steps"]
+        label = "" if steps is not None and steps >= b["shipped_steps"] else "  ** REDUCED BUDGET **"
+        if label:
+            reduced.append(f"{p} {steps} of {b['shipped_steps']} steps")
+        print(f"{p}: trained {steps} steps (shipped config: {b['shipped_steps']}){label}")
+    if reduced and paths.get("png0"):
+        _label_png(Path(paths["png0"]), "REDUCED BUDGET: " + "; ".join(reduced))
     print(f"\nMean return vs torso mass ({args.episodes} episodes per point)\n")
     print("| torso mass (kg) | " + " | ".join(CONFIGS) + " |")
     print("|---|" + "---|" * len(CONFIGS))

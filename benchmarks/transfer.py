@@ -1,7 +1,7 @@
 """Sim-to-sim transfer: nominal vs Peng et al. 2018 randomization vs EPOpt-ε on the arm-reach env.
 
     python benchmarks/transfer.py [--out runs/transfer] [--episodes 50] [--workers 2]
-                                  [--total-timesteps N] [--skip-train]
+                                  [--total-timesteps N] [--skip-train] [--reuse NAME=RUN_DIR ...]
 
 Trains (or resumes) three policies from the shipped run configs
 (``kuka_reach.yaml``, ``kuka_reach_peng2018.yaml``, ``kuka_reach_epopt.yaml``), then
@@ -10,6 +10,10 @@ evaluates all three on the nominal world and on held-out shifted worlds (every l
 a table of success rates measured in this run. Target: the randomized and EPOpt policies
 keep ≥ 90 % of their nominal success on the shifted worlds where the nominal policy drops
 below 30 %. Training all three takes hours on 2 CPU cores.
+
+``--reuse nominal=runs/old/nominal`` evaluates an already-trained run folder for that
+arm instead of training it (names: ``nominal``, ``peng2018``, ``epopt``); the table
+lists each policy's training steps (from its ``report.json``) so mixed budgets show.
 """
 
 from __future__ import annotations
@@ -43,7 +47,17 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--total-timesteps", type=int, help="override every config's budget")
     ap.add_argument("--skip-train", action="store_true", help="evaluate the policies already in --out")
+    ap.add_argument("--reuse", action="append", default=[], metavar="NAME=RUN_DIR",
+                    help="use this already-trained run folder for arm NAME (no training); repeatable")
     args = ap.parse_args()
+    reuse: dict[str, Path] = {}
+    for item in args.reuse:
+        name, sep, path = item.partition("=")
+        if not sep or name not in CONFIGS:
+            ap.error(f"--reuse {item!r}: expected NAME=RUN_DIR with NAME one of {list(CONFIGS)}")
+        if not (Path(path) / "model.zip").is_file():
+            ap.error(f"--reuse {item!r}: {Path(path) / 'model.zip'} does not exist")
+        reuse[name] = Path(path)
 
     from sim2real.train.config import load_run_config
     from sim2real.train.sweep import Condition, Job, run_jobs
@@ -56,9 +70,9 @@ def main() -> None:
         cfg = load_run_config(cfg_name)
         if args.total_timesteps:
             cfg = cfg.with_overrides(total_timesteps=args.total_timesteps)
-        run_dir = out / name
+        run_dir = reuse.get(name, out / name)
         dirs[name] = run_dir
-        if args.skip_train:
+        if args.skip_train or name in reuse:
             continue
         if (run_dir / "model.zip").is_file() and not (run_dir / "checkpoints" / "latest.json").is_file():
             continue
@@ -77,6 +91,11 @@ def main() -> None:
 
     sr = {(r["policy"], r["condition"]): r["summary"]["success_rate"] for r in results}
     pols = list(CONFIGS)
+    steps = {}
+    for p, d in dirs.items():
+        rep = Path(d) / "report.json"
+        steps[p] = json.loads(rep.read_text()).get("num_timesteps") if rep.is_file() else None
+    print("\ntraining steps: " + ", ".join(f"{p} {steps[p]} ({dirs[p]})" for p in pols))
     print(f"\nSuccess rate on {base.env_id} ({args.episodes} episodes per cell; ratio = world / own nominal)\n")
     print("| world | " + " | ".join(pols) + " |")
     print("|---|" + "---|" * len(pols))
@@ -95,7 +114,8 @@ def main() -> None:
     for world, ok in verdict.items():
         print(f"  {world}: " + ", ".join(f"{p} keeps >= 90 %: {'yes' if v else 'NO'}" for p, v in ok.items()))
     (out / "eval" / "transfer.json").write_text(json.dumps({"success": {f"{p}|{w}": v for (p, w), v in sr.items()},
-                                                             "verdict": verdict}, indent=1))
+                                                             "verdict": verdict, "steps": steps,
+                                                             "runs": {p: str(d) for p, d in dirs.items()}}, indent=1))
 
 
 if __name__ == "__main__":
