@@ -11,6 +11,8 @@ from typing import Any, Iterator
 
 import yaml
 
+from sim2real.errors import ConfigError
+
 _PKG_ROOT = Path(__file__).resolve().parent
 
 
@@ -49,6 +51,27 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def atomic_write_yaml(path: str | os.PathLike[str], data: Any) -> None:
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
+
+
+def read_yaml_file(path: str | os.PathLike[str], error: type[ConfigError] = ConfigError,
+                   what: str = "file") -> Any:
+    """Parse a YAML file; every failure is one ``error`` naming the file.
+
+    Unreadable files (missing, a directory) say ``cannot read <what>``, binary files say so,
+    and syntax errors give the line and column of the problem.
+    """
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"cannot read {what}: {exc.strerror or exc}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise error("not a text (UTF-8) YAML file", file=str(path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"not valid YAML{where}: {problem}", file=str(path)) from None
 
 
 def data_dir(name: str) -> Path:

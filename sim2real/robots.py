@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
-from sim2real._io import data_dir
+from sim2real._io import data_dir, read_yaml_file
 from sim2real.errors import RobotError
 
 ROBOT_KINDS = ("arm", "quadrotor", "legged")
@@ -166,10 +165,7 @@ def load_robot(name_or_path: str | Path) -> RobotDescription:
         if not file.is_file():
             known = ", ".join(list_robots()) or "none found"
             raise RobotError(f"unknown robot {str(name_or_path)!r} (known robots: {known})")
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RobotError(f"not valid YAML: {exc}", file=str(file)) from None
+    raw = read_yaml_file(file, RobotError, what="robot file")
     return parse_robot(raw, file)
 
 

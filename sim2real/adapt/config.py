@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from sim2real.adapt.nets import NetworkConfig
+from sim2real._io import read_yaml_file
 from sim2real.errors import ConfigError
 
 METHODS = ("source_only", "oracle", "dann", "adda", "pixelda", "cyclegan")
@@ -256,15 +256,6 @@ def parse_config(raw: Any, file: str | None = None, base_dir: Path | None = None
 def load_config(path: str | Path) -> AdaptConfig:
     """Read and validate an adapt config YAML file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc.strerror}", file=str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not a text (UTF-8) YAML file", file=str(path)) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", file=str(path)) from None
+    raw = read_yaml_file(path, what="config")
     cfg = parse_config(raw, file=str(path), base_dir=path.resolve().parent)
     return cfg

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import numpy as np
 import yaml
 
-from sim2real._io import atomic_write_text, data_dir
+from sim2real._io import atomic_write_text, data_dir, read_yaml_file
 from sim2real.errors import ProfileError, RobotError
 from sim2real.profiles.distributions import _describe
 from sim2real.profiles.entry import Entry, Sample
@@ -151,19 +151,7 @@ def find_profile(name: str | Path, relative_to: Path | None = None, *, referrer:
 
 def read_yaml_mapping(file: Path) -> dict[str, Any]:
     """Read a profile file; errors name the file (YAML syntax with line/column, non-mapping content)."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"cannot read file: {exc.strerror or exc}", file=str(file)) from None
-    except UnicodeDecodeError:
-        raise ProfileError("not a text (UTF-8) YAML file", file=str(file)) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ProfileError(f"not valid YAML{where}: {problem}", file=str(file)) from None
+    raw = read_yaml_file(file, ProfileError)
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else _describe(raw) if not isinstance(raw, list) else "a list"
         raise ProfileError(f"expected a mapping with keys {list(TOP_KEYS)}, got {got}", file=str(file))

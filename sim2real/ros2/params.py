@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
 
+from sim2real._io import read_yaml_file
 from sim2real.errors import ConfigError
 
 NODE_NAME = "sim2real_deploy"
@@ -160,10 +160,7 @@ def load_params_file(path: str | Path, node_name: str = NODE_NAME, *, complete: 
     path = Path(path)
     if not path.is_file():
         raise ConfigError("parameter file not found", file=str(path))
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", file=str(path)) from None
+    raw = read_yaml_file(path, what="parameter file")
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping of node names to {ros__parameters: ...}", file=str(path))
     merged: dict[str, Any] = {}

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import yaml
 
+from sim2real._io import read_yaml_file
 from sim2real.errors import CheckpointError, ConfigError
 
 POLICY_FORMAT = "sim2real-policy/1"
@@ -128,10 +128,7 @@ def load_policy_spec(path: str | Path) -> PolicySpec:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: policy sidecar not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", file=str(path)) from None
+    raw = read_yaml_file(path, what="policy sidecar")
     return parse_policy_spec(raw, str(path))
 
 

@@ -27,9 +27,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import yaml
 
-from sim2real._io import atomic_write_bytes, atomic_write_text, atomic_write_yaml
+from sim2real._io import atomic_write_bytes, atomic_write_text, atomic_write_yaml, read_yaml_file
 from sim2real.errors import ConfigError
 
 Policy = Callable[[np.ndarray], np.ndarray]  # (obs_with_mu,) -> action
@@ -202,12 +201,7 @@ class OSIConfig:
     @staticmethod
     def load(path: str | Path) -> "OSIConfig":
         file = str(path)
-        try:
-            raw = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read: {exc}", file=file) from None
-        except UnicodeDecodeError:
-            raise ConfigError("not a text (UTF-8) YAML file", file=file) from None
+        raw = read_yaml_file(file, what="config")
         if not isinstance(raw, dict):
             raise ConfigError("expected a mapping", file=file)
         known = set(OSIConfig.__dataclass_fields__)

@@ -30,9 +30,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
-from sim2real._io import data_dir
+from sim2real._io import data_dir, read_yaml_file
 from sim2real.errors import ConfigError
 
 ALGOS = ("ppo", "sac", "epopt_ppo")
@@ -389,15 +388,5 @@ def load_run_config(src: str | Path | Mapping[str, Any]) -> RunConfig:
             path = shipped
     if not path.exists():
         raise ConfigError("run config not found", file=str(src))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read run config: {exc.strerror or exc}", file=str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not a text (UTF-8) YAML file", file=str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"not valid YAML{where}: {problem}", file=str(path)) from None
+    data = read_yaml_file(path, what="run config")
     return parse_run_config(data, file=str(path))
