@@ -97,38 +97,16 @@ class BodyBuilder:
                 self._visuals[mode] = [box] * (self.n + 1)
         return self._visuals[mode]
 
-    def _collision_shape(self, body: int, link: int) -> int:
-        cid = self.client
-        data = p.getCollisionShapeData(body, link, physicsClientId=cid)
-        if not data:
-            return -1
-        kw: dict[str, list] = {k: [] for k in ("shapeTypes", "radii", "halfExtents", "lengths", "fileNames",
-                                              "meshScales", "planeNormals", "collisionFramePositions",
-                                              "collisionFrameOrientations")}
-        inertial = self.inertial[link + 1]
-        for d in data:
-            geom, dims, fname = d[2], d[3], d[4]
-            fname = fname.decode() if isinstance(fname, bytes) else fname
-            pos, orn = _compose(*inertial, d[5], d[6])  # shape frame is reported in the inertial frame
-            kw["shapeTypes"].append(geom)
-            kw["radii"].append(dims[1] if geom in (p.GEOM_CAPSULE, p.GEOM_CYLINDER) else dims[0])
-            kw["halfExtents"].append([x / 2 for x in dims] if geom == p.GEOM_BOX else [0, 0, 0])
-            kw["lengths"].append(dims[0] if geom in (p.GEOM_CAPSULE, p.GEOM_CYLINDER) else 0)
-            kw["fileNames"].append(fname if geom == p.GEOM_MESH else "")
-            kw["meshScales"].append(list(dims) if geom == p.GEOM_MESH else [1, 1, 1])
-            kw["planeNormals"].append([0, 0, 1])
-            kw["collisionFramePositions"].append(pos)
-            kw["collisionFrameOrientations"].append(orn)
-        return p.createCollisionShapeArray(physicsClientId=cid, **kw)
+    def _shape_arrays(self, data: list, link: int, frame: str) -> dict[str, list]:
+        """Keyword lists of ``create{Collision,Visual}ShapeArray`` for PyBullet shape records.
 
-    def _visual_shape(self, body: int, link: int) -> int:
-        cid = self.client
-        data = [d for d in p.getVisualShapeData(body, physicsClientId=cid) if d[1] == link]
-        if not data:
-            return -1
+        Collision and visual records share the layout ``(body, link, geom, dims, file, pos, orn,
+        ...)``; their frames are reported in the inertial frame, so they are re-expressed in the
+        link frame the rebuilt body uses. ``frame`` is ``collision`` or ``visual``.
+        """
         kw: dict[str, list] = {k: [] for k in ("shapeTypes", "radii", "halfExtents", "lengths", "fileNames",
-                                              "meshScales", "rgbaColors", "visualFramePositions",
-                                              "visualFrameOrientations")}
+                                              "meshScales", f"{frame}FramePositions",
+                                              f"{frame}FrameOrientations")}
         inertial = self.inertial[link + 1]
         for d in data:
             geom, dims, fname = d[2], d[3], d[4]
@@ -140,11 +118,26 @@ class BodyBuilder:
             kw["lengths"].append(dims[0] if geom in (p.GEOM_CAPSULE, p.GEOM_CYLINDER) else 0)
             kw["fileNames"].append(fname if geom == p.GEOM_MESH else "")
             kw["meshScales"].append(list(dims) if geom == p.GEOM_MESH else [1, 1, 1])
-            kw["rgbaColors"].append(list(d[7]))
-            kw["visualFramePositions"].append(pos)
-            kw["visualFrameOrientations"].append(orn)
+            kw[f"{frame}FramePositions"].append(pos)
+            kw[f"{frame}FrameOrientations"].append(orn)
+        return kw
+
+    def _collision_shape(self, body: int, link: int) -> int:
+        data = p.getCollisionShapeData(body, link, physicsClientId=self.client)
+        if not data:
+            return -1
+        kw = self._shape_arrays(data, link, "collision")
+        kw["planeNormals"] = [[0, 0, 1]] * len(data)
+        return p.createCollisionShapeArray(physicsClientId=self.client, **kw)
+
+    def _visual_shape(self, body: int, link: int) -> int:
+        data = [d for d in p.getVisualShapeData(body, physicsClientId=self.client) if d[1] == link]
+        if not data:
+            return -1
+        kw = self._shape_arrays(data, link, "visual")
+        kw["rgbaColors"] = [list(d[7]) for d in data]
         try:
-            return p.createVisualShapeArray(physicsClientId=cid, **kw)
+            return p.createVisualShapeArray(physicsClientId=self.client, **kw)
         except p.error:
             return -1
 
