@@ -11,13 +11,14 @@ torso velocity + 1 (alive) − 1e-3·‖a‖². Terminates when the torso centre
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import pybullet as p
 
 from sim2real.errors import EnvError
-from sim2real.envs.base import SimEnv, clip_
+from sim2real.envs.base import SimEnv, _copy, clip_
 from sim2real.profiles import Profile
 from sim2real.robots import RobotDescription
 
@@ -71,6 +72,13 @@ class HopperEnv(SimEnv):
         high = np.concatenate([[3.0, np.pi], w.upper + 0.5, v])
         self._finish_init(low, high)
         self._x = 0.0
+        # the float fast path of step(): action shape, gear per joint, float32 observation bounds,
+        # the base-height bounds (clipped like the observation's first element)
+        self._act_shape = self.action_space.shape
+        self._gear = self.action_scale.tolist()
+        self._obs_low32, self._obs_high32 = self.observation_space.low, self.observation_space.high
+        self._z_bounds = (float(self._obs_low[0]), float(self._obs_high[0]))
+        self._three_legs = len(self._all) == 6
 
     def _reset_task(self) -> None:
         w, rng, cid = self.world, self.np_random, self.world.client
@@ -83,9 +91,81 @@ class HopperEnv(SimEnv):
         states = p.getJointStates(self.world.robot_id, self._root, physicsClientId=self.world.client)
         return np.array([s[0] for s in states]), np.array([s[1] for s in states])
 
-    def _observe(self) -> np.ndarray:
-        # one getLinkState (torso pose + velocity) and one getJointStates (root + legs) per call,
-        # indices cached at construction, values gathered in one tuple (hot path: every step)
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """:meth:`SimEnv.step`. For a float32/float64 array action of the right shape and no
+        action/observation noise, observation latency or interval entries (action latency is
+        the world's), the same step on Python floats: same values bit for bit, about half the
+        Python (``tests/test_sim_fastpath.py`` runs both paths); anything else takes
+        :meth:`SimEnv.step`."""
+        world = self.world
+        if (type(action) is not np.ndarray or action.shape != self._act_shape or action.dtype.char not in "fd"
+                or self._needs_reset
+                or world.action_noise is not None or world.observation_delay or world.observation_noise is not None
+                or self.runner.has_interval):
+            return super().step(action)
+        a = action.tolist()
+        if self._three_legs:
+            a0, a1, a2 = a
+            aa = a0 * a0 + a1 * a1 + a2 * a2  # left to right (= the loop below: 0.0 + x is x)
+        else:
+            aa = 0.0
+            for x in a:  # left to right, as ``a @ a`` (the clip test; the control cost below)
+                aa += x * x
+        if not aa <= 1.0:  # |a_i| > 1 somewhere, or NaN/inf
+            if aa != aa or aa == math.inf:
+                return super().step(action)  # raises for NaN/inf (a huge finite action is clipped there)
+            clipped = []
+            for x in a:  # the clip ufunc: max(x, -1), then min(., 1)
+                x = x if x > -1.0 else -1.0
+                clipped.append(x if x < 1.0 else 1.0)
+            a = clipped
+            aa = 0.0
+            for x in a:
+                aa += x * x
+        if self._three_legs:
+            a0, a1, a2 = a
+            g0, g1, g2 = self._gear
+            world.step([a0 * g0, a1 * g1, a2 * g2])  # torques (N·m), = self._command(a)
+        else:
+            world.step([x * g for x, g in zip(a, self._gear)])
+        self._elapsed += 1
+        # _read() and _reward(), inlined (hot path)
+        cid, rid = world.client, world.robot_id
+        (_, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
+            rid, self._torso, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid)
+        states = p.getJointStates(rid, self._all, physicsClientId=cid)
+        r0, r1, r2, r3, r4, r5, r6, r7, r8 = p.getMatrixFromQuaternion(orn)
+        if self._three_legs:  # the hopper's thigh, leg, foot: unpacked directly
+            (x, _, _, _), _, (pitch, _, _, _), (q0, v0, _, _), (q1, v1, _, _), (q2, v2, _, _) = states
+            values = (z, pitch, q0, q1, q2, vx, vy, vz, r0 * wx + r3 * wy + r6 * wz, r1 * wx + r4 * wy + r7 * wz,
+                      r2 * wx + r5 * wy + r8 * wz, v0, v1, v2)
+        else:
+            (x, _, _, _), _, (pitch, _, _, _), *legs = states
+            values = (z, pitch, *[s[0] for s in legs], vx, vy, vz, r0 * wx + r3 * wy + r6 * wz,
+                      r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz, *[s[1] for s in legs])
+        self._root_x, self._pitch = x, pitch
+        # one ufunc call: round to float32, then clip to the float32 bounds = float32(clip(float64))
+        # of the general path (rounding is monotone)
+        obs = clip_(values, self._obs_low32, self._obs_high32, dtype=np.float32)
+        lo, hi = self._z_bounds
+        z = z if z > lo else lo  # the clipped base height (obs[0])
+        z = z if z < hi else hi
+        x_velocity = (x - self._x) / world.control_dt
+        self._x = x
+        healthy = z > self.healthy_z and abs(pitch) < self.healthy_angle
+        reward = self.forward_reward_weight * x_velocity + self.healthy_reward - self.ctrl_cost_weight * aa
+        mx = self.max_episode_steps
+        truncated = False if mx is None else self._elapsed >= mx
+        self._needs_reset = not healthy or truncated
+        return obs, float(reward), not healthy, truncated, {
+            "randomization": _copy(self.runner.applied), "x_position": x, "x_velocity": x_velocity,
+            "is_healthy": healthy}
+
+    def _read(self) -> tuple[float, float, float, tuple[float, ...]]:
+        """Torso height (m), pitch (rad), root x (m) and the unclipped observation as floats.
+
+        One ``getLinkState`` (torso pose + velocity) and one ``getJointStates`` (root + legs)
+        per call, indices cached at construction (the fast path of :meth:`step` inlines it)."""
         w = self.world
         cid, rid = w.client, w.robot_id
         (_, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
@@ -93,20 +173,30 @@ class HopperEnv(SimEnv):
         (x, _, _, _), _, (pitch, _, _, _), *legs = p.getJointStates(rid, self._all, physicsClientId=cid)
         self._root_x, self._pitch = x, pitch
         r0, r1, r2, r3, r4, r5, r6, r7, r8 = p.getMatrixFromQuaternion(orn)
-        obs = np.array((z, pitch, *[s[0] for s in legs], vx, vy, vz,
-                        r0 * wx + r3 * wy + r6 * wz, r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz,
-                        *[s[1] for s in legs]))  # R^T ω: angular velocity in the torso frame
+        values = (z, pitch, *[s[0] for s in legs], vx, vy, vz,
+                  r0 * wx + r3 * wy + r6 * wz, r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz,
+                  *[s[1] for s in legs])  # R^T ω: angular velocity in the torso frame
+        return z, pitch, x, values
+
+    def _observe(self) -> np.ndarray:
+        obs = np.array(self._read()[3])
         return clip_(obs, self._obs_low, self._obs_high, out=obs)  # also clips velocities to ±10
 
     def _command(self, action: np.ndarray) -> np.ndarray:
         return action * self.action_scale
 
-    def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
-        x = self._root_x  # a float read by _observe
+    def _reward(self, x: float, z: float, pitch: float, aa: float) -> tuple[float, bool, float]:
+        """(reward, healthy, forward velocity m/s) from the root x (m), the clipped torso height
+        (m), the pitch (rad) and ``a·a`` of the applied action (inlined in the fast path of :meth:`step`)."""
         x_velocity = (x - self._x) / self.world.control_dt
         self._x = x
-        pitch = self._pitch
-        healthy = obs[0] > self.healthy_z and abs(pitch) < self.healthy_angle
-        reward = (self.forward_reward_weight * x_velocity + self.healthy_reward
-                  - self.ctrl_cost_weight * float(action @ action))
-        return reward, not healthy, {"x_position": x, "x_velocity": x_velocity, "is_healthy": bool(healthy)}
+        healthy = z > self.healthy_z and abs(pitch) < self.healthy_angle
+        reward = self.forward_reward_weight * x_velocity + self.healthy_reward - self.ctrl_cost_weight * aa
+        return reward, healthy, x_velocity
+
+    def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
+        aa = 0.0
+        for v in action.tolist():  # left to right, as the fast path
+            aa += v * v
+        reward, healthy, x_velocity = self._reward(self._root_x, float(obs[0]), self._pitch, aa)  # floats of _observe
+        return reward, not healthy, {"x_position": self._root_x, "x_velocity": x_velocity, "is_healthy": bool(healthy)}

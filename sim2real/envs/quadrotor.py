@@ -40,7 +40,8 @@ import numpy as np
 import pybullet as p
 
 from sim2real.errors import EnvError, RobotError
-from sim2real.envs.base import SimEnv, clip_
+from sim2real.envs.base import SimEnv, _copy, clip_
+from sim2real.envs.registration import SPEC_FLAGS
 from sim2real.profiles import Profile
 from sim2real.robots import RobotDescription
 from sim2real.sim.quadrotor import RotorParams
@@ -127,6 +128,10 @@ class QuadrotorEnv(SimEnv):
         self._bounds = (tuple(float(v) for v in self._cfg.bounds_low), tuple(float(v) for v in self._cfg.bounds_high))
         self._state_key: tuple[int, int] | None = None
         self._state_cache: tuple[tuple[float, ...], ...] = ()
+        # the float fast path of step(): command offset/scale, hover action, float32 observation bounds
+        self._offset_list, self._scale_list = self.action_offset.tolist(), self.action_scale.tolist()
+        self._hover_list = self._hover_action.tolist()
+        self._obs_low32, self._obs_high32 = self.observation_space.low, self.observation_space.high
 
     def _make_world(self) -> QuadrotorWorld:
         return QuadrotorWorld(self.robot, mode=self.action_mode)
@@ -204,10 +209,49 @@ class QuadrotorEnv(SimEnv):
         self._state_key = key
         return self._state_cache
 
-    def _observe(self) -> np.ndarray:
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """:meth:`SimEnv.step`; with no action/observation noise or observation latency and a float
+        array action of shape (4,), the same step in Python floats (same values bit for bit)."""
+        world = self.world
+        if (type(action) is not np.ndarray or action.shape != (4,) or action.dtype.char not in "fd"
+                or self._needs_reset or world.action_noise is not None or world.observation_delay
+                or world.observation_noise is not None):
+            return super().step(action)
+        a = action.tolist()
+        a0, a1, a2, a3 = a
+        aa = a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3  # left to right, as ``a @ a`` (the clip test)
+        if not aa <= 1.0:  # |a_i| > 1 somewhere, or NaN/inf
+            if aa != aa or aa == math.inf:
+                return super().step(action)  # raises for NaN/inf (a huge finite action is clipped there)
+            clipped = []
+            for x in a:  # the clip ufunc: max(x, -1), then min(., 1)
+                x = x if x > -1.0 else -1.0
+                clipped.append(x if x < 1.0 else 1.0)
+            a = clipped
+        world.step(self._command_floats(a))
+        runner = self.runner
+        if runner.has_interval:
+            runner.step(self.np_random)
+        self._elapsed += 1
+        # one ufunc call: round to float32, then clip to the float32 bounds, = float32(clip(float64))
+        # of the general path (rounding is monotone)
+        obs = clip_(self._observation_values(), self._obs_low32, self._obs_high32, dtype=np.float32)
+        reward, terminated, extra = self._evaluate_floats(a)
+        mx = self.max_episode_steps
+        truncated = False if mx is None else self._elapsed >= mx
+        self._needs_reset = terminated or truncated
+        info = {"randomization": _copy(runner.applied)}
+        info.update(extra)
+        return obs, reward, terminated, truncated, info
+
+    def _observation_values(self) -> tuple[float, ...]:
+        """The observation (25,) as floats, before clipping."""
         pos, rot, lin, rates = self._state()
         t = self._target_list
-        obs = np.array([*pos, *rot, *lin, *rates, t[0] - pos[0], t[1] - pos[1], t[2] - pos[2], *self._prev_action])
+        return (*pos, *rot, *lin, *rates, t[0] - pos[0], t[1] - pos[1], t[2] - pos[2], *self._prev_action)
+
+    def _observe(self) -> np.ndarray:
+        obs = np.array(self._observation_values())
         return clip_(obs, self._obs_low, self._obs_high, out=obs)  # the clip ufunc (np.clip: ~4x slower here)
 
     def _command(self, action: np.ndarray) -> np.ndarray:
@@ -217,7 +261,20 @@ class QuadrotorEnv(SimEnv):
             return np.sqrt(np.maximum(cmd, 0.0))  # rotor speed, rpm
         return cmd
 
+    def _command_floats(self, a: list[float]) -> list[float]:
+        """:meth:`_command` on 4 floats (the same values; ``math.sqrt`` and IEEE ``*``/``+`` as numpy's)."""
+        self._prev_action = a
+        cmd = [o + s * x for o, s, x in zip(self._offset_list, self._scale_list, a)]
+        if self.action_mode == "motor":
+            sqrt = math.sqrt
+            return [sqrt(c if c >= 0.0 else 0.0) for c in cmd]  # np.maximum(c, 0) keeps c when c >= 0
+        return cmd
+
     def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
+        return self._evaluate_floats(action.tolist())
+
+    def _evaluate_floats(self, a: list[float]) -> tuple[float, bool, dict[str, Any]]:
+        """(reward, terminated, info entries) for the applied action ``a`` (4 floats) after the step."""
         cfg = self._cfg
         (x, y, z), rot, lin, rates = self._state()
         tx, ty, tz = self._target_list
@@ -228,9 +285,11 @@ class QuadrotorEnv(SimEnv):
         flipped = tilt > cfg.max_tilt
         touched = self._touches_floor()
         terminated = out_of_bounds or flipped or touched
-        d = action - self._hover_action
+        h0, h1, h2, h3 = self._hover_list
+        d0, d1, d2, d3 = a[0] - h0, a[1] - h1, a[2] - h2, a[3] - h3
+        dd = d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3  # left to right, as ``d @ d``
         reward = (1.0 - distance - 0.05 * math.sqrt(lin[0] ** 2 + lin[1] ** 2 + lin[2] ** 2)
-                  - 0.02 * math.sqrt(rates[0] ** 2 + rates[1] ** 2 + rates[2] ** 2) - 0.1 * float(d @ d) / 4.0)
+                  - 0.02 * math.sqrt(rates[0] ** 2 + rates[1] ** 2 + rates[2] ** 2) - 0.1 * dd / 4.0)
         if self.task == "waypoint":
             reward += PROGRESS_WEIGHT * (self._prev_distance - distance)
         if terminated:
@@ -333,7 +392,7 @@ def register_quadrotor_envs() -> None:
     for env_id, (kwargs, steps) in QUADROTOR_SPECS.items():
         if env_id not in gym.registry:
             gym.register(env_id, entry_point="sim2real.envs.quadrotor:QuadrotorEnv",
-                         kwargs={**kwargs, "max_episode_steps": None}, max_episode_steps=steps)
+                         kwargs={**kwargs, "max_episode_steps": None}, max_episode_steps=steps, **SPEC_FLAGS)
 
 
 register_quadrotor_envs()

@@ -27,6 +27,14 @@ ENV_SPECS: dict[str, tuple[str, dict[str, Any], int]] = {
 }
 
 
+#: ``gym.register`` flags of every sim2real id: ``gym.make`` adds Gymnasium's ``TimeLimit`` only.
+#: The envs raise :class:`~sim2real.errors.EnvError` on ``step()`` before ``reset()`` themselves
+#: (what ``OrderEnforcing`` would check) and pass ``check_env`` (tests), so the passive checker
+#: would never warn; each wrapper costs a Python call per step. ``gym.make(id,
+#: disable_env_checker=False)`` still adds the checker.
+SPEC_FLAGS: dict[str, Any] = {"order_enforce": False, "disable_env_checker": True}
+
+
 def register_envs() -> None:
     """Register :data:`ENV_SPECS` with Gymnasium (idempotent).
 
@@ -36,4 +44,4 @@ def register_envs() -> None:
     for env_id, (entry_point, kwargs, steps) in ENV_SPECS.items():
         if env_id not in gym.registry:
             gym.register(env_id, entry_point=entry_point, kwargs={**kwargs, "max_episode_steps": None},
-                         max_episode_steps=steps)
+                         max_episode_steps=steps, **SPEC_FLAGS)

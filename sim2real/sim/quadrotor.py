@@ -150,6 +150,11 @@ def _rotation(quat_xyzw: Sequence[float], client: int) -> np.ndarray:
     return np.asarray(p.getMatrixFromQuaternion(quat_xyzw, physicsClientId=client), dtype=float).reshape(3, 3)
 
 
+#: ``p.getMatrixFromQuaternion`` (pure math, touches no client; without the keyword argument the
+#: call costs about half): quaternion xyzw -> 9 floats, row-major
+_matrix = p.getMatrixFromQuaternion
+
+
 _WORLD_FRAME = p.WORLD_FRAME
 
 
@@ -288,18 +293,21 @@ class QuadrotorDynamics:
         Python floats on purpose (this runs every physics step; numpy's per-call overhead on
         4-element arrays would dominate); the tests check it against the same model in numpy.
         """
-        cid, body = self.client, self.body
-        com, quat = p.getBasePositionAndOrientation(body, physicsClientId=cid)
-        self.physics_step_at(com, p.getMatrixFromQuaternion(quat, physicsClientId=cid))
+        com, quat = p.getBasePositionAndOrientation(self.body, physicsClientId=self.client)
+        self.physics_step_at(com, _matrix(quat))
 
     def physics_step_at(self, com: Sequence[float], rot: Sequence[float],
-                        velocity: Sequence[float] | None = None) -> None:
+                        velocity: Sequence[float] | None = None,
+                        extra_force: Sequence[float] | None = None, extra_torque: Sequence[float] | None = None) -> None:
         """:meth:`physics_step` with the base state already read this physics step (a caller
         that reads it anyway, e.g. the rate controller, saves the PyBullet calls).
 
         :param com: base centre-of-mass position (3,), m, world (``getBasePositionAndOrientation``).
         :param rot: its rotation matrix, 9 floats row-major (``getMatrixFromQuaternion``).
         :param velocity: base linear velocity (3,), m/s, world; read here if ``None`` and drag needs it.
+        :param extra_force, extra_torque: other world-frame force at the centre of mass (N) and
+            torque (N·m) acting on the base this physics step (e.g. a wind gust), added to the
+            rotor resultant and applied with it (PyBullet sums the forces on a body the same way).
         """
         if self._cache_params is not self._params:
             self._precompute()
@@ -314,35 +322,36 @@ class QuadrotorDynamics:
         self._rpm = [w0, w1, w2, w3]
         m0, m1, m2, m3, m4, m5, m6, m7, m8 = rot
         kf = self._kf
+        q0, q1, q2, q3 = w0 * w0, w1 * w1, w2 * w2, w3 * w3  # ω² (rpm²), each used twice
         a0, b0, e0, a1, b1, e1, a2, b2, e2, a3, b3, e3 = self._rotor_flat
-        # in the centre-of-mass frame: thrust-weighted sum of rotor offsets S = Σ T_i q_i
+        # in the centre-of-mass frame: thrust-weighted sum of rotor offsets S = Σ T_i r_i
         if self._ge:  # ground effect per rotor, unrolled: gain 1 / (1 − min(k / h², cap))
             base_h = com[2] - self.ground_z
             ge_k, ge_cap = self._ge_k, self._ge_cap
             h = base_h + m6 * a0 + m7 * b0 + m8 * e0  # rotor height above the ground
             h = h if h > 1e-4 else 1e-4
             x = ge_k / (h * h)
-            t0 = kf * (w0 * w0) * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
+            t0 = kf * q0 * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
             h = base_h + m6 * a1 + m7 * b1 + m8 * e1
             h = h if h > 1e-4 else 1e-4
             x = ge_k / (h * h)
-            t1 = kf * (w1 * w1) * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
+            t1 = kf * q1 * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
             h = base_h + m6 * a2 + m7 * b2 + m8 * e2
             h = h if h > 1e-4 else 1e-4
             x = ge_k / (h * h)
-            t2 = kf * (w2 * w2) * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
+            t2 = kf * q2 * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
             h = base_h + m6 * a3 + m7 * b3 + m8 * e3
             h = h if h > 1e-4 else 1e-4
             x = ge_k / (h * h)
-            t3 = kf * (w3 * w3) * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
+            t3 = kf * q3 * (1.0 / (1.0 - (x if x < ge_cap else ge_cap)))
         else:
-            t0, t1, t2, t3 = kf * (w0 * w0), kf * (w1 * w1), kf * (w2 * w2), kf * (w3 * w3)
+            t0, t1, t2, t3 = kf * q0, kf * q1, kf * q2, kf * q3
         sx = t0 * a0 + t1 * a1 + t2 * a2 + t3 * a3
         sy = t0 * b0 + t1 * b1 + t2 * b2 + t3 * b3
         sz = t0 * e0 + t1 * e1 + t2 * e2 + t3 * e3
         total = t0 + t1 + t2 + t3
         s0, s1, s2, s3 = self._yaw_signs
-        yaw = s0 * (w0 * w0) + s1 * (w1 * w1) + s2 * (w2 * w2) + s3 * (w3 * w3)
+        yaw = s0 * q0 + s1 * q1 + s2 * q2 + s3 * q3
         za, zb, zc = self._z_com
         # torque (COM frame): S × z + yaw·z; force: total·z (+ drag)
         tx, ty, tz = sy * zc - sz * zb + yaw * za, sz * za - sx * zc + yaw * zb, sx * zb - sy * za + yaw * zc
@@ -357,10 +366,14 @@ class QuadrotorDynamics:
             fx += k * (d0 * ux + d1 * uy + d2 * uz)
             fy += k * (d3 * ux + d4 * uy + d5 * uz)
             fz += k * (d6 * ux + d7 * uy + d8 * uz)
-        p.applyExternalForce(body, -1, (m0 * fx + m1 * fy + m2 * fz, m3 * fx + m4 * fy + m5 * fz,
-                                        m6 * fx + m7 * fy + m8 * fz), com, _WORLD_FRAME, physicsClientId=cid)
-        p.applyExternalTorque(body, -1, (m0 * tx + m1 * ty + m2 * tz, m3 * tx + m4 * ty + m5 * tz,
-                                         m6 * tx + m7 * ty + m8 * tz), _WORLD_FRAME, physicsClientId=cid)
+        fx, fy, fz = m0 * fx + m1 * fy + m2 * fz, m3 * fx + m4 * fy + m5 * fz, m6 * fx + m7 * fy + m8 * fz  # world
+        tx, ty, tz = m0 * tx + m1 * ty + m2 * tz, m3 * tx + m4 * ty + m5 * tz, m6 * tx + m7 * ty + m8 * tz
+        if extra_force is not None:
+            fx, fy, fz = fx + extra_force[0], fy + extra_force[1], fz + extra_force[2]
+        if extra_torque is not None:
+            tx, ty, tz = tx + extra_torque[0], ty + extra_torque[1], tz + extra_torque[2]
+        p.applyExternalForce(body, -1, (fx, fy, fz), com, _WORLD_FRAME, physicsClientId=cid)
+        p.applyExternalTorque(body, -1, (tx, ty, tz), _WORLD_FRAME, physicsClientId=cid)
         self._thrusts = (t0, t1, t2, t3)
         self._yaw_torque = yaw
 

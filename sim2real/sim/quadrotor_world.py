@@ -21,6 +21,7 @@ from sim2real.sim.quadrotor import (
     QuadrotorDynamics,
     RotorParams,
     VelocityController,
+    _matrix,
     configure_body,
 )
 from sim2real.sim.world import PhysicsWorld
@@ -68,9 +69,9 @@ class QuadrotorWorld(PhysicsWorld):
             self.velocity_controller = make_velocity_controller(robot, self.mass(), self.gravity_norm(),
                                                                 self.physics_dt)
         self.active = np.zeros(4)
-        self._rates_of: np.ndarray | None = None  # the command _active_rates was read from
+        self._rates_of: list[float] | None = None  # the command (list view) _active_rates was read from
         self._active_rates = [0.0, 0.0, 0.0]
-        self.physics_step_hook = self._rotor_step
+        self.physics_step_hook = self.push_hook = self._rotor_step  # one bound method (identity checked)
 
     def nominal_inertia(self) -> np.ndarray:
         """Base inertia diagonal of the model before randomization (3,), kg·m²."""
@@ -99,29 +100,41 @@ class QuadrotorWorld(PhysicsWorld):
         """Clear queued commands; the rotors keep their current command."""
         self._queue.clear()
 
-    def _issue(self, cmd: np.ndarray) -> None:
-        cmd = np.asarray(cmd, dtype=float).reshape(-1)
-        if cmd.size != 4:  # PhysicsWorld issues empty joint commands for a joint-less robot
-            return
-        self.active = cmd
+    def _issue(self, cmd: np.ndarray | list[float]) -> None:
+        if type(cmd) is list:  # the env's float path: 4 floats (``active`` is built on demand)
+            if len(cmd) != 4:
+                return
+            self._active, self._active_list = None, cmd
+            values: np.ndarray | list[float] = cmd
+        else:
+            values = np.asarray(cmd, dtype=float).reshape(-1)
+            if values.size != 4:  # PhysicsWorld issues empty joint commands for a joint-less robot
+                return
+            self.active = values
         if self.mode == "motor" and self.rotors is not None:
-            self.rotors.command_rpm(cmd)
+            self.rotors.command_rpm(values)
 
-    def _rotor_step(self) -> None:
+    def _rotor_step(self, extra_force: Sequence[float] | None = None,
+                    extra_torque: Sequence[float] | None = None) -> None:
         """The :attr:`physics_step_hook`: controllers (if any) and rotor forces for one physics step.
 
         The base state is read once per physics step and shared by the controllers and the
-        rotor model (nothing moves the body between them)."""
+        rotor model (nothing moves the body between them). ``extra_force`` / ``extra_torque``
+        (world frame, N / N·m: a push on the base, :attr:`PhysicsWorld.push_hook`) are applied
+        with the rotor resultant (see :meth:`QuadrotorDynamics.physics_step_at`)."""
         rotors = self.rotors
         assert rotors is not None
+        cid, rid = self.client, self.robot_id
+        com, quat = p.getBasePositionAndOrientation(rid, physicsClientId=cid)
         ctrl = self.rate_controller
         if ctrl is None:
-            rotors.physics_step()
+            rotors.physics_step_at(com, _matrix(quat), None, extra_force, extra_torque)
             return
-        active, cid, rid = self.active, self.client, self.robot_id
-        com, quat = p.getBasePositionAndOrientation(rid, physicsClientId=cid)
+        active = self._active_list
+        if active is None:  # an array command (callers may also assign .active)
+            active = self._active_list = np.asarray(self._active, dtype=float).reshape(-1).tolist()
         lin, (ax, ay, az) = p.getBaseVelocity(rid, physicsClientId=cid)
-        r = p.getMatrixFromQuaternion(quat, physicsClientId=cid)
+        r = _matrix(quat)
         rates = (r[0] * ax + r[3] * ay + r[6] * az, r[1] * ax + r[4] * ay + r[7] * az,
                  r[2] * ax + r[5] * ay + r[8] * az)  # Rᵀ ω, body frame
         if self.velocity_controller is not None:
@@ -129,10 +142,10 @@ class QuadrotorWorld(PhysicsWorld):
             thrust, rate_cmd = self.velocity_controller(active[:3], active[3], rot, lin)
             rotors.command_rpm(ctrl.rpm(thrust, rate_cmd.tolist(), rates))
         else:
-            if active is not self._rates_of:  # a new command (callers may also assign .active)
-                self._rates_of, self._active_rates = active, [float(x) for x in active[1:]]
+            if active is not self._rates_of:  # a new command
+                self._rates_of, self._active_rates = active, active[1:]
             rotors.command_rpm(ctrl.rpm(active[0], self._active_rates, rates))
-        rotors.physics_step_at(com, r, lin)
+        rotors.physics_step_at(com, r, lin, extra_force, extra_torque)
 
 
 def _config_vector(robot: RobotDescription, section: str, key: str, default: Sequence[float],

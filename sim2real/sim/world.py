@@ -135,6 +135,10 @@ class PhysicsWorld(WorldDynamics):
         #: issued), e.g. to apply external forces PyBullet clears after each step; ``None``: no
         #: per-physics-step Python work (step then runs the physics in runs, see :meth:`step`)
         self.physics_step_hook: Callable[[], None] | None = None
+        #: a ``physics_step_hook`` that also takes ``(force, torque)`` of a push on the base (world
+        #: frame, N / N·m or ``None``) and applies it with its own base force (the quadrotor's rotor
+        #: model): while it is the hook, a single base push goes through it instead of its own calls
+        self.push_hook: Callable[..., None] | None = None
         self._queue: deque[tuple[int, np.ndarray]] = deque()
         self.pushes: list[Push] = []
         self._configure_motors()
@@ -271,6 +275,7 @@ class PhysicsWorld(WorldDynamics):
         j = self.current["joints"]
         self.effort_limit = self.max_effort * j["strength"]
         self._neg_effort = -self.effort_limit
+        self._effort_pairs = list(zip(self._neg_effort.tolist(), self.effort_limit.tolist()))  # (lo, hi) per joint
         if self.mode == "torque" and self._joint_list:
             passive = [i for i in self.movable_joints if i not in self._joint_list]
             if passive:
@@ -281,6 +286,23 @@ class PhysicsWorld(WorldDynamics):
                                         forces=[float(f) for f in j["friction"]], physicsClientId=cid)
         self._friction_torque = bool(self.mode != "torque" and np.any(j["friction"] > 0))
         self._friction_list = [float(f) for f in j["friction"]]
+
+    @property
+    def active(self) -> np.ndarray:
+        """The command acting now, (n_joints,) (rad, rad/s or N·m by control mode; a subclass's
+        actuator command, e.g. the quadrotor's). Assign a new array (or list of floats) to
+        change it: the float views the fast paths keep do not see in-place edits."""
+        a = self._active
+        if a is None:  # a float fast path issued a list (``_active_list``): make the array on demand
+            a = self._active = np.array(self._active_list, dtype=float)
+        return a
+
+    @active.setter
+    def active(self, value: np.ndarray | list[float]) -> None:
+        if type(value) is list:  # floats from a fast path: the array is built when someone asks
+            self._active, self._active_list = None, value
+        else:
+            self._active, self._active_list = value, None
 
     def hold(self) -> None:
         """Make the current joint state the active command (position: hold here; others: zero)."""
@@ -297,11 +319,13 @@ class PhysicsWorld(WorldDynamics):
         self._issue(self.active)
         self._queue = deque((int(t), np.asarray(c, dtype=float)) for t, c in sorted(pending, key=lambda x: x[0]))
 
-    def _issue(self, cmd: np.ndarray) -> None:
+    def _issue(self, cmd: np.ndarray | list[float]) -> None:
         cid, rid, j = self.client, self.robot_id, self.current["joints"]
         if not self._joint_list:  # nothing to command (subclasses with other actuators override this)
             self._torque = None
             return
+        if type(cmd) is list:
+            cmd = np.array(cmd, dtype=float)
         if self.mode == "position":
             p.setJointMotorControlArray(rid, self._joint_list, p.POSITION_CONTROL, targetPositions=cmd.tolist(),
                                         forces=self.effort_limit.tolist(), positionGains=j["position_gain"].tolist(),
@@ -326,7 +350,9 @@ class PhysicsWorld(WorldDynamics):
 
         Args:
             command: (n_joints,) position targets (rad), velocity targets (rad/s) or torques
-                (N·m) by control mode. It becomes active ``action_delay`` physics steps later.
+                (N·m) by control mode, an array or a list of floats (a list is the float fast
+                path for torques; the same values either way). It becomes active
+                ``action_delay`` physics steps later.
             capture_at: if ``capture`` is given, it is called after this many physics steps
                 (1..substeps) of the control step (observation latency at physics resolution).
         """
@@ -337,9 +363,19 @@ class PhysicsWorld(WorldDynamics):
                 and not self._friction_torque and self.physics_step_hook is None):
             # fast path (no latency, nothing queued): the command acts from the first physics step
             # on, exactly as if it went through the queue below
-            self.active = command
-            self._issue(command)
-            cid, rid, joints, torque = self.client, self.robot_id, self._joint_list, self._torque
+            if type(command) is list:
+                # floats: clip to the effort limits as the clip ufunc does (max(x, lo), then min(., hi))
+                torque = []
+                for c, (lo, hi) in zip(command, self._effort_pairs):
+                    c = c if c > lo else lo
+                    torque.append(c if c < hi else hi)
+                self._torque = torque
+                self._active, self._active_list = None, command  # `active` is built on demand
+            else:
+                self.active = command
+                self._issue(command)
+                torque = self._torque
+            cid, rid, joints = self.client, self.robot_id, self._joint_list
             step_sim, set_motors, torque_control = p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
             if capture is None:
                 for _ in range(self.substeps):
@@ -365,8 +401,9 @@ class PhysicsWorld(WorldDynamics):
             step_sim, set_motors, torque_control = p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
             for k in range(1, self.substeps + 1):
                 while queue and queue[0][0] <= count:
-                    self.active = queue.popleft()[1]
-                    self._issue(self.active)
+                    cmd = queue.popleft()[1]
+                    self.active = cmd
+                    self._issue(cmd)
                 set_motors(rid, joints, torque_control, forces=self._torque, physicsClientId=cid)
                 step_sim(physicsClientId=cid)
                 count += 1
@@ -381,8 +418,9 @@ class PhysicsWorld(WorldDynamics):
         k = 0
         while k < substeps:
             while queue and queue[0][0] <= count:
-                self.active = queue.popleft()[1]
-                self._issue(self.active)
+                cmd = queue.popleft()[1]
+                self.active = cmd
+                self._issue(cmd)
             stop = substeps
             if queue and queue[0][0] - count < stop - k:
                 stop = k + queue[0][0] - count
@@ -407,15 +445,29 @@ class PhysicsWorld(WorldDynamics):
         count = self.physics_step_count
         for k in range(1, self.substeps + 1):
             while queue and queue[0][0] <= count:
-                self.active = queue.popleft()[1]
-                self._issue(self.active)
+                cmd = queue.popleft()[1]
+                self.active = cmd
+                self._issue(cmd)
             if torque_mode:
                 set_motors(rid, joints, torque_control, forces=self._torque, physicsClientId=cid)
             elif friction:
                 self._apply_friction_torque()
-            if hook is not None:
+            pushes = self.pushes
+            if hook is None:
+                pass
+            elif pushes and hook is self.push_hook and len(pushes) == 1 and pushes[0].link < 0:
+                # the hook applies the base's forces anyway: it adds this push to them (one
+                # applyExternalForce; PyBullet sums the forces on a body the same way)
+                push = pushes[0]
+                hook(push.force.tolist(), push.torque.tolist() if np.any(push.torque) else None)
+                push.steps_left -= 1
+                if push.steps_left <= 0:
+                    self.pushes = []
+                pushes = None
+            else:
                 hook()
-            if self.pushes:
+                pushes = self.pushes  # (a hook may start a push)
+            if pushes:
                 self._apply_pushes()
             step_sim(physicsClientId=cid)
             count += 1
