@@ -26,6 +26,7 @@ import numpy as np
 import pybullet as p
 
 from sim2real.envs.arm_reach import ArmReachEnv
+from sim2real.envs.registration import SPEC_FLAGS
 from sim2real.errors import EnvError
 from sim2real.profiles import Profile
 from sim2real.robots import RobotDescription
@@ -192,7 +193,8 @@ def register_camera_envs() -> None:
     for env_id, robot in CAMERA_ENV_IDS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point="sim2real.envs.camera:ArmReachCameraEnv",
-                         kwargs={"robot": robot, "max_episode_steps": None}, max_episode_steps=100)
+                         kwargs={"robot": robot, "max_episode_steps": None}, max_episode_steps=100,
+                         **SPEC_FLAGS)
 
 
 register_camera_envs()
