@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from sim2real.errors import EnvError
-from sim2real.sysid.osi import OSIConfig, OSIData, UPOSIPolicy, collect, export_up_osi, fit_osi, osi_error
+from sim2real.sysid.osi import (OSIConfig, OSIData, UPOSIPolicy, collect, export_up_osi, fit_osi, online_error,
+                                osi_error)
 from sim2real.sysid.upenv import make_up_env
 
 PROFILE = {"params": {
@@ -65,10 +66,31 @@ def test_osi_regression_beats_mean(tmp_path: Path, one_thread) -> None:
     err = osi_error(net, test)
     baseline = float(np.mean((test.Y - train.Y.mean(0)) ** 2))
     assert err["mse"] < 0.8 * baseline
-    # OSI in the loop: the policy sees μ̂, the recorded target stays the true μ
+    # OSI in the loop: the policy sees μ̂ from the first step on (padded history), never the true μ;
+    # the recorded target stays the true μ
     seen = []
-    data, _ = collect(env, lambda o: (seen.append(o[-2:].copy()), np.zeros(7))[1], 1, history=4, osi=net, seed=5)
-    assert not np.allclose(seen[-1], data.Y[-1])
+    data, stats = collect(env, lambda o: (seen.append(o[-2:].copy()), np.zeros(7))[1], 1, history=4, osi=net, seed=5)
+    assert len(seen) == 12 and not np.allclose(seen[0], data.Y[0])
+    obs0, _ = env.reset(seed=5)
+    with torch.no_grad():
+        first = net(torch.as_tensor(np.tile(obs0[:27], 4)[None]))[0].numpy()
+    np.testing.assert_allclose(seen[0], first, atol=1e-5)
+    assert set(stats[0]) == {"return", "success", "reached"}
+    # windows are recorded from step 1 on (padded); osi_error(min_step) keeps the full ones
+    assert list(data.step) == list(range(1, 13))
+    np.testing.assert_allclose(data.X[0, :27 * 3], np.tile(obs0[:27], 3), atol=1e-6)
+    assert osi_error(net, test, min_step=12)["mse"] >= 0 and len(err["rmse_per_dim"]) == 2
+    with pytest.raises(ValueError, match="no samples with step >= 13"):
+        osi_error(net, test, min_step=13)
+    # online error: held-out episodes with the net's own μ̂ in the loop, full windows (step >= H)
+    on = online_error(env, lambda o: np.zeros(7), net, 2, seed=1000)
+    again, _ = collect(env, lambda o: np.zeros(7), 2, history=4, osi=net, seed=1000)
+    assert on["mse"] == pytest.approx(osi_error(net, again, min_step=4)["mse"]) and on["success"] in (0.0, 0.5, 1.0)
+    # random_mu: π sees one uniform μ per episode, unrelated to the (recorded) true μ
+    seen.clear()
+    data, _ = collect(env, lambda o: (seen.append(o[-2:].copy()), np.zeros(7))[1], 2, history=4, random_mu=True, seed=7)
+    assert len(seen) == 24 and np.allclose(seen[0], seen[11]) and not np.allclose(seen[0], seen[12])
+    assert not np.allclose(seen[0], data.Y[0]) and np.allclose(data.Y[0], data.Y[11])
     # export: one TorchScript module over the stacked history
     policy = torch.nn.Sequential(torch.nn.Linear(27 + 2, 7), torch.nn.Tanh())
     paths = export_up_osi(net, policy, 4, 27, {"format": "sim2real-policy/1",
@@ -95,6 +117,23 @@ def test_osi_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="history: expected an integer >= 1"):
         OSIConfig.load(f)
     assert len(OSIData.concat([OSIData(np.zeros((2, 3)), np.zeros((2, 1)), np.array([0, 1]))] * 2).episode) == 4
+
+
+def test_shorter_history_is_the_tail_of_a_longer_one() -> None:
+    """`OSIData.last(h)` of H=5 windows equals collecting with H=h (same seeds, random actions)."""
+    env = make_up_env("sim2real/KukaReach-v0", profile=PROFILE, max_episode_steps=7)
+    long, _ = collect(env, None, 2, history=5, seed=3)
+    short, _ = collect(env, None, 2, history=2, seed=3)
+    tail = long.last(2)
+    assert tail.window == 2 and tail.X.shape == short.X.shape == (14, 2 * 27)
+    np.testing.assert_allclose(tail.X, short.X)
+    np.testing.assert_allclose(tail.Y, short.Y)
+    both = OSIData.concat([long, long])
+    assert both.window == 5 and list(both.episode[-7:]) == [3] * 7 and list(both.step[:7]) == list(range(1, 8))
+    assert len(long.select(long.steps() >= 5)) == 6
+    with pytest.raises(ValueError, match="history 6 not in"):
+        long.last(6)
+    env.close()
 
 
 def test_osi_cli_tiny(tmp_path: Path, one_thread, capsys) -> None:
@@ -132,3 +171,35 @@ def test_osi_cli_tiny(tmp_path: Path, one_thread, capsys) -> None:
     cfg.write_text("universal_policy: up_run\nhistory: -1\n")
     assert main(["osi", str(cfg)]) == 2
     assert "history: expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_benchmark_scenarios_match_the_shipped_up_profile() -> None:
+    """Every out-of-range scenario of benchmarks/osi.py moves one μ entry of up_arm_profile.yaml
+    outside its training range, and the UP env shows exactly those 4 shared parameters."""
+    import importlib.util
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_osi", root / "benchmarks" / "osi.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    base = yaml.safe_load((root / "configs" / "sysid" / "up_arm_profile.yaml").read_text())
+    env = make_up_env("sim2real/KukaReach-v0", profile=base, max_episode_steps=5)
+    assert [c[0] for c in env.get_wrapper_attr("components")] == ["motor_strength", "joint_damping", "link_mass",
+                                                                 "action_latency"]
+    for name, change in bench.SCENARIOS.items():
+        prof = bench.scenario_profile(base, change)
+        for entry, (lo, hi) in change.items():
+            train = base["params"][entry]
+            assert hi < train["low"] or lo > train["high"], name
+            assert prof["params"][entry]["low"] == lo and prof["params"][entry]["high"] == hi
+        env.get_wrapper_attr("set_profile")(prof)
+        _, info = env.reset(seed=1)
+        if change:  # the shown μ of an out-of-range entry is clipped to the edge of the training range
+            i = [c[0] for c in env.get_wrapper_attr("components")].index(next(iter(change)))
+            assert abs(info["mu"][i]) == 1.0
+    assert base["params"]["motor_strength"]["low"] == 0.3  # scenario_profile copies, never mutates
+    with pytest.raises(KeyError, match="not in the training profile"):
+        bench.scenario_profile(base, {"armature": (1.0, 2.0)})
+    env.close()

@@ -55,14 +55,33 @@ class OSINet(nn.Module):
 
 @dataclass
 class OSIData:
-    """Histories ``X [N, H·d]`` (oldest first) and true μ ``Y [N, k]``; ``episode [N]`` for splits."""
+    """Histories ``X [N, H·d]`` (oldest first) and true μ ``Y [N, k]``; ``episode [N]`` for splits;
+    ``step [N]``: number of env steps taken when the window ends (windows with ``step < H`` are
+    padded with the reset observation)."""
 
     X: np.ndarray
     Y: np.ndarray
     episode: np.ndarray
+    step: np.ndarray | None = None
+    window: int = 1  # H of the windows in X (set by collect; needed by `last`)
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
+
+    def steps(self) -> np.ndarray:
+        """``step`` or, when absent, a large value for every sample (all windows full)."""
+        return self.step if self.step is not None else np.full(len(self), np.iinfo(np.int64).max)
+
+    def last(self, history: int) -> "OSIData":
+        """The same samples with only the last ``history`` observations of each window."""
+        d = self.X.shape[1] // self.window
+        if not 1 <= history <= self.window:
+            raise ValueError(f"history {history} not in [1, {self.window}]")
+        return OSIData(self.X[:, -history * d:], self.Y, self.episode, self.step, window=history)
+
+    def select(self, mask: np.ndarray) -> "OSIData":
+        return OSIData(self.X[mask], self.Y[mask], self.episode[mask],
+                       None if self.step is None else self.step[mask], window=self.window)
 
     @staticmethod
     def concat(parts: Sequence["OSIData"]) -> "OSIData":
@@ -70,49 +89,69 @@ class OSIData:
         for p in parts:
             eps.append(p.episode + offset)
             offset += int(p.episode.max()) + 1 if len(p) else 0
-        return OSIData(np.concatenate([p.X for p in parts]), np.concatenate([p.Y for p in parts]), np.concatenate(eps))
+        step = None if any(p.step is None for p in parts) else np.concatenate([p.steps() for p in parts])
+        return OSIData(np.concatenate([p.X for p in parts]), np.concatenate([p.Y for p in parts]), np.concatenate(eps),
+                       step, window=parts[0].window if parts else 1)
 
 
 def collect(env: Any, policy: Policy | None, episodes: int, history: int, *, osi: OSINet | None = None,
-            seed: int = 0, every: int = 1, rng: np.random.Generator | None = None) -> tuple[OSIData, list[dict[str, float]]]:
+            random_mu: bool = False, seed: int = 0, every: int = 1,
+            rng: np.random.Generator | None = None) -> tuple[OSIData, list[dict[str, float]]]:
     """Run ``policy`` in the UP env ``env`` and record (history of the last ``history`` base observations, μ).
+
+    Windows are recorded from the first step on; before ``history`` steps they are padded with the
+    reset observation (``OSIData.step`` says how many steps a window holds).
 
     :param env: a UP env (:func:`~sim2real.sysid.upenv.make_up_env`); the history observations are
         the observation without the trailing μ
     :param policy: maps the UP observation to an action; ``None`` = uniform random actions
-    :param osi: if given, π sees μ̂ from this network once ``history`` steps are available (OSI in the loop)
+    :param osi: if given, π sees μ̂ = OSI(padded history) from the first step on, never the true μ
+        (OSI in the loop; the recorded target stays the true μ)
+    :param random_mu: π sees a μ drawn uniformly from [-1, 1]^k per episode, independent of the true
+        μ (its actions then carry no information about the true μ, so OSI has to identify it from
+        the dynamics; ignored when ``osi`` is given)
     :param every: keep one sample every ``every`` steps
-    :returns: data and per-episode stats (``return``, ``success``)
+    :returns: data and per-episode stats: ``return``, ``success`` (``info["is_success"]`` at the
+        last step, as ``sim2real evaluate``), ``reached`` (at any step)
     """
     rng = rng or np.random.default_rng(seed)
+    # own stream for the shown random μ: the env draws its parameters from `seed` too, and the same
+    # generator would show π exactly the true μ in the first episode
+    mu_rng = np.random.default_rng([seed, 0x6D75])
     dyn = env.get_wrapper_attr("set_estimate")
     k = int(env.get_wrapper_attr("mu_dim"))
-    X, Y, E, stats = [], [], [], []
+    X, Y, E, S, stats = [], [], [], [], []
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
         base_dim = obs.shape[0] - k
         hist: deque[np.ndarray] = deque([obs[:base_dim]] * history, maxlen=history)
-        ret, success, done, t = 0.0, False, False, 0
+        ret, reached, done, t = 0.0, False, False, 0
+        if random_mu and osi is None:
+            dyn(mu_rng.uniform(-1.0, 1.0, k))
+            obs = np.concatenate([obs[:base_dim], env.get_wrapper_attr("_estimate")]).astype(np.float32)
         while not done:
-            if osi is not None and t >= history:
+            if osi is not None:
                 with torch.no_grad():
                     mu_hat = osi(torch.as_tensor(np.concatenate(hist)[None], dtype=torch.float32))[0].numpy()
                 dyn(mu_hat)
-                obs = np.concatenate([obs[:base_dim], mu_hat]).astype(np.float32)
+                obs = np.concatenate([obs[:base_dim], np.clip(mu_hat, -1.0, 1.0)]).astype(np.float32)
             a = rng.uniform(-1, 1, env.action_space.shape) if policy is None else policy(obs)
             obs, r, term, trunc, info = env.step(a)
             hist.append(obs[:base_dim])
             t += 1
             ret += float(r)
-            success = success or bool(info.get("is_success", False))
+            reached = reached or bool(info.get("is_success", False))
             done = term or trunc
-            if t >= history and t % every == 0:
+            if t % every == 0:
                 X.append(np.concatenate(hist))
                 Y.append(info["mu"])
                 E.append(ep)
+                S.append(t)
         dyn(None)
-        stats.append({"return": ret, "success": float(success)})
-    data = OSIData(np.asarray(X, dtype=np.float32), np.asarray(Y, dtype=np.float32), np.asarray(E))
+        stats.append({"return": ret, "success": float(bool(info.get("is_success", False))), "reached": float(reached)})
+    d = int(env.observation_space.shape[0]) - k
+    data = OSIData(np.asarray(X, dtype=np.float32).reshape(-1, history * d), np.asarray(Y, dtype=np.float32).reshape(-1, k),
+                   np.asarray(E, dtype=np.int64), np.asarray(S, dtype=np.int64), window=history)
     return data, stats
 
 
@@ -140,11 +179,34 @@ def fit_osi(data: OSIData, *, net: OSINet | None = None, hidden: Sequence[int] =
     return net.eval()
 
 
-def osi_error(net: OSINet, data: OSIData) -> dict[str, float]:
-    """MSE of μ̂ and of predicting the training mean (``baseline``) — normalised units."""
+def osi_error(net: OSINet, data: OSIData, min_step: int = 0) -> dict[str, Any]:
+    """Error of μ̂ on ``data`` (windows with ``step >= min_step``), normalised units:
+    ``mse``, ``mae`` (scalars) and ``rmse_per_dim`` (list, one per μ component)."""
+    if min_step:
+        data = data.select(data.steps() >= min_step)
+    if not len(data):
+        raise ValueError(f"no samples with step >= {min_step}")
     with torch.no_grad():
         pred = net(torch.as_tensor(data.X)).numpy()
-    return {"mse": float(np.mean((pred - data.Y) ** 2)), "mae": float(np.mean(np.abs(pred - data.Y)))}
+    err = pred - data.Y
+    return {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err))),
+            "rmse_per_dim": np.sqrt(np.mean(err ** 2, axis=0)).tolist()}
+
+
+def online_error(env: Any, policy: Policy, net: OSINet, episodes: int, seed: int = 10_000,
+                 min_step: int | None = None) -> dict[str, Any]:
+    """Error of ``net`` where it is used: episodes run with its own μ̂ in the loop (π never sees the
+    true μ). Data collected with the true μ shown to π overstate OSI accuracy, because π's actions
+    (part of the history) then depend on the true μ and OSI can read μ off them.
+
+    :param min_step: score windows with at least this many steps (default: the net's history)
+    :returns: :func:`osi_error` keys + ``success`` (last-step success rate of those episodes)
+    """
+    hist = net.net[0].in_features // (int(env.observation_space.shape[0]) - int(env.get_wrapper_attr("mu_dim")))
+    data, stats = collect(env, policy, episodes, hist, osi=net, seed=seed)
+    out = osi_error(net, data, min_step=hist if min_step is None else min_step)
+    out["success"] = float(np.mean([st["success"] for st in stats]))
+    return out
 
 
 class UPOSIPolicy(nn.Module):
@@ -218,6 +280,10 @@ class OSIConfig:
         base = Path(file).parent
         if not Path(cfg.universal_policy).is_absolute() and not Path(cfg.universal_policy).exists():
             cfg.universal_policy = str((base / cfg.universal_policy).resolve())
+        prof = cfg.profile
+        if isinstance(prof, str) and Path(prof).suffix in (".yaml", ".yml") and not Path(prof).is_absolute() \
+                and (base / prof).is_file():  # a profile file next to the config (as in run configs)
+            cfg.profile = str((base / prof).resolve())
         return cfg
 
 
@@ -241,15 +307,17 @@ def run_osi(cfg: OSIConfig, progress: bool = True) -> dict[str, Any]:
     report: dict[str, Any] = {"iterations": []}
     parts: list[OSIData] = []
     net: OSINet | None = None
-    eval_data, _ = collect(env, act, cfg.eval_episodes, cfg.history, seed=10_000 + cfg.seed)
     bar = tqdm(range(cfg.iterations), desc="UP-OSI", disable=not progress)
     for it in bar:
         data, stats = collect(env, act, cfg.episodes, cfg.history, osi=net, seed=cfg.seed + it * cfg.episodes)
         parts.append(data)
         net = fit_osi(OSIData.concat(parts), hidden=cfg.hidden, epochs=cfg.epochs, seed=cfg.seed)
-        err = osi_error(net, eval_data)
-        baseline = float(np.mean((eval_data.Y - OSIData.concat(parts).Y.mean(0)) ** 2))
+        # held-out draws (seeds 10000+), μ̂ of this net in the loop, full windows only
+        err = online_error(env, act, net, cfg.eval_episodes, seed=10_000 + cfg.seed)
+        eval_mu = np.asarray([env.reset(seed=10_000 + cfg.seed + e)[1]["mu"] for e in range(cfg.eval_episodes)])
+        baseline = float(np.mean((eval_mu - OSIData.concat(parts).Y.mean(0)) ** 2))
         row = {"iteration": it, "samples": int(sum(len(p) for p in parts)), "eval_mse": err["mse"],
+               "eval_rmse_per_dim": err["rmse_per_dim"], "eval_success_osi": err["success"],
                "mean_baseline_mse": baseline,
                "collect_success": float(np.mean([s["success"] for s in stats]))}
         report["iterations"].append(row)
