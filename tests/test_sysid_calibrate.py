@@ -24,7 +24,7 @@ HIDDEN = {"params": {
     "link_mass": {"distribution": "constant", "value": 1.3, "shared": True},
     "joint_damping": {"distribution": "constant", "value": 2.5, "shared": True},
 }}
-FAST = dict(horizon=10, max_windows=8, budget=70, lm_iterations=4)
+FAST = dict(horizon=10, max_windows=8, budget=70, lm_iterations=4, cma_fraction=0.75)
 
 
 @pytest.fixture(scope="module")
@@ -195,8 +195,8 @@ def test_record_policy_logs_env_commands(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["processes", "ray"])
 def test_parallel_backends_match_serial(hidden_log, backend: str) -> None:
-    from sim2real.sysid.evaluators import ReplaySetup, make_evaluator
     from sim2real.sysid.align import align
+    from sim2real.sysid.evaluators import ReplaySetup, make_evaluator
     from sim2real.sysid.replay import make_windows, signal_scales
 
     log, _ = hidden_log
@@ -235,3 +235,89 @@ def test_clustered_covariance_is_honest_for_correlated_windows() -> None:
         hits_sw += int(abs(beta[0]) <= 1.96 * _gn_std(jac, r, clusters)[0])
     assert hits_plain / trials < 0.8
     assert 0.85 <= hits_sw / trials <= 1.0
+
+
+def _residual_evaluator(fn, budget=None):
+    """``evaluate`` callback of the calibration stages for a synthetic residual function ``fn(x, delay)``."""
+
+    def evaluate(xs, fixed, mode="cost", per_item=False):
+        fx = fixed if per_item else [fixed] * len(xs)
+        out = []
+        for x, f in zip(xs, fx):
+            d = f[0][1] if f else 0.0
+            r = np.asarray(fn(np.asarray(x, dtype=float), d))
+            out.append(r if mode == "residuals" else float(np.mean(r * r)))
+        if budget is not None:
+            budget.take(len(xs))
+        return out
+
+    return evaluate
+
+
+def test_robust_loss_keeps_noise_and_downweights_spikes() -> None:
+    from sim2real.sysid.replay import residual_blocks, robust_residuals, robust_scales
+
+    rng = np.random.default_rng(0)
+    n_w, horizon, n_j, n_s = 4, 5, 3, 3
+    blocks = residual_blocks(n_w, horizon, n_j, n_s)
+    # layout of WindowReplay.residuals: signal blocks of (W, H, n) raveled -> joint is the fastest index
+    assert blocks.shape == (n_s * n_w * horizon * n_j,)
+    assert (blocks.reshape(n_s, n_w, horizon, n_j) == np.arange(n_s)[:, None, None, None] * n_j
+            + np.arange(n_j)[None, None, None, :]).all()
+    sigma = np.repeat([0.01, 0.1, 1.0], n_j)  # per-block noise levels differ by 100x
+    r = rng.normal(0.0, 1.0, blocks.size) * sigma[blocks]
+    c = robust_scales(r, blocks)
+    assert np.allclose(c / (3 * sigma[blocks]), 1.0, atol=0.6)
+    for loss in ("soft_l1", "cauchy"):
+        rt = robust_residuals(r, c, loss)
+        assert np.all(np.sign(rt) == np.sign(r))
+        small = np.abs(r) < 0.3 * c
+        assert np.allclose(rt[small], r[small], rtol=0.05)  # least squares near the noise level
+        spike = r.copy()
+        spike[7] = 50 * c[7]
+        assert robust_residuals(spike, c, loss)[7] ** 2 < 0.25 * spike[7] ** 2
+    assert np.array_equal(robust_residuals(r, c, "linear"), r)
+    with pytest.raises(ValueError, match="unknown loss"):
+        robust_residuals(r, c, "tukey")
+
+
+def test_delay_polish_refits_continuous_parameters() -> None:
+    # the continuous parameter absorbs a delay error: at x fitted for delay 6 the scan at fixed x
+    # prefers 6, but once x is re-fitted at delay 5 the cost there is lower (the true delay)
+    spec = parse_params("delay", ROBOT)[0]
+
+    def fn(x, d):
+        return np.array([x[0] - 0.4 - 0.1 * (d - 5), 0.05 * (d - 5), 0.01])
+
+    budget = calmod._Budget(500, None)
+    evaluate = _residual_evaluator(fn, budget)
+    x6 = np.array([0.5])  # optimum at delay 6
+    f6 = float(evaluate([x6], [(spec, 6.0)])[0])
+    assert f6 < float(evaluate([x6], [(spec, 5.0)])[0])  # fixed-x comparison picks the wrong delay
+    cont = parse_params("mass", ROBOT)
+    scan: dict[int, float] = {}
+    d, x, f = calmod._polish_delay(evaluate, spec, 6, x6, f6, cont, CalibrationConfig(), budget, 0, scan)
+    assert d == 5 and x[0] == pytest.approx(0.4, abs=1e-3) and f < f6
+    assert set(scan) >= {4, 5, 6}
+
+
+def test_hops_leave_a_local_minimum_and_widen_the_interval() -> None:
+    # double well in x0 (minima 0.25 and 0.60, the first slightly lower), x1 well determined
+    def fn(x, d):
+        return np.array([8.0 * (x[0] - 0.25) * (x[0] - 0.60), 0.05 * x[0], 5.0 * (x[1] - 0.5)])
+
+    budget = calmod._Budget(200, None)
+    evaluate = _residual_evaluator(fn, budget)
+    info: dict = {}
+    x, f = calmod._levenberg_marquardt(evaluate, np.array([0.62, 0.45]), [], 20, budget, info=info)
+    assert x[0] == pytest.approx(0.60, abs=0.02)  # LM alone stays in the start's basin
+    cfg = CalibrationConfig(hops=2)
+    xh, fh, optima = calmod._hop(evaluate, x, f, info, [], cfg, budget, 0)
+    assert xh[0] == pytest.approx(0.25, abs=0.02) and fh < f
+    assert any(abs(xo[0] - 0.60) < 0.03 for xo, _ in optima) and budget.used <= 200
+
+
+def test_unknown_loss_is_refused(hidden_log) -> None:
+    log, _ = hidden_log
+    with pytest.raises(Sim2RealError, match="unknown calibration loss 'tukey'"):
+        calibrate(log, ROBOT, parse_params("mass", ROBOT), CalibrationConfig(loss="tukey"), progress=False)

@@ -23,7 +23,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--robot", required=True, help="robot name or robot.yaml path")
     p.add_argument("--params", required=True,
                    help="comma-separated: mass, damping, friction, strength, kp, kd, armature, delay; "
-                        "NAME:* for one value per link/joint, NAME:TARGET for one target")
+                        "NAME:* for one value per link/joint, NAME:TARGET for one target; "
+                        "quadrotor: mass, inertia, kf, km, motor_tau, arm_length, drag, drag_z, delay")
     p.add_argument("--profile", help="prior profile: search bounds from its entries; its other entries are kept")
     p.add_argument("--out", required=True, help="narrowed profile YAML (JSON/PNG/state written next to it)")
     p.add_argument("--workers", type=int, default=1, help="parallel simulator processes (default 1)")
@@ -36,11 +37,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--w-vel", type=float, default=0.05, help="weight of velocities vs positions (default 0.05)")
     p.add_argument("--w-tau", type=float, default=1.0, help="weight of joint efforts (when logged; 0 ignores them)")
     p.add_argument("--seed", type=int, default=0, help="CMA-ES seed")
+    p.add_argument("--loss", choices=("cauchy", "soft_l1", "linear"), default="cauchy",
+                   help="loss of the local fit stages: robust cauchy (default), soft_l1, or linear (least squares)")
     p.add_argument("--joint-states-topic", help="override ros2.topics.joint_states")
     p.add_argument("--command-topic", help="override ros2.topics.command")
     p.add_argument("--allow-extra-joints", action="store_true", help="ignore joints the robot does not have")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from sim2real.cli._quadrotor_sysid import add_calibrate_arguments
+
+    add_calibrate_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -70,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
     from sim2real.sysid.report import write_outputs
 
     robot = load_robot(args.robot)
+    if robot.kind == "quadrotor":
+        from sim2real.cli._quadrotor_sysid import run_calibrate
+
+        return run_calibrate(args, robot, _parse_bounds(args.bounds))
     if robot.kind != "arm":
         raise Sim2RealError(f"calibrate supports joint-space robots (arms); {robot.name} is a {robot.kind}")
     prior = load_profile(args.profile, robot=robot) if args.profile else None
@@ -83,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         state.unlink()
     config = CalibrationConfig(horizon=args.horizon, max_windows=args.max_windows, budget=args.budget,
                                seed=args.seed, workers=args.workers, ray_address=args.ray, w_vel=args.w_vel,
-                               w_tau=args.w_tau)
+                               w_tau=args.w_tau, loss=args.loss)
     result = calibrate(log, robot, specs, config, state_path=state, resume=args.resume, progress=not args.quiet)
     truth = None
     truth_file = Path(args.log).parent / f"{Path(args.log).name}.truth.yaml"

@@ -5,13 +5,18 @@ Pipeline (:func:`calibrate`):
 1. align the log to the control rate and cut it into windows (:mod:`sim2real.sysid.replay`);
 2. if ``delay`` is searched, scan every integer delay (physics steps) at the starting point;
 3. CMA-ES (``cma``) over the continuous parameters in normalised ``[0, 1]`` coordinates with
-   bounds and restarts (doubling population), batches evaluated in parallel; its state is
-   pickled atomically after every generation so an interrupted run resumes;
-4. a bounded Levenberg–Marquardt polish on the residual vector (finite-difference Jacobian),
-   then a re-scan of the delay around its estimate;
+   bounds and restarts (doubling population; the delay is re-scanned at each restart), batches
+   evaluated in parallel; its state is pickled atomically after every generation so an
+   interrupted run resumes;
+4. local stages on a robust (Cauchy) loss of the residual vector — motor-saturation onsets that
+   shift with the parameters make isolated effort spikes, which least squares lets dominate: a
+   bounded Levenberg–Marquardt polish (finite-difference Jacobian); the delay and the continuous
+   parameters jointly (LM re-fit at the neighbouring delays, since a one-step delay error is
+   absorbed by the masses); LM restarts ("hops") along the flattest directions of the fit;
 5. uncertainty from the full Gauss–Newton covariance at the optimum: the wider of
-   ``s² (JᵀJ)⁻¹`` and the window-clustered sandwich estimate (:func:`_gn_std`); a parameter whose 95 % interval covers more than
-   half its search range (or whose Jacobian column vanishes) is flagged not identifiable.
+   ``s² (JᵀJ)⁻¹`` and the window-clustered sandwich estimate (:func:`_gn_std`), widened to
+   include local optima the data cannot tell apart (likelihood ratio); a parameter whose 95 %
+   interval is wide (or whose Jacobian column vanishes) is flagged not identifiable.
 """
 
 from __future__ import annotations
@@ -21,20 +26,29 @@ import json
 import os
 import pickle
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from sim2real._io import atomic_write_bytes
 from sim2real.errors import LogError, Sim2RealError
 from sim2real.robots import RobotDescription
-from sim2real.sysid.align import Segment, align
+from sim2real.sysid.align import align
 from sim2real.sysid.evaluators import ReplaySetup, make_evaluator
+from sim2real.sysid.localfit import _hop, _jacobian, _levenberg_marquardt, _polish_delay
 from sim2real.sysid.logs import HardwareLog
 from sim2real.sysid.params import ParamSpec
-from sim2real.sysid.replay import make_windows, signal_scales
+from sim2real.sysid.replay import (
+    ROBUST_LOSSES,
+    make_windows,
+    residual_blocks,
+    robust_residuals,
+    robust_scales,
+    signal_scales,
+)
 
 STATE_VERSION = 1
 
@@ -46,7 +60,13 @@ class CalibrationConfig:
     :param horizon: window length (control steps); ``stride`` between window starts (default = horizon)
     :param max_windows: cap on windows (evenly spread), bounds the cost of one evaluation
     :param budget: maximum simulator evaluations (each = all windows once), all stages included
-    :param cma_fraction: share of the budget CMA-ES may use before the polish
+    :param cma_fraction: share of the budget CMA-ES may use before the local stages (default: 0.5
+        for arms, whose local stages need the rest; 0.75 for the quadrotor calibration)
+    :param lm_iterations: Levenberg–Marquardt iterations of the polish; ``delay_lm_iterations`` those
+        of each re-fit at a neighbouring delay and of each hop
+    :param hops: LM restarts from points along the flattest directions of the fit (:func:`_hop`)
+    :param loss: ``cauchy`` (default), ``soft_l1`` or ``linear`` (plain least squares) for the local
+        stages; ``loss_scale`` = robust standard deviations per signal × joint where it bends
     """
 
     horizon: int = 20
@@ -56,7 +76,7 @@ class CalibrationConfig:
     w_vel: float = 0.05
     w_tau: float = 1.0
     budget: int = 1000
-    cma_fraction: float = 0.75
+    cma_fraction: float | None = None
     popsize: int | None = None
     sigma0: float = 0.25
     restarts: int = 3
@@ -64,6 +84,10 @@ class CalibrationConfig:
     workers: int = 1
     ray_address: str | None = None
     lm_iterations: int = 12
+    delay_lm_iterations: int = 5
+    hops: int = 2
+    loss: str = "cauchy"
+    loss_scale: float = 3.0
 
     def fingerprint(self) -> dict[str, Any]:
         d = asdict(self)
@@ -147,6 +171,10 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
     :param resume: continue from ``state_path`` (it must come from the same log, parameters and config)
     :raises LogError: log unusable (no overlap, too short for one window)
     """
+    if robot.kind == "quadrotor":  # odometry + motor commands: sim2real.sysid.quad_calibrate
+        from sim2real.sysid.quad_calibrate import calibrate_quadrotor
+
+        return calibrate_quadrotor(log, robot, specs, config, state_path=state_path, resume=resume, progress=progress)
     import resource
 
     config = config or CalibrationConfig()
@@ -159,6 +187,8 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
                                max_windows=config.max_windows)
     except ValueError as exc:
         raise LogError(f"{log.source}: {exc}") from None
+    if config.loss not in ROBUST_LOSSES:
+        raise Sim2RealError(f"unknown calibration loss {config.loss!r}; expected one of {list(ROBUST_LOSSES)}")
     delay_specs = [s for s in specs if s.integer]
     cont = [s for s in specs if not s.integer]
     if len(delay_specs) > 1:
@@ -193,15 +223,23 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
     evaluator = make_evaluator(setup, config.workers, config.ray_address)
     try:
         x0 = np.array([s.to_unit(min(max(s.neutral, s.low), s.high)) for s in cont])
-        to_vals = lambda x: [s.from_unit(u) for s, u in zip(cont, x)]  # noqa: E731
+        to_vals = lambda x: [s.from_unit(u) for s, u in zip(cont, x)]
 
         def evaluate(xs: Sequence[np.ndarray], fixed: Any, mode: str = "cost", per_item: bool = False) -> list[Any]:
             fx = fixed if per_item else [fixed] * len(xs)
-            out = evaluator.map([to_vals(x) for x in xs], fx, mode)
+            if robust is None or mode not in ("cost", "residuals"):
+                out = evaluator.map([to_vals(x) for x in xs], fx, mode)
+            else:  # robust loss: transform the residuals here (cost = mean of the transformed squares)
+                out = [robust_residuals(np.asarray(o), robust, config.loss)
+                       for o in evaluator.map([to_vals(x) for x in xs], fx, "residuals")]
+                if mode == "cost":
+                    out = [float(np.mean(o * o)) for o in out]
             budget.take(len(xs))
             state["evals"] = budget.used
             return out
 
+        robust: np.ndarray | None = state.get("robust")  # per-residual loss scales, once switched on
+        n_signals = 3 if windows.tau is not None and config.w_tau > 0 else 2
         if "cost_initial" not in state:
             fixed0 = [(delay_specs[0], 0.0)] if delay_specs else []
             state["cost_initial"] = float(evaluate([x0], fixed0)[0])
@@ -217,38 +255,79 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
                 state["delay"] = grid[int(np.argmin(costs))]
                 save()
             delay = int(state["delay"])
-        fixed = (lambda: [(delay_specs[0], float(delay))] if delay_specs else [])  # noqa: E731
-        # stage 2: CMA-ES with restarts
+        fixed = (lambda: [(delay_specs[0], float(delay))] if delay_specs else [])
+
+        def rescan() -> None:
+            """At a CMA-ES restart: re-scan the delay ±2 around its estimate at the best point so far
+            (the scan at the neutral start can be off by a step, and the continuous parameters then
+            compensate for it)."""
+            nonlocal delay
+            if not delay_specs or "x_best" not in state:
+                return
+            d = delay_specs[0]
+            near = [g for g in range(delay - 2, delay + 3) if d.low <= g <= d.high and g != delay]
+            xb = np.asarray(state["x_best"], dtype=float)
+            vals = evaluate([xb] * len(near), [[(d, float(g))] for g in near], per_item=True)
+            costs = {g: float(c) for g, c in zip(near, vals)}
+            best_g = min(costs, key=costs.get) if costs else delay
+            if costs and costs[best_g] < float(state["f_best"]):
+                delay = state["delay"] = int(best_g)
+                state["f_best"] = costs[best_g]
+
+        def go_robust() -> None:
+            """Switch every later cost to the robust loss, scaled from the residuals at the best point."""
+            nonlocal robust
+            if config.loss == "linear" or robust is not None or "x_best" not in state:
+                return
+            r = np.asarray(evaluate([np.asarray(state["x_best"])], fixed(), "residuals")[0])
+            robust = state["robust"] = robust_scales(r, residual_blocks(*windows.cmd.shape, n_signals),
+                                                     config.loss_scale)
+            state["f_best"] = float(np.mean(robust_residuals(r, robust, config.loss) ** 2))
+            rescan()
+
+        # stage 2: CMA-ES with restarts (plain least squares for the first half, then robust)
         if cont and "cma_done" not in state:
-            _run_cma(state, evaluate, x0, fixed, config, budget, save, len(cont))
+            _run_cma(state, evaluate, x0, fixed, config, budget, save, len(cont), rescan, default_fraction=0.5,
+                     switch=go_robust)
             state["cma_done"] = True
             save()
         x_best = np.asarray(state.get("x_best", x0), dtype=float)
         f_best = float(state.get("f_best", state["cost_initial"]))
-        # stage 3: Levenberg–Marquardt polish + delay re-scan
+        if delay_specs and not cont:
+            f_best = float(state["delay_scan"][delay])
+        # stage 3: Levenberg–Marquardt polish, then the delay and the continuous parameters jointly
+        reserve = len(cont) + 5  # the uncertainty stage's Jacobian, the final plain cost, LM trial steps
+        if cont and robust is None and config.loss != "linear":  # CMA-ES ended before the switch
+            state.setdefault("x_best", x_best)
+            go_robust()
+            x_best, f_best = np.asarray(state["x_best"], dtype=float), float(state["f_best"])
+        lm_info: dict[str, Any] = {}
+        optima: list[tuple[np.ndarray, float]] = []
         if cont:
-            x_best, f_best = _levenberg_marquardt(evaluate, x_best, fixed(), config.lm_iterations, budget)
+            x_best, f_best = _levenberg_marquardt(evaluate, x_best, fixed(), config.lm_iterations, budget,
+                                                  reserve=reserve, info=lm_info)
         if delay_specs:
-            d = delay_specs[0]
-            near = [g for g in range(delay - 2, delay + 3) if d.low <= g <= d.high]
-            vals = evaluate([x_best] * len(near), [[(d, float(g))] for g in near], per_item=True)
-            costs = {g: float(c) for g, c in zip(near, vals)}
-            state.setdefault("delay_scan_final", {}).update(costs)
-            best_g = min(costs, key=costs.get)
-            if costs[best_g] < f_best - 1e-12:
-                delay, f_best = best_g, costs[best_g]
-                if cont:
-                    x_best, f_best = _levenberg_marquardt(evaluate, x_best, fixed(), 3, budget)
+            delay, x_best, f_best = _polish_delay(evaluate, delay_specs[0], int(delay), x_best, f_best, cont, config,
+                                                  budget, reserve, state.setdefault("delay_scan_final", {}))
+        if cont:
+            x_best, f_best, optima = _hop(evaluate, x_best, f_best, lm_info, fixed(), config, budget, reserve)
         # stage 4: uncertainty
-        n_signals = 3 if windows.tau is not None and config.w_tau > 0 else 2
         clusters = residual_clusters(*windows.cmd.shape, n_signals)
         es = state.get("es")
         cma_std = None
-        if es is not None:
+        if es is not None and config.lm_iterations <= 0:  # no local fit: the search distribution is all we have
             cma_std = np.asarray(es.sigma * np.sqrt(np.diag(es.C)), dtype=float)[:len(cont)]
-        estimates = _uncertainty(evaluate, x_best, cont, fixed(), budget, cma_std=cma_std, clusters=clusters)
+        n_res = int(lm_info.get("n", 0))
+        # local optima that are statistically indistinguishable from the best (likelihood-ratio
+        # Δχ² = N·Δf/f ≤ 3.84) widen the intervals: the data cannot tell them apart
+        alternatives = [xo for xo, fo in optima if n_res and n_res * (fo - f_best) / max(f_best, 1e-300) <= 3.84]
+        estimates = _uncertainty(evaluate, x_best, cont, fixed(), budget, cma_std=cma_std, clusters=clusters,
+                                 alternatives=alternatives)
         if delay_specs:
             estimates.append(_delay_estimate(delay_specs[0], int(delay), state.get("delay_scan_final", {}), f_best))
+        if robust is not None:  # report the plain mean squared residual, comparable with cost_initial
+            robust = None
+            f_best = float(evaluate([x_best], fixed())[0])
         world = evaluator.replay.world if hasattr(evaluator, "replay") else None
         _fill_absolute(estimates, specs, robot, world)
         result = CalibrationResult(
@@ -271,15 +350,25 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
 
 def _run_cma(state: dict[str, Any], evaluate: Callable[..., list[Any]], x0: np.ndarray,
              fixed: Callable[[], list[Any]], config: CalibrationConfig, budget: _Budget,
-             save: Callable[[], None], dim: int) -> None:
+             save: Callable[[], None], dim: int, rescan: Callable[[], None] | None = None,
+             default_fraction: float = 0.75, switch: Callable[[], None] | None = None) -> None:
+    """CMA-ES with restarts until its share of the budget is used. With ``switch``, the first run is
+    cut at half that share and ``switch()`` is called before the next restart (calibrate switches
+    to the robust loss there)."""
     import cma
 
-    cma_budget = int(config.budget * config.cma_fraction)
+    frac = config.cma_fraction if config.cma_fraction is not None else default_fraction
+    cma_budget = int(config.budget * frac)
     base_pop = config.popsize or (4 + int(3 * np.log(max(dim, 1))))
     if dim == 1:
         base_pop = max(base_pop, 6)
     state.setdefault("restart", 0)
     state.setdefault("history", [])
+    switch_at = budget.used + (cma_budget - budget.used) // 2 if switch is not None else None
+
+    def due() -> bool:
+        return switch_at is not None and not state.get("switched") and budget.used >= switch_at
+
     while budget.used < cma_budget:
         es = state.get("es")
         if es is None:
@@ -292,7 +381,7 @@ def _run_cma(state: dict[str, Any], evaluate: Callable[..., list[Any]], x0: np.n
                 start = np.append(start, 0.5)
             es = cma.CMAEvolutionStrategy(start, sigma, opts)
             state["es"] = es
-        while not es.stop() and budget.used < cma_budget:
+        while not es.stop() and budget.used < cma_budget and not due():
             xs = es.ask()
             n_take = min(len(xs), max(0, cma_budget - budget.used))
             if n_take < len(xs) // 2:
@@ -305,60 +394,26 @@ def _run_cma(state: dict[str, Any], evaluate: Callable[..., list[Any]], x0: np.n
             state["history"].append((budget.used, float(state["f_best"])))
             save()
         else:
+            if due() and switch is not None:
+                state["switched"] = True
+                switch()
+                state["restart"] += 1
+                state["es"] = None
+                save()
+                continue
             if budget.used < cma_budget and state["restart"] < config.restarts:
                 state["restart"] += 1
                 state["es"] = None
+                if rescan is not None:
+                    rescan()
                 save()
                 continue
         break
 
 
-def _levenberg_marquardt(evaluate: Callable[..., list[Any]], x: np.ndarray, fixed: list[Any], iterations: int,
-                         budget: _Budget, h: float = 1e-2) -> tuple[np.ndarray, float]:
-    """Bounded LM on the residual vector in unit coordinates; returns ``(x, mean squared residual)``."""
-    x = np.clip(np.asarray(x, dtype=float), 0.0, 1.0)
-    dim = x.size
-    r = np.asarray(evaluate([x], fixed, "residuals")[0])
-    f = float(np.mean(r * r))
-    lam = 1e-2
-    for _ in range(iterations):
-        if budget.left < dim + 2:
-            break
-        jac = _jacobian(evaluate, x, r, fixed, h)
-        jtj, jtr = jac.T @ jac, jac.T @ r
-        improved = False
-        for _try in range(4):
-            step = np.linalg.solve(jtj + lam * np.diag(np.diag(jtj) + 1e-12), -jtr)
-            x_new = np.clip(x + step, 0.0, 1.0)
-            r_new = np.asarray(evaluate([x_new], fixed, "residuals")[0])
-            f_new = float(np.mean(r_new * r_new))
-            if f_new < f:
-                x, r, f, lam, improved = x_new, r_new, f_new, max(lam / 5, 1e-6), True
-                break
-            lam *= 8
-            if budget.left < 1:
-                break
-        if not improved or np.abs(step).max() < 1e-5:
-            break
-    return x, f
-
-
-def _jacobian(evaluate: Callable[..., list[Any]], x: np.ndarray, r0: np.ndarray, fixed: list[Any], h: float) -> np.ndarray:
-    """Forward differences in unit coordinates (steps pointed into the box), ``(len(r0), dim)``."""
-    xs, hs = [], []
-    for i in range(x.size):
-        hi = h if x[i] + h <= 1.0 else -h
-        xp = x.copy()
-        xp[i] += hi
-        xs.append(xp)
-        hs.append(hi)
-    rs = evaluate(xs, fixed, "residuals")
-    return np.stack([(np.asarray(ri) - r0) / hi for ri, hi in zip(rs, hs)], axis=1)
-
-
 def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Sequence[ParamSpec], fixed: list[Any],
                  budget: _Budget, h: float = 5e-2, cma_std: np.ndarray | None = None,
-                 clusters: np.ndarray | None = None) -> list[ParamEstimate]:
+                 clusters: np.ndarray | None = None, alternatives: Sequence[np.ndarray] = ()) -> list[ParamEstimate]:
     """Gauss–Newton standard deviations in unit coordinates, widened to the final CMA-ES
     distribution's where that is wider (the cost surface of a contact-rich simulator is rugged,
     so the local curvature alone can be over-confident; the Jacobian uses wide steps, ``h`` = 5 %
@@ -375,6 +430,8 @@ def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Seque
     for i, s in enumerate(specs):
         v = s.from_unit(x[i])
         lo_u, hi_u = x[i] - 1.96 * std_u[i], x[i] + 1.96 * std_u[i]
+        for alt in alternatives:
+            lo_u, hi_u = min(lo_u, float(alt[i])), max(hi_u, float(alt[i]))
         lo, hi = s.from_unit(max(lo_u, 0.0)), s.from_unit(min(hi_u, 1.0))
         # identifiable: the Jacobian column is not ~0 and the 95 % interval is within ±25 % of the
         # estimate (or, for values near 0, narrower than a quarter of the search range)

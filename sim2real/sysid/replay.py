@@ -10,8 +10,8 @@ velocities at ``k+1 .. k+H``, each divided by that signal's standard deviation o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -176,3 +176,42 @@ class WindowReplay:
 
     def close(self) -> None:
         self.world.close()
+
+
+ROBUST_LOSSES = ("linear", "soft_l1", "cauchy")
+
+
+def residual_blocks(n_windows: int, horizon: int, n_joints: int, n_signals: int) -> np.ndarray:
+    """Block index ``signal · n_joints + joint`` of each entry of :meth:`WindowReplay.residuals`, ``(N,)``."""
+    per = np.tile(np.arange(n_joints), n_windows * horizon)
+    return np.concatenate([per + s * n_joints for s in range(n_signals)])
+
+
+def robust_scales(r: np.ndarray, blocks: np.ndarray, k: float = 3.0, floor: float = 1e-6) -> np.ndarray:
+    """Per-entry loss scale ``c`` ``(N,)``: ``k`` robust standard deviations (1.4826 · median |r|)
+    of the residuals ``r`` ``(N,)`` in each block (signal × joint), so residuals at the noise level
+    are scored as by least squares and isolated spikes are down-weighted."""
+    c = np.empty_like(r, dtype=float)
+    for b in np.unique(blocks):
+        m = blocks == b
+        c[m] = max(k * 1.4826 * float(np.median(np.abs(r[m]))), floor)
+    return c
+
+
+def robust_residuals(r: np.ndarray, c: np.ndarray, loss: str) -> np.ndarray:
+    """Transformed residuals ``r̃`` with ``Σ r̃² = Σ c² ρ((r/c)²)`` (the convention of
+    ``scipy.optimize.least_squares``), so Gauss–Newton/LM on ``r̃`` minimises the robust cost.
+
+    ``soft_l1``: ``ρ(z) = 2(√(1+z) − 1)``; ``cauchy``: ``ρ(z) = ln(1+z)``; ``linear``: ``r`` unchanged.
+    Both robust losses are smooth and ≈ ``z`` for ``|r| ≪ c``.
+    """
+    if loss == "linear":
+        return r
+    z = (r / c) ** 2
+    if loss == "soft_l1":
+        rho = 2.0 * (np.sqrt(1.0 + z) - 1.0)
+    elif loss == "cauchy":
+        rho = np.log1p(z)
+    else:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {list(ROBUST_LOSSES)}")
+    return np.sign(r) * c * np.sqrt(rho)
