@@ -38,6 +38,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--effort-noise", type=float, default=0.0, help="sensor noise std on joint efforts (N·m)")
     p.add_argument("--csv", action="store_true", help="write CSV (docs/sysid.md layout) instead of a bag")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    from sim2real.cli._quadrotor_sysid import add_record_arguments
+
+    add_record_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -55,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile, robot=robot)
     if args.duration <= 0:
         raise Sim2RealError(f"--duration must be > 0, got {args.duration}")
+    if robot.kind == "quadrotor":
+        from sim2real.cli._quadrotor_sysid import run_record
+
+        return run_record(args, robot, profile)
     if args.excitation:
         from sim2real.sysid.record import record_excitation
 
