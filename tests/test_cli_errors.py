@@ -111,7 +111,10 @@ def _make_workdir(w: Path) -> None:
     shutil.copytree(w / "bag", w / "bag_nometa")
     (w / "bag_nometa" / "metadata.yaml").unlink()
     (w / "ts.pt").write_bytes(b"not torchscript")
-    (w / "ts.yaml").write_text("env_id: sim2real/KukaReach-v0\n")
+    (w / "ts.yaml").write_text(  # a valid sidecar: the error must be about ts.pt itself
+        "format: sim2real-policy/1\nrobot: kuka_iiwa\nenv_id: sim2real/KukaReach-v0\n"
+        "observation: {layout: [[joint_position, 7], [joint_velocity, 7], [ee_position, 3], [target_position, 3]]}\n"
+        "action: {mode: joint_position_delta, size: 7, joints: [j1, j2, j3, j4, j5, j6, j7]}\n")
     # Pre-existing outputs that a failing command must leave alone.
     for out in ("tr_out", "ev_out", "rec_out", "ad_out"):
         (w / out).mkdir()

@@ -178,7 +178,9 @@ def test_record_policy_logs_env_commands(tmp_path: Path) -> None:
     torch.jit.save(module, str(tmp_path / "policy.pt"))
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump({
         "format": "sim2real-policy/1", "robot": "kuka_iiwa", "env_id": "sim2real/KukaReach-v0",
-        "observation": {"size": 20, "history": 1}}))
+        "observation": {"layout": [["joint_position", 7], ["joint_velocity", 7], ["ee_position", 3],
+                                   ["target_position", 3]], "size": 20, "history": 1},
+        "action": {"mode": "joint_position_delta", "size": 7, "joints": list(ROBOT.joint_names)}}))
     prof = load_profile({"params": {"link_mass": {"distribution": "uniform", "low": 0.8, "high": 1.2}}}, robot=ROBOT)
     log, truth = record_policy(ROBOT, prof, 0, tmp_path / "policy.pt", 6.0)
     assert len(log.command) == 120 and log.command.values.shape == (120, 7)
@@ -188,8 +190,12 @@ def test_record_policy_logs_env_commands(tmp_path: Path) -> None:
     # the logged command is the env's joint target: q_cmd = q + a * scale, within joint limits
     seg = segments[0]
     assert np.all(np.abs(seg.cmd[1:] - seg.q[1:]) < 0.5)
-    with pytest.raises(Sim2RealError, match="expected an exported policy"):
+    with pytest.raises(Sim2RealError, match="missing.pt: policy file not found"):
         record_policy(ROBOT, prof, 0, tmp_path / "missing.pt", 1.0)
+    (tmp_path / "other.pt").write_bytes((tmp_path / "policy.pt").read_bytes())
+    (tmp_path / "other.yaml").write_text((tmp_path / "policy.yaml").read_text().replace("kuka_iiwa", "franka_panda"))
+    with pytest.raises(Sim2RealError, match="other.yaml: the policy is for robot 'franka_panda'"):
+        record_policy(ROBOT, prof, 0, tmp_path / "other.pt", 1.0)
 
 
 @pytest.mark.slow

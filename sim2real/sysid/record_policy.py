@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from sim2real.errors import CheckpointError, Sim2RealError
 from sim2real.robots import RobotDescription
@@ -29,31 +28,24 @@ def record_policy(robot: RobotDescription, profile: Any, seed: int, policy_path:
     :returns: ``(log, truth)``; ``truth["episodes"]`` lists each episode's ``info["randomization"]``
     """
     import gymnasium as gym
-    import torch
 
     import sim2real.envs  # noqa: F401  (registers env ids)
+    from sim2real.ros2.policy import load_policy
 
     path = Path(policy_path)
-    side_path = path.with_suffix(".yaml")
-    if not path.is_file() or not side_path.is_file():
-        raise CheckpointError(f"{path}: expected an exported policy (policy.pt with policy.yaml next to it)")
-    try:
-        side = yaml.safe_load(side_path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{side_path}: cannot read policy sidecar: {first}") from None
-    if not isinstance(side, dict):
-        raise CheckpointError(f"{side_path}: expected a mapping (policy sidecar)")
-    env_id = side.get("env_id")
-    if not env_id:
+    policy, spec = load_policy(path)  # validated sidecar, TorchScript shape-checked; errors name the file
+    side_path = spec.file
+    if not spec.env_id:
         raise CheckpointError(f"{side_path}: env_id: missing (re-export the policy)")
-    history = int((side.get("observation") or {}).get("history", 1))
+    if spec.robot != robot.name:
+        raise Sim2RealError(f"{side_path}: the policy is for robot {spec.robot!r}, not {robot.name!r}")
+    history = spec.history
+    env_id = spec.env_id
     try:
-        module = torch.jit.load(str(path), map_location="cpu").eval()
-    except (RuntimeError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: not a TorchScript policy: {first}") from None
-    env = gym.make(env_id, profile=profile, robot=robot.name) if "robot" in (gym.spec(env_id).kwargs or {}) \
+        env_spec = gym.spec(env_id)
+    except gym.error.Error:
+        raise CheckpointError(f"{side_path}: env_id: unknown env {env_id!r}") from None
+    env = gym.make(env_id, profile=profile, robot=robot.name) if "robot" in (env_spec.kwargs or {}) \
         else gym.make(env_id, profile=profile)
     world = env.unwrapped.world
     if world.robot.name != robot.name:
@@ -82,8 +74,7 @@ def record_policy(robot: RobotDescription, profile: Any, seed: int, policy_path:
                 ts.append(t)
                 qs.append(q)
                 qds.append(qd)
-                with torch.no_grad():
-                    a = module(torch.as_tensor(np.concatenate(stack)[None], dtype=torch.float32))[0].numpy()
+                a = policy(np.concatenate(stack))
                 n_before = len(sent)
                 obs, _, term, trunc, info = env.step(a)
                 if len(sent) > n_before:
