@@ -1,7 +1,7 @@
 """EPOpt's torso-mass figure on the hopper: return vs torso mass for a single-model and an EPOpt policy.
 
     python benchmarks/epopt_hopper.py [--out runs/epopt_hopper] [--episodes 10] [--workers 2]
-                                      [--total-timesteps N] [--skip-train]
+                                      [--total-timesteps N] [--steps NAME=N ...] [--skip-train]
                                       [--skip-iters K] [--n-models N]
 
 Trains (or resumes) ``hopper_mass6.yaml`` (PPO, torso mass fixed at 6 kg) and
@@ -13,7 +13,9 @@ its training mass while EPOpt stays high over the whole range.
 
 The shipped configs train 1M (PPO) and 2M (EPOpt) steps. ``--total-timesteps`` (and, so that
 a short EPOpt run still reaches its CVaR phase, ``--skip-iters`` / ``--n-models``) run a
-reduced budget; the steps each policy actually trained and every override are printed with
+reduced budget (``--steps mass6_ppo=600000`` sets one policy's budget only); a run folder
+that already holds a checkpoint is resumed from it, so a budget can be raised in steps. The
+steps each policy actually trained and every override are printed with
 the table and written to ``eval/budget.json``, so a reduced run is labelled as such.
 """
 
@@ -54,11 +56,19 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--masses", default="3:9:7", help="LOW:HIGH:STEPS torso masses in kg")
-    ap.add_argument("--total-timesteps", type=int)
+    ap.add_argument("--total-timesteps", type=int, help="override both configs' budget")
+    ap.add_argument("--steps", action="append", default=[], metavar="NAME=N",
+                    help=f"override one policy's budget (NAME one of {list(CONFIGS)}); repeatable")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-iters", type=int, help="override epopt.skip_iters (reduced budgets)")
     ap.add_argument("--n-models", type=int, help="override epopt.n_models (reduced budgets)")
     args = ap.parse_args()
+    steps: dict[str, int] = {}
+    for item in args.steps:
+        name, sep, n = item.partition("=")
+        if not sep or name not in CONFIGS or not n.isdigit() or int(n) <= 0:
+            ap.error(f"--steps {item!r}: expected NAME=N with NAME one of {list(CONFIGS)} and N a positive integer")
+        steps[name] = int(n)
 
     from sim2real.train.config import load_run_config
     from sim2real.train.sweep import Condition, Job, SweepAxis, run_jobs
@@ -70,8 +80,8 @@ def main() -> None:
     shipped: dict[str, int] = {}
     for name, cfg_name in CONFIGS.items():
         cfg = load_run_config(cfg_name)
-        if args.total_timesteps:
-            cfg = cfg.with_overrides(total_timesteps=args.total_timesteps)
+        if name in steps or args.total_timesteps:
+            cfg = cfg.with_overrides(total_timesteps=steps.get(name, args.total_timesteps))
         if cfg.epopt is not None and (args.skip_iters is not None or args.n_models is not None):
             ep = cfg.epopt
             cfg = cfg.with_overrides(epopt=dataclasses.replace(

@@ -102,3 +102,96 @@ def test_advantages_are_per_trajectory():
     n = len(model.last_epopt["trajectory_of_step"])
     starts = np.flatnonzero(buf.episode_starts[:n, 0])
     assert list(starts[:4]) == [0, EP_LEN, 2 * EP_LEN, 3 * EP_LEN]
+
+
+def _gae_reference(rewards: np.ndarray, values: np.ndarray, gamma: float, lam: float) -> np.ndarray:
+    """GAE(λ) of one complete trajectory (no bootstrap past its last step)."""
+    adv = np.zeros_like(rewards)
+    last = 0.0
+    for t in reversed(range(len(rewards))):
+        next_v = values[t + 1] if t + 1 < len(rewards) else 0.0
+        last = rewards[t] + gamma * next_v - values[t] + gamma * lam * last
+        adv[t] = last
+    return adv
+
+
+@pytest.mark.parametrize("n_envs", [1, 2])
+def test_advantages_of_kept_trajectories_match_per_trajectory_gae(n_envs, monkeypatch):
+    model = _model(n_envs, n_models=6, epsilon=0.5)
+    monkeypatch.setattr(EPOptPPO, "train", lambda self: None)  # collection only: keep the buffer unflattened
+    model.learn(total_timesteps=1)
+    buf, info = model.rollout_buffer, model.last_epopt
+    traj = info["trajectory_of_step"]
+    assert len(info["kept_models"]) == 3
+    for k in info["kept_models"]:
+        steps, envs = np.nonzero(traj == k)
+        assert len(steps) == EP_LEN and len(set(envs)) == 1  # one whole trajectory on one env
+        env = envs[0]
+        # the last step is a time-limit truncation: its reward carries γ·V(terminal obs), so GAE stops there
+        ref = _gae_reference(buf.rewards[steps, env], buf.values[steps, env], model.gamma, model.gae_lambda)
+        np.testing.assert_allclose(buf.advantages[steps, env], ref, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(buf.returns[steps, env], ref + buf.values[steps, env], rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(buf.mask[steps, env], 1.0)
+    assert buf.mask.sum() == 3 * EP_LEN
+
+
+def test_minibatches_cover_each_kept_transition_once_per_epoch(monkeypatch):
+    """batch_size 3 does not divide the 10 kept transitions: every epoch still sees each exactly once."""
+    model = _model(2, n_models=8, epsilon=0.25)
+    model.n_epochs = 3
+    model.batch_size = 3
+    batches: list[tuple[int, tuple]] = []
+    orig_get = MaskedRolloutBuffer.get
+
+    def spy(self, batch_size=None):
+        for batch in orig_get(self, batch_size):
+            obs = batch.observations.numpy()
+            batches.append((len(obs), tuple(map(tuple, np.round(obs, 5)))))
+            yield batch
+
+    monkeypatch.setattr(MaskedRolloutBuffer, "get", spy)
+    model.learn(total_timesteps=1)
+    assert [n for n, _ in batches] == [3, 3, 3, 1] * 3
+    per_epoch = [sorted(sum((list(b) for _, b in batches[4 * e:4 * e + 4]), [])) for e in range(3)]
+    assert len(per_epoch[0]) == 2 * EP_LEN and len(set(per_epoch[0])) == 2 * EP_LEN
+    assert per_epoch[0] == per_epoch[1] == per_epoch[2]
+
+
+def test_update_ignores_the_contents_of_dropped_transitions(monkeypatch):
+    """Scrambling every masked-out row of the buffer leaves the PPO update bit-for-bit unchanged."""
+    import copy
+
+    import torch as th
+
+    model = _model(2, n_models=8, epsilon=0.25)
+    model.n_epochs = 2
+    real_train = EPOptPPO.train
+    monkeypatch.setattr(EPOptPPO, "train", lambda self: None)
+    model.learn(total_timesteps=1)
+    buf = model.rollout_buffer
+    snapshot = {k: copy.deepcopy(getattr(buf, k)) for k in
+                ("observations", "actions", "values", "log_probs", "advantages", "returns", "mask")}
+    policy0 = copy.deepcopy(model.policy.state_dict())
+    opt0 = copy.deepcopy(model.policy.optimizer.state_dict())
+
+    def run(scramble: bool) -> dict:
+        for k, v in snapshot.items():
+            setattr(buf, k, copy.deepcopy(v))
+        buf.generator_ready = False
+        if scramble:
+            drop = buf.mask == 0
+            rng = np.random.default_rng(1)
+            for k in ("observations", "actions", "values", "log_probs", "advantages", "returns"):
+                arr = getattr(buf, k)
+                arr[drop] = rng.normal(0, 100, size=arr[drop].shape)
+        model.policy.load_state_dict(policy0)
+        model.policy.optimizer.load_state_dict(opt0)
+        np.random.seed(0)
+        th.manual_seed(0)
+        real_train(model)
+        return {k: v.clone() for k, v in model.policy.state_dict().items()}
+
+    clean, scrambled = run(False), run(True)
+    assert any(not th.equal(clean[k], policy0[k]) for k in clean), "the update must change the policy"
+    for k in clean:
+        assert th.equal(clean[k], scrambled[k]), k

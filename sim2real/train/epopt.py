@@ -98,7 +98,11 @@ class EPOptPPO(PPO):
     :param epsilon: CVaR level ε in (0, 1].
     :param n_models: models (one trajectory each) per iteration; ``n_steps`` must be at least
         ``ceil(n_models / n_envs) * max_episode_steps`` so every trajectory completes.
-    :param skip_iters: iterations that use ε = 1 first.
+    :param skip_iters: iterations that use ε = 1 first. An iteration holds ``n_models`` whole
+        trajectories, so its size in steps grows with the episode length; choose ``skip_iters``
+        so that the warm-up covers enough *steps* for the policy to do the task, or the ε-tail
+        is made of the shortest early-falling trajectories and the update has almost no data
+        (docs/training.md, "Choosing skip_iters").
     """
 
     def __init__(self, policy: Any, env: Any, *, model_sampler: ModelSampler | None = None, epsilon: float = 0.1,
