@@ -25,12 +25,13 @@ TASK_TYPES = ("classification", "regression")
 METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "source_only": {},
     "oracle": {},
-    "dann": {"gamma": 10.0, "domain_weight": 1.0, "lr_anneal": True},
+    "dann": {"gamma": 10.0, "domain_weight": 1.0, "lr_anneal": True, "separate_bn": False, "adabn": False,
+             "entropy_weight": 0.0},
     "adda": {"pretrain_fraction": 0.4, "adversarial_lr": 2e-4, "disc_steps": 1},
     "pixelda": {"adversarial_weight": 1.0, "task_weight": 1.0, "content_weight": 0.1,
-                "source_task_weight": 1.0, "disc_lr": 2e-4, "gen_lr": 2e-4},
+                "source_task_weight": 1.0, "disc_lr": 2e-4, "gen_lr": 2e-4, "adabn": False},
     "cyclegan": {"cycle_weight": 10.0, "identity_weight": 0.0, "source_task_weight": 0.5,
-                 "disc_lr": 2e-4, "gen_lr": 2e-4},
+                 "disc_lr": 2e-4, "gen_lr": 2e-4, "adabn": False},
 }
 
 DATA_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -237,6 +238,11 @@ def parse_config(raw: Any, file: str | None = None, base_dir: Path | None = None
             raise ConfigError(f"unknown option for method {method} (allowed: {sorted(options)})",
                               file=file, path=["options", key])
         options[key] = _check(value, type(options[key]), file, ["options", key])
+    for key in ("entropy_weight",):
+        if key in options:
+            _positive(options[key], file, ["options", key], allow_zero=True)
+            if options[key] > 0 and task.type != "classification":
+                raise ConfigError("entropy minimisation needs a classification task", file=file, path=["options", key])
     if method == "adda" and not 0.0 < options["pretrain_fraction"] < 1.0:
         raise ConfigError("expected a number in (0, 1)", file=file, path=["options", "pretrain_fraction"])
 

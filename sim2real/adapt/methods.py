@@ -77,9 +77,48 @@ class Method:
     def translate(self, xs: torch.Tensor) -> torch.Tensor | None:
         return None
 
+    def finalize(self, xt: torch.Tensor | None) -> None:
+        """Called once after the last step with the target training images ``(N, 3, S, S)`` uint8.
+
+        With ``options.adabn`` the predictor's BatchNorm statistics are re-estimated on the
+        target images (AdaBN, Li et al. 2016), so evaluation normalises target features
+        with target statistics.
+        """
+        if self.cfg.options.get("adabn") and xt is not None:
+            adapt_batchnorm(self.predictor().encoder, xt)
+
     def train_step(self, step: int, total: int, xs: torch.Tensor, ys: torch.Tensor,
                    xt: torch.Tensor | None, yt: torch.Tensor | None) -> dict[str, float]:
         raise NotImplementedError
+
+
+@torch.no_grad()
+def adapt_batchnorm(module: nn.Module, x: torch.Tensor, batch: int = 256) -> None:
+    """Reset and re-estimate every BatchNorm running mean/var of ``module`` on images ``x``.
+
+    :param x: ``(N, 3, S, S)`` uint8 images; statistics are the average over batches of
+        ``batch`` images (cumulative average, ``momentum=None``). Weights are not changed.
+    """
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    was_training = module.training
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    module.train(True)
+    for i in range(0, len(x), batch):
+        module(x[i : i + batch].float().div(255.0))
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
+    module.train(was_training)
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean Shannon entropy (nats) of the softmax of ``logits`` ``(B, C)``."""
+    logp = F.log_softmax(logits, dim=1)
+    return -(logp.exp() * logp).sum(1).mean()
 
 
 class SourceOnly(Method):
@@ -118,6 +157,13 @@ class DANN(Method):
     A domain classifier sees the shared features through a gradient-reversal layer whose
     weight ramps as ``λ = 2 / (1 + exp(-γ p)) - 1``; the learning rate anneals as
     ``lr / (1 + 10 p) ** 0.75`` (``lr_anneal``), ``p`` = training progress in [0, 1].
+
+    Documented options beyond the paper (all off by default): ``separate_bn`` passes the
+    source and target batches through the encoder separately, so BatchNorm normalises each
+    domain with its own batch statistics (domain-specific normalisation); ``adabn``
+    re-estimates the BatchNorm statistics on target images after training (see
+    :meth:`Method.finalize`); ``entropy_weight`` adds that weight times the mean entropy of
+    the task head's predictions on target images (classification only).
     """
 
     name = "dann"
@@ -136,9 +182,17 @@ class DANN(Method):
         if opt["lr_anneal"]:
             for g in self.optimizers["all"].param_groups:
                 g["lr"] = self.cfg.train.lr / (1.0 + 10.0 * p) ** 0.75
-        feats = self.encoder(torch.cat([xs, xt]))
         n = xs.shape[0]
+        if opt["separate_bn"]:
+            feats = torch.cat([self.encoder(xs), self.encoder(xt)])
+        else:
+            feats = self.encoder(torch.cat([xs, xt]))
         task = self.loss(self.head(feats[:n]), ys)
+        logs: dict[str, float] = {}
+        if opt["entropy_weight"] > 0:
+            ent = entropy(self.head(feats[n:]))
+            task = task + opt["entropy_weight"] * ent
+            logs["loss/target_entropy"] = ent.item()
         dom_logit = self.domain(grad_reverse(feats, lam))
         dom_label = torch.cat([torch.zeros(n), torch.ones(xt.shape[0])])
         dom = F.binary_cross_entropy_with_logits(dom_logit, dom_label)
@@ -147,7 +201,7 @@ class DANN(Method):
         loss.backward()
         self.optimizers["all"].step()
         acc = ((dom_logit > 0).float() == dom_label).float().mean()
-        return {"loss/task": task.item(), "loss/domain": dom.item(), "domain_acc": acc.item(), "lambda": lam}
+        return {"loss/task": task.item(), "loss/domain": dom.item(), "domain_acc": acc.item(), "lambda": lam, **logs}
 
 
 class ADDA(Method):

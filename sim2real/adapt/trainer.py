@@ -176,12 +176,13 @@ def train(cfg: AdaptConfig, run_dir: str | Path, domains: Domains, resume: bool 
     if cfg.task.type == "regression" and y is not None:
         method.set_label_normalisation(y.mean(0), y.std(0))
     batch_gen = torch.Generator().manual_seed(cfg.seed)
-    start, elapsed = 0, 0.0
+    start, elapsed, cpu_elapsed = 0, 0.0, 0.0
     if resume and ckpt.is_file():
         method, state = method_from_checkpoint(ckpt, with_optimizers=True)
         if state["config"] != cfg.raw:
             raise CheckpointError(f"{ckpt}: was trained with a different config; use another --out or drop --resume")
         start, elapsed = int(state["step"]), float(state.get("elapsed_s", 0.0))
+        cpu_elapsed = float(state.get("cpu_s", 0.0))
         torch.set_rng_state(state["rng"]["torch"])
         batch_gen.set_state(state["rng"]["batches"])
     total = cfg.train.steps
@@ -192,6 +193,7 @@ def train(cfg: AdaptConfig, run_dir: str | Path, domains: Domains, resume: bool 
         writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if start else None)
     method.train(True)
     t0 = time.perf_counter() - elapsed
+    c0 = time.process_time() - cpu_elapsed  # CPU seconds of this process: comparable across machine loads
     bs = cfg.train.batch_size
     bar = tqdm(range(start, total), initial=start, total=total, desc=f"adapt {cfg.method}", disable=not progress,
                dynamic_ncols=True, leave=False)
@@ -213,15 +215,19 @@ def train(cfg: AdaptConfig, run_dir: str | Path, domains: Domains, resume: bool 
                 if writer is not None:
                     writer.add_scalar(f"eval/{k}", v, done)
             method.train(True)
+        if done == total:
+            method.finalize(domains.xt)
         if done == total or (cfg.train.checkpoint_every and done % cfg.train.checkpoint_every == 0):
-            save_checkpoint(ckpt, method, done, batch_gen, {"elapsed_s": time.perf_counter() - t0})
+            save_checkpoint(ckpt, method, done, batch_gen, {"elapsed_s": time.perf_counter() - t0,
+                                                            "cpu_s": time.process_time() - c0})
     bar.close()
     if writer is not None:
         writer.close()
     if start >= total and not ckpt.is_file():  # steps == 0 is rejected by validation; defensive
         save_checkpoint(ckpt, method, total, batch_gen, {})
     state = read_checkpoint(ckpt)
-    summary: dict[str, Any] = {"method": cfg.method, "steps": total, "train_time_s": round(float(state.get("elapsed_s", 0.0)), 1)}
+    summary: dict[str, Any] = {"method": cfg.method, "steps": total, "train_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
+                               "train_cpu_s": round(float(state.get("cpu_s", 0.0)), 1)}
     if domains.x_eval is not None:
         summary["metrics"] = evaluate(method.predictor(), domains.x_eval, domains.y_eval, cfg.task.type)
     method.train(False)

@@ -1,0 +1,113 @@
+"""Documented non-default adaptation options: AdaBN, domain-specific BN, entropy minimisation."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from sim2real.adapt.config import parse_config
+from sim2real.adapt.methods import adapt_batchnorm, entropy, make_method
+from sim2real.adapt.nets import Encoder, NetworkConfig
+from sim2real.adapt.trainer import load_domains, read_checkpoint, train
+from sim2real.errors import ConfigError
+
+RAW: dict[str, Any] = {
+    "method": "dann",
+    "seed": 0,
+    "task": {"type": "classification", "num_classes": 10},
+    "data": {
+        "source": {"type": "digits", "split": "source", "domain": "digits"},
+        "target": {"type": "digits", "split": "target_train", "domain": "photos"},
+        "target_eval": {"type": "digits", "split": "target_test", "domain": "photos"},
+    },
+    "network": {"image_size": 16, "channels": [8, 16], "feature_dim": 32, "head_hidden": 32,
+                "disc_hidden": 32, "gen_width": 8, "gen_blocks": 1, "noise_dim": 4},
+    "train": {"steps": 3, "batch_size": 8, "lr": 0.001, "checkpoint_every": 0, "log_every": 1},
+}
+
+
+def cfg_with(options: dict[str, Any] | None = None, **top: Any):
+    raw = copy.deepcopy(RAW)
+    raw.update(top)
+    if options is not None:
+        raw["options"] = options
+    return parse_config(raw, file="opts.yaml")
+
+
+@pytest.fixture(scope="module")
+def domains():
+    return load_domains(cfg_with(), None, progress=False)
+
+
+def _first_bn_stats(encoder: Encoder, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and unbiased variance per channel of the first conv's output on ``x`` uint8."""
+    with torch.no_grad():
+        h = encoder.conv[0]((x.float() / 255.0 - 0.5) / 0.5)
+    return h.mean(dim=(0, 2, 3)), h.var(dim=(0, 2, 3), unbiased=True)
+
+
+def test_adapt_batchnorm_reestimates_statistics_only():
+    torch.manual_seed(0)
+    enc = Encoder(NetworkConfig(image_size=16, channels=[4, 8], feature_dim=8))
+    x = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8)
+    weights = {k: v.clone() for k, v in enc.state_dict().items() if "running" not in k and "num_batches" not in k}
+    enc.eval()
+    adapt_batchnorm(enc, x, batch=64)  # one batch → exact statistics of x
+    mean, var = _first_bn_stats(enc, x)
+    bn = enc.conv[1]
+    torch.testing.assert_close(bn.running_mean, mean, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn.running_var, var, rtol=1e-4, atol=1e-5)
+    assert bn.momentum == 0.1 and not enc.training  # restored
+    for k, v in weights.items():
+        torch.testing.assert_close(enc.state_dict()[k], v)
+    # the old statistics are discarded, not blended in: a second pass on other data forgets x
+    y = torch.randint(100, 156, (40, 3, 16, 16), dtype=torch.uint8)
+    adapt_batchnorm(enc, y, batch=64)
+    torch.testing.assert_close(bn.running_mean, _first_bn_stats(enc, y)[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["dann", "pixelda", "cyclegan"])
+def test_adabn_leaves_target_statistics_in_checkpoint(domains, tmp_path, name: str):
+    method, _ = train(cfg_with({"adabn": True}, method=name), tmp_path, domains, progress=False, log_tensorboard=False)
+    enc = method.predictor().encoder
+    mean, _ = _first_bn_stats(enc, domains.xt)
+    torch.testing.assert_close(enc.conv[1].running_mean, mean, rtol=1e-3, atol=1e-4)
+    saved = read_checkpoint(tmp_path / "checkpoint.pt")["modules"]["encoder"]["conv.1.running_mean"]
+    torch.testing.assert_close(saved, mean, rtol=1e-3, atol=1e-4)
+    # without the option the statistics are the training running averages, far from target-only ones
+    plain, _ = train(cfg_with(method=name), tmp_path / "plain", domains, progress=False, log_tensorboard=False)
+    assert not torch.allclose(plain.predictor().encoder.conv[1].running_mean, mean, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_dann_separate_bn_normalises_each_domain_alone(domains, separate: bool):
+    method = make_method(cfg_with({"separate_bn": separate}))
+    sizes: list[int] = []
+    method.encoder.conv[1].register_forward_hook(lambda m, inp, out: sizes.append(inp[0].shape[0]))
+    xs, xt = domains.xs[:8].float() / 255, domains.xt[:6].float() / 255
+    method.train(True)
+    method.train_step(0, 10, xs, domains.ys[:8], xt, None)
+    assert sizes == ([8, 6] if separate else [14])
+
+
+def test_entropy_and_dann_entropy_option(domains):
+    assert entropy(torch.zeros(4, 10)).item() == pytest.approx(math.log(10), rel=1e-6)
+    assert entropy(torch.tensor([[50.0, 0.0, 0.0]])).item() < 1e-6
+    method = make_method(cfg_with({"entropy_weight": 0.5}))
+    logs = method.train_step(0, 10, domains.xs[:8].float() / 255, domains.ys[:8], domains.xt[:8].float() / 255, None)
+    assert 0.0 < logs["loss/target_entropy"] <= math.log(10)
+    assert "loss/target_entropy" not in make_method(cfg_with()).train_step(
+        0, 10, domains.xs[:8].float() / 255, domains.ys[:8], domains.xt[:8].float() / 255, None)
+
+
+def test_option_validation():
+    with pytest.raises(ConfigError, match="classification"):
+        cfg_with({"entropy_weight": 0.1}, task={"type": "regression", "columns": ["label"]})
+    with pytest.raises(ConfigError, match="non-negative"):
+        cfg_with({"entropy_weight": -1.0})
+    with pytest.raises(ConfigError, match="true/false"):
+        cfg_with({"adabn": 1})
