@@ -74,6 +74,7 @@ def run_record(args: argparse.Namespace, robot: Any, profile: Any) -> int:
 def run_calibrate(args: argparse.Namespace, robot: Any, bounds: dict[str, tuple[float, float]]) -> int:
     from pathlib import Path
 
+    from sim2real.cli.calibrate import _log_truth, _print_result
     from sim2real.profiles import load_profile
     from sim2real.sysid.calibrate import CalibrationConfig
     from sim2real.sysid.csvlog import read_csv
@@ -84,7 +85,6 @@ def run_calibrate(args: argparse.Namespace, robot: Any, bounds: dict[str, tuple[
         write_quad_outputs,
     )
     from sim2real.sysid.quad_params import parse_quad_params
-    from sim2real.sysid.report import table
 
     prior = load_profile(args.profile, robot=robot) if args.profile else None
     specs = parse_quad_params(args.params, robot, profile=prior, bounds=bounds)
@@ -103,16 +103,6 @@ def run_calibrate(args: argparse.Namespace, robot: Any, bounds: dict[str, tuple[
     weights = QuadWeights(vel=args.w_lin_vel, att=args.w_att, rates=args.w_rates)
     result = calibrate_quadrotor(log, robot, specs, config, weights=weights, state_path=state, resume=args.resume,
                                  progress=not args.quiet)
-    truth = None
-    truth_file = Path(args.log).parent / f"{Path(args.log).name}.truth.yaml"
-    if truth_file.is_file():
-        import yaml
-
-        truth = yaml.safe_load(truth_file.read_text(encoding="utf-8"))
-    paths = write_quad_outputs(result, robot, out, prior=prior, truth=truth, plot=not args.no_plot)
-    rows = [(p.name, p.estimate, p.ci_low, p.ci_high, p.unit, "yes" if p.identifiable else "NO") for p in result.params]
-    print(table(rows, ("param", "estimate", "ci95_low", "ci95_high", "unit", "identifiable")))
-    print(f"cost {result.cost_initial:.4g} -> {result.cost_final:.4g}, {result.evaluations} simulator evaluations, "
-          f"{result.cpu_time:.1f} s CPU (incl. workers), {result.wall_time:.1f} s wall")
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    paths = write_quad_outputs(result, robot, out, prior=prior, truth=_log_truth(args.log), plot=not args.no_plot)
+    _print_result(result, paths)
     return 0

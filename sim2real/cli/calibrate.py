@@ -95,13 +95,26 @@ def run(args: argparse.Namespace) -> int:
                                seed=args.seed, workers=args.workers, ray_address=args.ray, w_vel=args.w_vel,
                                w_tau=args.w_tau, loss=args.loss)
     result = calibrate(log, robot, specs, config, state_path=state, resume=args.resume, progress=not args.quiet)
+    paths = write_outputs(result, robot, out, prior=prior, truth=_log_truth(args.log), plot=not args.no_plot)
+    _print_result(result, paths)
+    return 0
+
+
+def _log_truth(log_path: str) -> dict[str, Any] | None:
+    """The ground truth ``<log>.truth.yaml`` next to a log made by ``sim2real record``, or None."""
+    from pathlib import Path
+
     truth = None
-    truth_file = Path(args.log).parent / f"{Path(args.log).name}.truth.yaml"
+    truth_file = Path(log_path).parent / f"{Path(log_path).name}.truth.yaml"
     if truth_file.is_file():  # a log made by `sim2real record`: keep its ground truth next to the estimates
         import yaml
 
         truth = yaml.safe_load(truth_file.read_text(encoding="utf-8"))
-    paths = write_outputs(result, robot, out, prior=prior, truth=truth, plot=not args.no_plot)
+    return truth
+
+
+def _print_result(result: Any, paths: dict[str, Any]) -> None:
+    """Print the estimates table, the cost and time summary and the written files of a calibration."""
     from sim2real.sysid.report import table
 
     rows = [(p.name, p.estimate, p.ci_low, p.ci_high, p.unit, "yes" if p.identifiable else "NO") for p in result.params]
@@ -109,4 +122,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"cost {result.cost_initial:.4g} -> {result.cost_final:.4g}, {result.evaluations} simulator evaluations, "
           f"{result.cpu_time:.1f} s CPU (incl. workers), {result.wall_time:.1f} s wall")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
-    return 0

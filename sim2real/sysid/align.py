@@ -44,6 +44,40 @@ def find_gaps(t: np.ndarray, max_gap: float) -> list[tuple[float, float]]:
     return [(float(t[i]), float(t[i + 1])) for i in np.flatnonzero(d > max_gap)]
 
 
+def gap_free_pieces(t_state: np.ndarray, t_cmd: np.ndarray, dt: float,
+                    max_gap: float | None = None) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Gaps of a state stream and a command stream (stamps ``(N,)``, ``(M,)``, s) and the stretches between them.
+
+    :param dt: control period (s); the command stream is taken to hold its last value for ``dt``
+    :param max_gap: longest allowed hole in either stream (s); default 3 control periods or
+        2.5× the stream's median sample period, whichever is larger
+    :returns: ``(gaps, pieces)``: gaps as ``(t_before, t_after)``, and the ``(start, end)`` stretches
+        of the overlap of both streams not covered by any gap
+    """
+
+    def limit(t: np.ndarray) -> float:
+        med = float(np.median(np.diff(t))) if t.size > 1 else dt
+        return max_gap if max_gap is not None else max(3.0 * dt, 2.5 * med)
+
+    gaps = find_gaps(t_state, limit(t_state)) + find_gaps(t_cmd, limit(t_cmd))
+    start = max(float(t_state[0]), float(t_cmd[0]))
+    end = min(float(t_state[-1]), float(t_cmd[-1]) + dt)
+    # Segment boundaries: stretches of [start, end] not covered by any gap.
+    pieces: list[tuple[float, float]] = []
+    lo = start
+    for a, b in sorted(gaps):
+        if b <= lo:
+            continue
+        if a >= end:
+            break
+        if a > lo:
+            pieces.append((lo, a))
+        lo = b
+    if lo < end:
+        pieces.append((lo, end))
+    return gaps, pieces
+
+
 def finite_difference_velocity(t: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Joint velocities ``(N, n)`` from positions ``q`` ``(N, n)`` by central differences on stamps ``t``."""
     if t.size < 2:
@@ -69,27 +103,7 @@ def align(log: HardwareLog, rate_hz: float, *, max_gap: float | None = None, min
     vel = js.velocity
     if np.isnan(vel).any():
         vel = finite_difference_velocity(js.t, js.position)
-
-    def limit(t: np.ndarray) -> float:
-        med = float(np.median(np.diff(t))) if t.size > 1 else dt
-        return max_gap if max_gap is not None else max(3.0 * dt, 2.5 * med)
-
-    gaps = find_gaps(js.t, limit(js.t)) + find_gaps(cmd.t, limit(cmd.t))
-    start = max(float(js.t[0]), float(cmd.t[0]))
-    end = min(float(js.t[-1]), float(cmd.t[-1]) + dt)
-    # Segment boundaries: stretches of [start, end] not covered by any gap.
-    pieces: list[tuple[float, float]] = []
-    lo = start
-    for a, b in sorted(gaps):
-        if b <= lo:
-            continue
-        if a >= end:
-            break
-        if a > lo:
-            pieces.append((lo, a))
-        lo = b
-    if lo < end:
-        pieces.append((lo, end))
+    gaps, pieces = gap_free_pieces(js.t, cmd.t, dt, max_gap)
     segments = []
     for a, b in pieces:
         n = int(np.floor((b - a) / dt + 1e-9)) + 1

@@ -50,6 +50,9 @@ DEFAULT_TOPICS = {
     "motor_command": "/motor_commands",
 }
 STREAMS = tuple(DEFAULT_TOPICS)
+#: rosbag2 storage plugins and (zstd) compression modes :func:`write_bag_messages` accepts.
+STORAGES = ("mcap", "sqlite3")
+COMPRESSIONS = ("none", "file", "message")
 
 
 def _typestore() -> Any:
@@ -299,15 +302,11 @@ def write_bag(
     :param overwrite: replace an existing bag; otherwise an existing ``path`` is an error
     :returns: the bag directory. The bag is built in a temp directory and renamed into place.
     """
-    from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
-
     path = Path(path)
-    plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-    modes = {"none": CompressionMode.NONE, "file": CompressionMode.FILE, "message": CompressionMode.MESSAGE}
-    if storage not in plugins:
-        raise LogError(f"{path}: storage {storage!r} unknown; expected one of {list(plugins)}")
-    if compression not in modes:
-        raise LogError(f"{path}: compression {compression!r} unknown; expected one of {list(modes)}")
+    if storage not in STORAGES:
+        raise LogError(f"{path}: storage {storage!r} unknown; expected one of {list(STORAGES)}")
+    if compression not in COMPRESSIONS:
+        raise LogError(f"{path}: compression {compression!r} unknown; expected one of {list(COMPRESSIONS)}")
     if command_type not in ("array", "trajectory"):
         raise LogError(f"{path}: command_type {command_type!r} unknown; expected 'array' or 'trajectory'")
     if path.exists() and not overwrite:
@@ -328,15 +327,6 @@ def write_bag(
         trajectory_msgs__msg__JointTrajectory as TrajMsg,
         trajectory_msgs__msg__JointTrajectoryPoint as TrajPoint,
         builtin_interfaces__msg__Duration as Duration,
-        nav_msgs__msg__Odometry as OdomMsg,
-        sensor_msgs__msg__Imu as ImuMsg,
-        geometry_msgs__msg__PoseWithCovariance as PoseCov,
-        geometry_msgs__msg__TwistWithCovariance as TwistCov,
-        geometry_msgs__msg__Pose as Pose,
-        geometry_msgs__msg__Twist as Twist,
-        geometry_msgs__msg__Point as Point,
-        geometry_msgs__msg__Quaternion as Quat,
-        geometry_msgs__msg__Vector3 as Vec3,
     )
 
     def ns(t: float) -> int:
@@ -345,13 +335,6 @@ def write_bag(
     def header(t_ns: int, frame: str = "") -> Any:
         return Header(stamp=Time(sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000), frame_id=frame)
 
-    def v3(a: np.ndarray) -> Any:
-        return Vec3(x=float(a[0]), y=float(a[1]), z=float(a[2]))
-
-    def q4(a: np.ndarray) -> Any:
-        return Quat(x=float(a[0]), y=float(a[1]), z=float(a[2]), w=float(a[3]))
-
-    zeros9, zeros36 = np.zeros(9), np.zeros(36)
     messages: list[tuple[int, str, str, Any]] = []  # (time ns, topic, type, msg)
     js = log.joint_states
     if js is not None:
@@ -377,11 +360,55 @@ def write_bag(
                                   effort=vals if c.kind == "effort" else empty, time_from_start=Duration(sec=0, nanosec=0))
                 msg = TrajMsg(header=header(t), joint_names=order, points=[point])
                 messages.append((t, tmap["trajectory"], TRAJECTORY, msg))
+    messages += odometry_imu_messages(log, tmap, robot.ros2.frame_id or "world")
+    if log.motor_command is not None:
+        mc = log.motor_command
+        for k in range(len(mc)):
+            msg = F64Array(layout=Layout(dim=[], data_offset=0), data=np.ascontiguousarray(mc.values[k], dtype=float))
+            messages.append((ns(mc.t[k]), tmap["motor_command"], FLOAT_ARRAY, msg))
+    write_bag_messages(path, messages, storage, compression, store)
+    return path
+
+
+def odometry_imu_messages(log: HardwareLog, tmap: dict[str, str], world_frame: str) -> list[tuple[int, str, str, Any]]:
+    """``(t_ns, topic, msgtype, msg)`` of the odometry (``nav_msgs/Odometry`` in ``world_frame``, child
+    ``base_link``, body-frame twist) and IMU (``sensor_msgs/Imu`` in ``base_link``) streams of ``log``, if present.
+
+    :param tmap: topic per stream (keys ``"odometry"``, ``"imu"``); stamps are ``log.t0_ns`` + log time
+    """
+    from rosbags.typesys.stores.ros2_humble import (
+        builtin_interfaces__msg__Time as Time,
+        std_msgs__msg__Header as Header,
+        nav_msgs__msg__Odometry as OdomMsg,
+        sensor_msgs__msg__Imu as ImuMsg,
+        geometry_msgs__msg__PoseWithCovariance as PoseCov,
+        geometry_msgs__msg__TwistWithCovariance as TwistCov,
+        geometry_msgs__msg__Pose as Pose,
+        geometry_msgs__msg__Twist as Twist,
+        geometry_msgs__msg__Point as Point,
+        geometry_msgs__msg__Quaternion as Quat,
+        geometry_msgs__msg__Vector3 as Vec3,
+    )
+
+    def ns(t: float) -> int:
+        return int(log.t0_ns + round(float(t) * 1e9))
+
+    def header(t_ns: int, frame: str) -> Any:
+        return Header(stamp=Time(sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000), frame_id=frame)
+
+    def v3(a: np.ndarray) -> Any:
+        return Vec3(x=float(a[0]), y=float(a[1]), z=float(a[2]))
+
+    def q4(a: np.ndarray) -> Any:
+        return Quat(x=float(a[0]), y=float(a[1]), z=float(a[2]), w=float(a[3]))
+
+    zeros9, zeros36 = np.zeros(9), np.zeros(36)
+    messages: list[tuple[int, str, str, Any]] = []
     if log.odometry is not None:
         o = log.odometry
         for k in range(len(o)):
             t = ns(o.t[k])
-            msg = OdomMsg(header=header(t, robot.ros2.frame_id or "world"), child_frame_id="base_link",
+            msg = OdomMsg(header=header(t, world_frame), child_frame_id="base_link",
                           pose=PoseCov(pose=Pose(position=Point(x=float(o.position[k, 0]), y=float(o.position[k, 1]),
                                                                 z=float(o.position[k, 2])),
                                                  orientation=q4(o.orientation[k])), covariance=zeros36),
@@ -396,13 +423,23 @@ def write_bag(
                          angular_velocity=v3(m.angular_velocity[k]), angular_velocity_covariance=zeros9,
                          linear_acceleration=v3(m.linear_acceleration[k]), linear_acceleration_covariance=zeros9)
             messages.append((t, tmap["imu"], IMU, msg))
-    if log.motor_command is not None:
-        mc = log.motor_command
-        for k in range(len(mc)):
-            msg = F64Array(layout=Layout(dim=[], data_offset=0), data=np.ascontiguousarray(mc.values[k], dtype=float))
-            messages.append((ns(mc.t[k]), tmap["motor_command"], FLOAT_ARRAY, msg))
-    messages.sort(key=lambda m: m[0])
+    return messages
 
+
+def write_bag_messages(path: Path, messages: list[tuple[int, str, str, Any]], storage: str, compression: str,
+                       store: Any) -> None:
+    """Write ``(t_ns, topic, msgtype, msg)`` tuples, sorted by time here, as the rosbag2 directory ``path``.
+
+    The bag is built in a temp directory next to ``path`` and renamed into place (an existing
+    ``path`` is replaced). ``storage`` is one of :data:`STORAGES`, ``compression`` one of
+    :data:`COMPRESSIONS` (zstd); callers validate both with their own messages. ``store`` is the
+    rosbags typestore that knows every ``msgtype``.
+    """
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
+
+    plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+    modes = {"file": CompressionMode.FILE, "message": CompressionMode.MESSAGE}
+    messages.sort(key=lambda m: m[0])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -420,4 +457,3 @@ def write_bag(
         os.replace(tmpdir / path.name, path)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    return path

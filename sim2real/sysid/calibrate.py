@@ -151,6 +151,34 @@ class _Budget:
     def left(self) -> int:
         return self.total - self.used
 
+    @classmethod
+    def start(cls, total: int, progress: bool, used: int = 0) -> _Budget:
+        """A budget of ``total`` simulations (with a tqdm bar if ``progress``) with ``used`` already spent."""
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, desc="calibrate", unit="sim", dynamic_ncols=True)
+        budget = cls(total, bar)
+        budget.take(used)
+        return budget
+
+
+def _load_state(state_path: str | os.PathLike[str] | None, resume: bool, fp: str) -> dict[str, Any]:
+    """A fresh calibration state for fingerprint ``fp``, or the one pickled at ``state_path`` when ``resume``
+    and that file exists (it must have the same fingerprint)."""
+    state: dict[str, Any] = {"version": STATE_VERSION, "fingerprint": fp}
+    if resume and state_path and Path(state_path).is_file():
+        try:
+            loaded = pickle.loads(Path(state_path).read_bytes())
+        except Exception as exc:
+            raise Sim2RealError(f"{state_path}: cannot read calibration state ({exc})") from None
+        if loaded.get("fingerprint") != fp:
+            raise Sim2RealError(f"{state_path}: calibration state is for a different log, parameter set or "
+                                "config; remove it or drop --resume")
+        state = loaded
+    return state
+
 
 def _fingerprint(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSpec], config: CalibrationConfig) -> str:
     js = log.require_joint_states()
@@ -198,28 +226,13 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
     setup = ReplaySetup(str(robot.file), windows, cont, signal_scales(segments), config.w_pos, config.w_vel,
                         config.w_tau)
     fp = _fingerprint(log, robot, specs, config)
-    state: dict[str, Any] = {"version": STATE_VERSION, "fingerprint": fp}
-    if resume and state_path and Path(state_path).is_file():
-        try:
-            loaded = pickle.loads(Path(state_path).read_bytes())
-        except Exception as exc:
-            raise Sim2RealError(f"{state_path}: cannot read calibration state ({exc})") from None
-        if loaded.get("fingerprint") != fp:
-            raise Sim2RealError(f"{state_path}: calibration state is for a different log, parameter set or "
-                                "config; remove it or drop --resume")
-        state = loaded
+    state = _load_state(state_path, resume, fp)
 
     def save() -> None:
         if state_path:
             atomic_write_bytes(state_path, pickle.dumps(state))
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.budget, desc="calibrate", unit="sim", dynamic_ncols=True)
-    budget = _Budget(config.budget, bar)
-    budget.take(int(state.get("evals", 0)))
+    budget = _Budget.start(config.budget, progress, int(state.get("evals", 0)))
     evaluator = make_evaluator(setup, config.workers, config.ray_address)
     try:
         x0 = np.array([s.to_unit(min(max(s.neutral, s.low), s.high)) for s in cont])
@@ -245,16 +258,7 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
             state["cost_initial"] = float(evaluate([x0], fixed0)[0])
             state["x_initial"] = x0
         # stage 1: delay scan at the starting point
-        delay = None
-        if delay_specs:
-            d = delay_specs[0]
-            if "delay" not in state:
-                grid = list(range(int(d.low), int(d.high) + 1))
-                costs = [float(c) for c in evaluate([x0] * len(grid), [[(d, float(g))] for g in grid], per_item=True)]
-                state["delay_scan"] = dict(zip(grid, costs))
-                state["delay"] = grid[int(np.argmin(costs))]
-                save()
-            delay = int(state["delay"])
+        delay = _scan_delay(state, delay_specs[0], x0, evaluate, save) if delay_specs else None
         fixed = (lambda: [(delay_specs[0], float(delay))] if delay_specs else [])
 
         def rescan() -> None:
@@ -341,11 +345,24 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
         result._x = (x_best, delay)  # type: ignore[attr-defined]
     finally:
         evaluator.close()
-        if bar is not None:
-            bar.close()
+        if budget.bar is not None:
+            budget.bar.close()
     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # worker processes, reaped by close()
     result.cpu_time += (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
     return result
+
+
+def _scan_delay(state: dict[str, Any], d: ParamSpec, x0: np.ndarray, evaluate: Callable[..., list[Any]],
+                save: Callable[[], None]) -> int:
+    """Delay (physics steps) of least cost at ``x0`` over the integer range of ``d``, scanned once:
+    ``state["delay_scan"]`` (cost per delay) and ``state["delay"]`` are kept for a resume."""
+    if "delay" not in state:
+        grid = list(range(int(d.low), int(d.high) + 1))
+        costs = [float(c) for c in evaluate([x0] * len(grid), [[(d, float(g))] for g in grid], per_item=True)]
+        state["delay_scan"] = dict(zip(grid, costs))
+        state["delay"] = grid[int(np.argmin(costs))]
+        save()
+    return int(state["delay"])
 
 
 def _run_cma(state: dict[str, Any], evaluate: Callable[..., list[Any]], x0: np.ndarray,

@@ -147,6 +147,16 @@ def write_csv(path: str | os.PathLike[str], log: HardwareLog, robot: RobotDescri
     if cmd is not None:
         blocks.append((cmd.t, cmd.values, len(header)))
         header += ["cmd_" + n for n in names]
+    return write_stamped_table(path, header, blocks)
+
+
+def write_stamped_table(path: str | os.PathLike[str], header: list[str],
+                        blocks: list[tuple[np.ndarray, np.ndarray, int]]) -> Path:
+    """Write stamped streams as one CSV, atomically: column ``t`` holds the union of all stamps (s).
+
+    :param blocks: ``(times (N,), values (N, k), first column)``; each stream fills its ``k`` columns at
+        its own stamps, other cells stay empty
+    """
     times = np.unique(np.concatenate([b[0] for b in blocks])) if blocks else np.zeros(0)
     table = np.full((times.size, len(header)), np.nan)
     table[:, 0] = times

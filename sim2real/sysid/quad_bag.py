@@ -25,8 +25,6 @@ stamp is the bag receive time; odometry/IMU use ``header.stamp``.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,13 +34,17 @@ import numpy as np
 from sim2real.errors import LogError
 from sim2real.robots import RobotDescription
 from sim2real.sysid.bagio import (
+    COMPRESSIONS,
     FLOAT_ARRAY,
     IMU,
     ODOMETRY,
+    STORAGES,
     _quat,
     _stamp_ns,
     _typestore,
     _vec,
+    odometry_imu_messages,
+    write_bag_messages,
 )
 from sim2real.sysid.logs import Commands, HardwareLog, Imu, Odometry, check_monotonic
 
@@ -191,58 +193,17 @@ def write_quad_bag(path: str | os.PathLike[str], log: HardwareLog, robot: RobotD
     :param motor_type: ``"px4"`` (``ActuatorMotors``, PX4 motor order, float32) or ``"array"``
         (``Float64MultiArray``, env rotor order)
     """
-    from rosbags.rosbag2 import (
-        CompressionFormat,
-        CompressionMode,
-        StoragePlugin,
-        Writer,
-    )
-    from rosbags.typesys.stores.ros2_humble import (
-        builtin_interfaces__msg__Time as Time,
-    )
-    from rosbags.typesys.stores.ros2_humble import (
-        geometry_msgs__msg__Point as Point,
-    )
-    from rosbags.typesys.stores.ros2_humble import (
-        geometry_msgs__msg__Pose as Pose,
-    )
-    from rosbags.typesys.stores.ros2_humble import (
-        geometry_msgs__msg__PoseWithCovariance as PoseCov,
-    )
-    from rosbags.typesys.stores.ros2_humble import (
-        geometry_msgs__msg__Quaternion as Quat,
-    )
-    from rosbags.typesys.stores.ros2_humble import (
-        geometry_msgs__msg__Twist as Twist,
-    )
-    from rosbags.typesys.stores.ros2_humble import (
-        geometry_msgs__msg__TwistWithCovariance as TwistCov,
-    )
-    from rosbags.typesys.stores.ros2_humble import (
-        geometry_msgs__msg__Vector3 as Vec3,
-    )
-    from rosbags.typesys.stores.ros2_humble import (
-        nav_msgs__msg__Odometry as OdomMsg,
-    )
-    from rosbags.typesys.stores.ros2_humble import (
-        sensor_msgs__msg__Imu as ImuMsg,
-    )
     from rosbags.typesys.stores.ros2_humble import (
         std_msgs__msg__Float64MultiArray as F64Array,
-    )
-    from rosbags.typesys.stores.ros2_humble import (
-        std_msgs__msg__Header as Header,
     )
     from rosbags.typesys.stores.ros2_humble import (
         std_msgs__msg__MultiArrayLayout as Layout,
     )
 
     path = Path(path)
-    plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
-    modes = {"file": CompressionMode.FILE, "message": CompressionMode.MESSAGE}
-    if storage not in plugins:
+    if storage not in STORAGES:
         raise LogError(f"{path}: storage {storage!r} unknown; expected 'mcap' or 'sqlite3'")
-    if compression not in ("none", *modes):
+    if compression not in COMPRESSIONS:
         raise LogError(f"{path}: compression {compression!r} unknown; expected 'none', 'file' or 'message'")
     if motor_type not in MOTOR_TYPES:
         raise LogError(f"{path}: motor_type {motor_type!r} unknown; expected one of {list(MOTOR_TYPES)}")
@@ -258,34 +219,7 @@ def write_quad_bag(path: str | os.PathLike[str], log: HardwareLog, robot: RobotD
     def ns(t: float) -> int:
         return int(log.t0_ns + round(float(t) * 1e9))
 
-    def header(t_ns: int, frame: str) -> Any:
-        return Header(stamp=Time(sec=t_ns // 1_000_000_000, nanosec=t_ns % 1_000_000_000), frame_id=frame)
-
-    def v3(a: np.ndarray) -> Any:
-        return Vec3(x=float(a[0]), y=float(a[1]), z=float(a[2]))
-
-    def q4(a: np.ndarray) -> Any:
-        return Quat(x=float(a[0]), y=float(a[1]), z=float(a[2]), w=float(a[3]))
-
-    zeros9, zeros36 = np.zeros(9), np.zeros(36)
-    messages: list[tuple[int, str, str, Any]] = []
-    o = log.odometry
-    for k in range(len(o)):
-        t = ns(o.t[k])
-        pos = Point(x=float(o.position[k, 0]), y=float(o.position[k, 1]), z=float(o.position[k, 2]))
-        msg = OdomMsg(header=header(t, robot.ros2.frame_id or "world"), child_frame_id="base_link",
-                      pose=PoseCov(pose=Pose(position=pos, orientation=q4(o.orientation[k])), covariance=zeros36),
-                      twist=TwistCov(twist=Twist(linear=v3(o.linear_velocity[k]), angular=v3(o.angular_velocity[k])),
-                                     covariance=zeros36))
-        messages.append((t, tmap["odometry"], ODOMETRY, msg))
-    if log.imu is not None:
-        m = log.imu
-        for k in range(len(m)):
-            t = ns(m.t[k])
-            msg = ImuMsg(header=header(t, "base_link"), orientation=q4(m.orientation[k]), orientation_covariance=zeros9,
-                         angular_velocity=v3(m.angular_velocity[k]), angular_velocity_covariance=zeros9,
-                         linear_acceleration=v3(m.linear_acceleration[k]), linear_acceleration_covariance=zeros9)
-            messages.append((t, tmap["imu"], IMU, msg))
+    messages = odometry_imu_messages(log, tmap, robot.ros2.frame_id or "world")
     mc = log.motor_command
     for k in range(len(mc)):
         t = ns(mc.t[k])
@@ -298,49 +232,19 @@ def write_quad_bag(path: str | os.PathLike[str], log: HardwareLog, robot: RobotD
         else:
             msg = F64Array(layout=Layout(dim=[], data_offset=0), data=np.ascontiguousarray(mc.values[k], dtype=float))
             messages.append((t, tmap["motor_command"], FLOAT_ARRAY, msg))
-    messages.sort(key=lambda x: x[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        writer = Writer(tmpdir / path.name, version=8, storage_plugin=plugins[storage])
-        if compression != "none":
-            writer.set_compression(modes[compression], CompressionFormat.ZSTD)
-        with writer:
-            conns: dict[str, Any] = {}
-            for t, topic, msgtype, msg in messages:
-                if topic not in conns:
-                    conns[topic] = writer.add_connection(topic, msgtype, typestore=store)
-                writer.write(conns[topic], t, bytes(store.serialize_cdr(msg, msgtype)))
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(tmpdir / path.name, path)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+    write_bag_messages(path, messages, storage, compression, store)
     return path
 
 
 def write_quad_csv(path: str | os.PathLike[str], log: HardwareLog) -> Path:
     """Write odometry and motor commands in the CSV layout of :mod:`sim2real.sysid.csvlog`
     (``pos_*``, ``quat_*``, ``vel_*`` body, ``rate_*``, ``motor_0..3`` thrust fractions), atomically."""
-    import csv
-
-    from sim2real._io import atomic_open
+    from sim2real.sysid.csvlog import write_stamped_table
 
     o, mc = log.odometry, log.motor_command
     if o is None or mc is None:
         raise LogError(f"{path}: a quadrotor log needs odometry and motor commands")
     header = ["t", "pos_x", "pos_y", "pos_z", "quat_x", "quat_y", "quat_z", "quat_w", "vel_x", "vel_y", "vel_z",
               "rate_x", "rate_y", "rate_z"] + [f"motor_{i}" for i in range(mc.values.shape[1])]
-    times = np.unique(np.concatenate([o.t, mc.t]))
-    table = np.full((times.size, len(header)), np.nan)
-    table[:, 0] = times
     odo = np.hstack([o.position, o.orientation, o.linear_velocity, o.angular_velocity])
-    table[np.searchsorted(times, o.t), 1:14] = odo
-    table[np.searchsorted(times, mc.t), 14:] = mc.values
-    path = Path(path)
-    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        for row in table:
-            w.writerow(["" if np.isnan(v) else repr(float(v)) for v in row])
-    return path
+    return write_stamped_table(path, header, [(o.t, odo, 1), (mc.t, mc.values, 14)])

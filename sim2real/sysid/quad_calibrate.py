@@ -23,17 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from sim2real._io import atomic_write_bytes, atomic_write_text
+from sim2real._io import atomic_write_bytes
 from sim2real.errors import LogError, Sim2RealError
 from sim2real.robots import RobotDescription
 from sim2real.sysid.calibrate import (
-    STATE_VERSION,
     CalibrationConfig,
     CalibrationResult,
     _Budget,
     _delay_estimate,
     _levenberg_marquardt,
+    _load_state,
     _run_cma,
+    _scan_delay,
     _uncertainty,
     residual_clusters,
 )
@@ -93,28 +94,13 @@ def calibrate_quadrotor(log: HardwareLog, robot: RobotDescription, specs: Sequen
     setup = QuadReplaySetup(str(robot.file), windows, cont, quad_signal_scales(segments, config.horizon),
                             weights.as_tuple())
     fp = _fingerprint(log, robot, specs, config, weights)
-    state: dict[str, Any] = {"version": STATE_VERSION, "fingerprint": fp}
-    if resume and state_path and Path(state_path).is_file():
-        try:
-            loaded = pickle.loads(Path(state_path).read_bytes())
-        except Exception as exc:
-            raise Sim2RealError(f"{state_path}: cannot read calibration state ({exc})") from None
-        if loaded.get("fingerprint") != fp:
-            raise Sim2RealError(f"{state_path}: calibration state is for a different log, parameter set or "
-                                "config; remove it or drop --resume")
-        state = loaded
+    state = _load_state(state_path, resume, fp)
 
     def save() -> None:
         if state_path:
             atomic_write_bytes(state_path, pickle.dumps(state))
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.budget, desc="calibrate", unit="sim", dynamic_ncols=True)
-    budget = _Budget(config.budget, bar)
-    budget.take(int(state.get("evals", 0)))
+    budget = _Budget.start(config.budget, progress, int(state.get("evals", 0)))
     evaluator = make_evaluator(setup, config.workers, config.ray_address)  # type: ignore[arg-type]
     try:
         x0 = np.array([s.to_unit(min(max(s.neutral, s.low), s.high)) for s in cont])
@@ -128,16 +114,7 @@ def calibrate_quadrotor(log: HardwareLog, robot: RobotDescription, specs: Sequen
 
         if "cost_initial" not in state:
             state["cost_initial"] = float(evaluate([x0], [(delay_specs[0], 0.0)] if delay_specs else [])[0])
-        delay = None
-        if delay_specs:
-            d = delay_specs[0]
-            if "delay" not in state:
-                grid = list(range(int(d.low), int(d.high) + 1))
-                costs = [float(c) for c in evaluate([x0] * len(grid), [[(d, float(g))] for g in grid], per_item=True)]
-                state["delay_scan"] = dict(zip(grid, costs))
-                state["delay"] = grid[int(np.argmin(costs))]
-                save()
-            delay = int(state["delay"])
+        delay = _scan_delay(state, delay_specs[0], x0, evaluate, save) if delay_specs else None
 
         def fixed() -> list[tuple[ParamSpec, float]]:
             return [(delay_specs[0], float(delay))] if delay_specs else []
@@ -191,8 +168,8 @@ def calibrate_quadrotor(log: HardwareLog, robot: RobotDescription, specs: Sequen
         result._delay_spec = delay_specs[0] if delay_specs else None  # type: ignore[attr-defined]
     finally:
         evaluator.close()
-        if bar is not None:
-            bar.close()
+        if budget.bar is not None:
+            budget.bar.close()
     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     result.cpu_time += (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
     return result
@@ -264,35 +241,20 @@ def narrowed_quad_profile(result: CalibrationResult, robot: RobotDescription, pr
 def write_quad_outputs(result: CalibrationResult, robot: RobotDescription, out: str | Path, prior: Any = None,
                        truth: dict[str, Any] | None = None, plot: bool = True) -> dict[str, Path]:
     """Write ``out`` (narrowed profile YAML, validated), ``out.json`` and ``out.png``."""
-    import yaml
+    from sim2real.sysid.report import write_profile_outputs
 
-    from sim2real.profiles import load_profile
-    from sim2real.sysid.report import _jsonable
-
-    out = Path(out)
-    prof = narrowed_quad_profile(result, robot, prior)
-    load_profile(prof, robot=robot)  # validates: raises ProfileError if anything is off
-    header = "# Narrowed randomization profile written by `sim2real calibrate`; numbers in the .json next to it.\n"
-    atomic_write_text(out, header + yaml.safe_dump(prof, sort_keys=False, default_flow_style=None))
-    data = result.to_dict()
-    if truth is not None:
-        data["truth"] = truth
-    paths = {"profile": out, "json": out.with_suffix(".json")}
-    atomic_write_text(paths["json"], json.dumps(data, indent=2, default=_jsonable))
-    if plot and hasattr(result, "_setup"):
-        paths["png"] = out.with_suffix(".png")
-        plot_quad_overlay(result, paths["png"])
-    return paths
+    return write_profile_outputs(result, robot, out, narrowed_quad_profile(result, robot, prior), plot_quad_overlay,
+                                 truth, plot)
 
 
 def plot_quad_overlay(result: CalibrationResult, path: str | Path, max_windows: int = 6) -> None:
     """Logged vs simulated (nominal and calibrated) position and body rates per axis, a few windows."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from sim2real.sysid.report import overlay_lines, save_overlay
 
     setup: QuadReplaySetup = result._setup  # type: ignore[attr-defined]
     x_best, delay = result._x  # type: ignore[attr-defined]
@@ -311,18 +273,8 @@ def plot_quad_overlay(result: CalibrationResult, path: str | Path, max_windows: 
             ("p [rad/s]", ws.rates, 3, 0), ("q [rad/s]", ws.rates, 3, 1), ("r [rad/s]", ws.rates, 3, 2)]
     fig, axes = plt.subplots(len(rows), 1, figsize=(10, 9), sharex=True)
     for ax, (label, logged, sig, j) in zip(axes, rows):
-        for m, i in enumerate(idx):
-            t = ws.t[i, 1:]
-            ax.plot(t, logged[i, :, j], color="k", lw=1.5, label="logged" if m == 0 else None)
-            ax.plot(t, before[sig][i, :, j], color="tab:red", lw=1, ls="--", label="sim before" if m == 0 else None)
-            ax.plot(t, after[sig][i, :, j], color="tab:blue", lw=1, label="sim after" if m == 0 else None)
+        overlay_lines(ax, ws.t, idx, logged[:, :, j], before[sig][:, :, j], after[sig][:, :, j])
         ax.set_ylabel(label, fontsize=7)
     axes[0].legend(loc="upper right", fontsize=7, ncol=3)
     axes[-1].set_xlabel("log time [s]")
-    fig.suptitle(f"{result.robot}: cost {result.cost_initial:.4g} → {result.cost_final:.4g} "
-                 f"({result.evaluations} simulator evaluations)", fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_overlay(fig, result, path)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sim2real.errors import LogError
-from sim2real.sysid.align import find_gaps
+from sim2real.sysid.align import gap_free_pieces
 from sim2real.sysid.logs import HardwareLog
 from sim2real.sysid.params import ParamSpec
 
@@ -97,24 +97,7 @@ def align_quad(log: HardwareLog, rate_hz: float, *, max_gap: float | None = None
     flips = np.cumprod(np.where(np.sum(quat[1:] * quat[:-1], axis=1) < 0, -1.0, 1.0))
     quat[1:] *= flips[:, None]
     vel_world = rotate(quat, odom.linear_velocity)
-
-    def limit(t: np.ndarray) -> float:
-        med = float(np.median(np.diff(t))) if t.size > 1 else dt
-        return max_gap if max_gap is not None else max(3.0 * dt, 2.5 * med)
-
-    gaps = find_gaps(odom.t, limit(odom.t)) + find_gaps(cmd.t, limit(cmd.t))
-    start, end = max(float(odom.t[0]), float(cmd.t[0])), min(float(odom.t[-1]), float(cmd.t[-1]) + dt)
-    pieces, lo = [], start
-    for a, b in sorted(gaps):
-        if b <= lo:
-            continue
-        if a >= end:
-            break
-        if a > lo:
-            pieces.append((lo, a))
-        lo = b
-    if lo < end:
-        pieces.append((lo, end))
+    gaps, pieces = gap_free_pieces(odom.t, cmd.t, dt, max_gap)
 
     def interp(grid: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.stack([np.interp(grid, odom.t, values[:, j]) for j in range(values.shape[1])], axis=1)

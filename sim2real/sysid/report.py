@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -71,12 +71,20 @@ def narrowed_profile(result: CalibrationResult, robot: RobotDescription, prior: 
 def write_outputs(result: CalibrationResult, robot: RobotDescription, out: str | Path, prior: Any = None,
                   truth: dict[str, Any] | None = None, plot: bool = True) -> dict[str, Path]:
     """Write ``out`` (narrowed profile YAML, validated with ``load_profile``), ``out.json`` and ``out.png``."""
+    return write_profile_outputs(result, robot, out, narrowed_profile(result, robot, prior), plot_overlay,
+                                 truth, plot)
+
+
+def write_profile_outputs(result: CalibrationResult, robot: RobotDescription, out: str | Path, prof: dict[str, Any],
+                          plot_fn: Callable[[CalibrationResult, Path], None], truth: dict[str, Any] | None = None,
+                          plot: bool = True) -> dict[str, Path]:
+    """Validate the narrowed profile ``prof`` (``load_profile``) and write it to ``out`` (YAML),
+    ``result`` (plus ``truth``) to ``out.json`` and, if ``plot``, ``plot_fn``'s figure to ``out.png``."""
     import yaml
 
     from sim2real.profiles import load_profile
 
     out = Path(out)
-    prof = narrowed_profile(result, robot, prior)
     load_profile(prof, robot=robot)  # validates: raises ProfileError if anything is off
     header = "# Narrowed randomization profile written by `sim2real calibrate`; numbers in the .json next to it.\n"
     atomic_write_text(out, header + yaml.safe_dump(prof, sort_keys=False, default_flow_style=None))
@@ -87,7 +95,7 @@ def write_outputs(result: CalibrationResult, robot: RobotDescription, out: str |
     atomic_write_text(paths["json"], json.dumps(data, indent=2, default=_jsonable))
     if plot and hasattr(result, "_setup"):
         paths["png"] = out.with_suffix(".png")
-        plot_overlay(result, paths["png"])
+        plot_fn(result, paths["png"])
     return paths
 
 
@@ -132,19 +140,33 @@ def plot_overlay(result: CalibrationResult, path: str | Path, max_windows: int =
     fig, axes = plt.subplots(n, 1, figsize=(10, 1.6 * n + 1), sharex=True, squeeze=False)
     for j in range(n):
         ax = axes[j, 0]
-        for m, i in enumerate(idx):
-            t = ws.t[i, 1:]
-            ax.plot(t, ws.q[i, :, j], color="k", lw=1.5, label="logged" if m == 0 else None)
-            ax.plot(t, q_before[i, :, j], color="tab:red", lw=1, ls="--", label="sim before" if m == 0 else None)
-            ax.plot(t, q_after[i, :, j], color="tab:blue", lw=1, label="sim after" if m == 0 else None)
+        overlay_lines(ax, ws.t, idx, ws.q[:, :, j], q_before[:, :, j], q_after[:, :, j])
         ax.set_ylabel(f"{robot.joint_names[j]}\n[rad]", fontsize=7)
     axes[0, 0].legend(loc="upper right", fontsize=7, ncol=3)
     axes[-1, 0].set_xlabel("log time [s]")
+    save_overlay(fig, result, path)
+
+
+def overlay_lines(ax: Any, t: np.ndarray, idx: np.ndarray, logged: np.ndarray, before: np.ndarray,
+                  after: np.ndarray) -> None:
+    """Plot windows ``idx`` of one signal on ``ax``: logged (black), simulated before (red, dashed) and
+    after (blue) calibration; ``t`` (W, H+1) log times (s), the signals (W, H)."""
+    for m, i in enumerate(idx):
+        ti = t[i, 1:]
+        ax.plot(ti, logged[i], color="k", lw=1.5, label="logged" if m == 0 else None)
+        ax.plot(ti, before[i], color="tab:red", lw=1, ls="--", label="sim before" if m == 0 else None)
+        ax.plot(ti, after[i], color="tab:blue", lw=1, label="sim after" if m == 0 else None)
+
+
+def save_overlay(fig: Any, result: CalibrationResult, path: str | Path) -> None:
+    """Title ``fig`` with the cost before → after calibration and write it as a PNG to ``path`` (atomically)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
     fig.suptitle(f"{result.robot}: cost {result.cost_initial:.4g} → {result.cost_final:.4g} "
                  f"({result.evaluations} simulator evaluations)", fontsize=9)
     fig.tight_layout()
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
