@@ -31,7 +31,8 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "pixelda": {"adversarial_weight": 1.0, "task_weight": 1.0, "content_weight": 0.1,
                 "source_task_weight": 1.0, "disc_lr": 2e-4, "gen_lr": 2e-4, "adabn": False},
     "cyclegan": {"cycle_weight": 10.0, "identity_weight": 0.0, "source_task_weight": 0.5,
-                 "disc_lr": 2e-4, "gen_lr": 2e-4, "adabn": False},
+                 "disc_lr": 2e-4, "gen_lr": 2e-4, "adabn": False,
+                 "semantic_weight": 0.0, "semantic_pretrain_fraction": 0.2},
 }
 
 DATA_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -245,6 +246,10 @@ def parse_config(raw: Any, file: str | None = None, base_dir: Path | None = None
                 raise ConfigError("entropy minimisation needs a classification task", file=file, path=["options", key])
     if method == "adda" and not 0.0 < options["pretrain_fraction"] < 1.0:
         raise ConfigError("expected a number in (0, 1)", file=file, path=["options", "pretrain_fraction"])
+    if method == "cyclegan":
+        _positive(options["semantic_weight"], file, ["options", "semantic_weight"], allow_zero=True)
+        if options["semantic_weight"] > 0 and not 0.0 < options["semantic_pretrain_fraction"] < 1.0:
+            raise ConfigError("expected a number in (0, 1)", file=file, path=["options", "semantic_pretrain_fraction"])
 
     report = {"baselines": True, "grid_rows": 8}
     rep_raw = raw.get("report") or {}

@@ -327,6 +327,15 @@ class CycleGAN(Method):
     When source labels exist, a task network is trained on translated source images
     ``G_st(x_s)`` (and, weighted by ``source_task_weight``, on source images) so the
     report can score it on real target images; without labels only the translator trains.
+
+    Option beyond the paper (off by default): ``semantic_weight > 0`` adds CyCADA's
+    semantic-consistency loss (Hoffman et al. 2018). For the first
+    ``semantic_pretrain_fraction`` of the steps only a separate source task network
+    ``f_s`` (encoder + head) trains, on labelled source images; it is then frozen (eval
+    mode) and the generators also minimise ``semantic_weight × [L(f_s(G_st(x_s)), f_s(x_s))
+    + L(f_s(G_ts(x_t)), f_s(x_t))]``: cross-entropy to ``f_s``'s arg-max label
+    (classification) or MSE on normalised outputs (regression). Translation must not
+    change what ``f_s`` sees (e.g. a small target must not be washed out).
     """
 
     name = "cyclegan"
@@ -344,17 +353,64 @@ class CycleGAN(Method):
         self.optimizers["gen"] = self._adam(gen_params, opt["gen_lr"], (0.5, 0.999))
         self.optimizers["disc"] = self._adam([*self.d_s.parameters(), *self.d_t.parameters()], opt["disc_lr"], (0.5, 0.999))
         self.optimizers["task"] = self._adam([*self.encoder.parameters(), *self.head.parameters()], cfg.train.lr)
+        self.semantic = opt["semantic_weight"] > 0
+        if self.semantic:
+            self.sem_encoder = Encoder(net)
+            self.sem_head = TaskHead(net.feature_dim, cfg.task.out_dim, net.head_hidden)
+            self.modules.update(semantic_encoder=self.sem_encoder, semantic_head=self.sem_head)
+            self.optimizers["semantic"] = self._adam([*self.sem_encoder.parameters(), *self.sem_head.parameters()],
+                                                     cfg.train.lr)
+
+    def set_label_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().set_label_normalisation(mean, std)
+        if self.semantic:
+            self.sem_head.bias.copy_(self.head.bias)
+            self.sem_head.scale.copy_(self.head.scale)
 
     def translate(self, xs: torch.Tensor) -> torch.Tensor:
         return self.g_st(xs)
 
+    def _semantic_net(self, x: torch.Tensor) -> torch.Tensor:
+        """Frozen source task network ``f_s``: outputs ``(B, out_dim)`` (normalised for regression)."""
+        return self.sem_head.net(self.sem_encoder(x))
+
+    def semantic_loss(self, x: torch.Tensor, translated: torch.Tensor) -> torch.Tensor:
+        """CyCADA semantic consistency of ``translated`` w.r.t. ``x`` under the frozen ``f_s``."""
+        with torch.no_grad():
+            ref = self._semantic_net(x)
+        out = self._semantic_net(translated)
+        if self.cfg.task.type == "classification":
+            return F.cross_entropy(out, ref.argmax(1))
+        return F.mse_loss(out, ref)
+
+    def semantic_pretrain_steps(self, total: int) -> int:
+        return int(round(self.cfg.options["semantic_pretrain_fraction"] * total)) if self.semantic else 0
+
     def train_step(self, step, total, xs, ys, xt, yt):
         opt = self.cfg.options
+        if self.semantic:
+            if ys is None:
+                raise ValueError("cyclegan semantic_weight > 0 needs source labels")
+            if step < self.semantic_pretrain_steps(total):  # phase 1: source task network f_s only
+                self.sem_encoder.train(True)
+                loss = self.loss(self.sem_head(self.sem_encoder(xs)), ys)
+                self.optimizers["semantic"].zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizers["semantic"].step()
+                return {"loss/semantic_pretrain": loss.item()}
+            self.sem_encoder.eval()
+            self.sem_head.eval()
+            for prm in (*self.sem_encoder.parameters(), *self.sem_head.parameters()):
+                prm.requires_grad_(False)
         fake_t, fake_s = self.g_st(xs), self.g_ts(xt)
         p_t, p_s = self.d_t(fake_t), self.d_s(fake_s)
         adv = F.mse_loss(p_t, torch.ones_like(p_t)) + F.mse_loss(p_s, torch.ones_like(p_s))
         cycle = F.l1_loss(self.g_ts(fake_t), xs) + F.l1_loss(self.g_st(fake_s), xt)
         g_loss = adv + opt["cycle_weight"] * cycle
+        sem = None
+        if self.semantic:
+            sem = self.semantic_loss(xs, fake_t) + self.semantic_loss(xt, fake_s)
+            g_loss = g_loss + opt["semantic_weight"] * sem
         if opt["identity_weight"] > 0:
             g_loss = g_loss + opt["identity_weight"] * (F.l1_loss(self.g_st(xt), xt) + F.l1_loss(self.g_ts(xs), xs))
         self.optimizers["gen"].zero_grad(set_to_none=True)
@@ -370,6 +426,8 @@ class CycleGAN(Method):
         self.optimizers["disc"].step()
 
         out = {"loss/adversarial": adv.item(), "loss/cycle": cycle.item(), "loss/disc": d_loss.item()}
+        if sem is not None:
+            out["loss/semantic"] = sem.item()
         if ys is not None:
             task = self.loss(self.head(self.encoder(fake_t.detach())), ys)
             if opt["source_task_weight"] > 0:
