@@ -16,19 +16,9 @@ from sim2real.adapt.nets import GradientReversal, dann_lambda, grad_reverse
 from sim2real.adapt.trainer import load_domains, read_checkpoint, train
 from sim2real.errors import CheckpointError, ConfigError
 
-TINY: dict[str, Any] = {
-    "method": "dann",
-    "seed": 0,
-    "task": {"type": "classification", "num_classes": 10},
-    "data": {
-        "source": {"type": "digits", "split": "source", "domain": "digits"},
-        "target": {"type": "digits", "split": "target_train", "domain": "photos"},
-        "target_eval": {"type": "digits", "split": "target_test", "domain": "photos"},
-    },
-    "network": {"image_size": 16, "channels": [8, 16], "feature_dim": 32, "head_hidden": 32,
-                "disc_hidden": 32, "gen_width": 8, "gen_blocks": 1, "noise_dim": 4},
-    "train": {"steps": 4, "batch_size": 8, "lr": 0.001, "checkpoint_every": 2, "log_every": 1},
-}
+from adapt_tiny import tiny_raw
+
+TINY: dict[str, Any] = tiny_raw("dann", steps=4, checkpoint_every=2)
 
 
 def tiny(method: str, **train_kw: Any) -> Any:

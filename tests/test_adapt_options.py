@@ -2,40 +2,24 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
 import pytest
 import torch
 
-from sim2real.adapt.config import parse_config
 from sim2real.adapt.methods import adapt_batchnorm, entropy, make_method
 from sim2real.adapt.nets import Encoder, NetworkConfig
 from sim2real.adapt.trainer import load_domains, read_checkpoint, train
 from sim2real.errors import ConfigError
 
-RAW: dict[str, Any] = {
-    "method": "dann",
-    "seed": 0,
-    "task": {"type": "classification", "num_classes": 10},
-    "data": {
-        "source": {"type": "digits", "split": "source", "domain": "digits"},
-        "target": {"type": "digits", "split": "target_train", "domain": "photos"},
-        "target_eval": {"type": "digits", "split": "target_test", "domain": "photos"},
-    },
-    "network": {"image_size": 16, "channels": [8, 16], "feature_dim": 32, "head_hidden": 32,
-                "disc_hidden": 32, "gen_width": 8, "gen_blocks": 1, "noise_dim": 4},
-    "train": {"steps": 3, "batch_size": 8, "lr": 0.001, "checkpoint_every": 0, "log_every": 1},
-}
+from adapt_tiny import tiny_config, tiny_raw
+
+RAW: dict[str, Any] = tiny_raw("dann", steps=3)
 
 
 def cfg_with(options: dict[str, Any] | None = None, **top: Any):
-    raw = copy.deepcopy(RAW)
-    raw.update(top)
-    if options is not None:
-        raw["options"] = options
-    return parse_config(raw, file="opts.yaml")
+    return tiny_config(RAW, "opts.yaml", options, **top)
 
 
 @pytest.fixture(scope="module")
