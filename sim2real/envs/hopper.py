@@ -18,7 +18,7 @@ import numpy as np
 import pybullet as p
 
 from sim2real.errors import EnvError
-from sim2real.envs.base import SimEnv, _copy, clip_
+from sim2real.envs.base import SimEnv, _copy, clip_, clip_unit
 from sim2real.profiles import Profile
 from sim2real.robots import RobotDescription
 
@@ -114,11 +114,7 @@ class HopperEnv(SimEnv):
         if not aa <= 1.0:  # |a_i| > 1 somewhere, or NaN/inf
             if aa != aa or aa == math.inf:
                 return super().step(action)  # raises for NaN/inf (a huge finite action is clipped there)
-            clipped = []
-            for x in a:  # the clip ufunc: max(x, -1), then min(., 1)
-                x = x if x > -1.0 else -1.0
-                clipped.append(x if x < 1.0 else 1.0)
-            a = clipped
+            a = clip_unit(a)
             aa = 0.0
             for x in a:
                 aa += x * x

@@ -40,7 +40,7 @@ import numpy as np
 import pybullet as p
 
 from sim2real.errors import EnvError, RobotError
-from sim2real.envs.base import SimEnv, _copy, clip_
+from sim2real.envs.base import SimEnv, _copy, clip_, clip_unit
 from sim2real.envs.registration import SPEC_FLAGS
 from sim2real.profiles import Profile
 from sim2real.robots import RobotDescription
@@ -223,11 +223,7 @@ class QuadrotorEnv(SimEnv):
         if not aa <= 1.0:  # |a_i| > 1 somewhere, or NaN/inf
             if aa != aa or aa == math.inf:
                 return super().step(action)  # raises for NaN/inf (a huge finite action is clipped there)
-            clipped = []
-            for x in a:  # the clip ufunc: max(x, -1), then min(., 1)
-                x = x if x > -1.0 else -1.0
-                clipped.append(x if x < 1.0 else 1.0)
-            a = clipped
+            a = clip_unit(a)
         world.step(self._command_floats(a))
         runner = self.runner
         if runner.has_interval:
