@@ -56,12 +56,14 @@ PROFILES = {
     "sim2real/KukaReachCamera-v0": "cad2rl_visual", "sim2real/PandaReachCamera-v0": "cad2rl_visual",
     "sim2real/Hopper-v0": "epopt_hopper",
     "sim2real/QuadrotorHover-v0": "quadrotor", "sim2real/QuadrotorWaypoint-v0": "quadrotor",
-    "sim2real/QuadrotorHoverRates-v0": "quadrotor",
+    "sim2real/QuadrotorHoverRates-v0": "quadrotor", "sim2real/QuadrotorHoverVel-v0": "quadrotor",
+    "sim2real/QuadrotorWaypointVel-v0": "quadrotor",
 }
 #: rows with a ratio target (the issue's targets); others are informational
 TARGET_IDS = {"sim2real/KukaReach-v0", "sim2real/PandaReach-v0", "sim2real/KukaReachVel-v0",
               "sim2real/PandaReachVel-v0", "sim2real/Hopper-v0", "sim2real/QuadrotorHover-v0",
-              "sim2real/QuadrotorWaypoint-v0", "sim2real/QuadrotorHoverRates-v0"}
+              "sim2real/QuadrotorWaypoint-v0", "sim2real/QuadrotorHoverRates-v0", "sim2real/QuadrotorHoverVel-v0",
+              "sim2real/QuadrotorWaypointVel-v0"}
 EXTRA = [("sim2real/KukaReach-v0", "arm_dynamics_full"), ("sim2real/PandaReach-v0", "arm_dynamics_full")]
 RATIO_TARGET = 0.9
 RESET_TARGET_MS = 2.0
@@ -326,10 +328,10 @@ def make_bare(env: Any, actions: list[np.ndarray], episode_steps: int = 100) -> 
 
     if not isinstance(env, SimEnv):
         return None
+    if env.robot.kind == "quadrotor":  # (its velocity-setpoint mode is not a joint velocity mode)
+        return BareQuadrotorLoop(env, actions, episode_steps=episode_steps)
     if env.world.mode in ("position", "velocity", "torque"):
         return BareLoop(env, actions, episode_steps=episode_steps)
-    if env.robot.kind == "quadrotor":
-        return BareQuadrotorLoop(env, actions, episode_steps=episode_steps)
     return None
 
 

@@ -79,6 +79,7 @@ class HopperEnv(SimEnv):
         self._obs_low32, self._obs_high32 = self.observation_space.low, self.observation_space.high
         self._z_bounds = (float(self._obs_low[0]), float(self._obs_high[0]))
         self._three_legs = len(self._all) == 6
+        self._obs_size = int(self.observation_space.shape[0])
 
     def _reset_task(self) -> None:
         w, rng, cid = self.world, self.np_random, self.world.client
@@ -127,22 +128,28 @@ class HopperEnv(SimEnv):
         self._elapsed += 1
         # _read() and _reward(), inlined (hot path)
         cid, rid = world.client, world.robot_id
-        (_, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
-            rid, self._torso, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid)
-        states = p.getJointStates(rid, self._all, physicsClientId=cid)
-        r0, r1, r2, r3, r4, r5, r6, r7, r8 = p.getMatrixFromQuaternion(orn)
-        if self._three_legs:  # the hopper's thigh, leg, foot: unpacked directly
-            (x, _, _, _), _, (pitch, _, _, _), (q0, v0, _, _), (q1, v1, _, _), (q2, v2, _, _) = states
-            values = (z, pitch, q0, q1, q2, vx, vy, vz, r0 * wx + r3 * wy + r6 * wz, r1 * wx + r4 * wy + r7 * wz,
-                      r2 * wx + r5 * wy + r8 * wz, v0, v1, v2)
+        fast = world._fast
+        if fast is not None:  # the same reads and observation from C (sim2real.sim.compiled)
+            obs = np.empty(self._obs_size, dtype=np.float32)
+            z, pitch, x = fast.hopper_observe(p.getLinkState, p.getJointStates, p.getMatrixFromQuaternion, rid,
+                                              self._torso, self._all, cid, self._obs_low32, self._obs_high32, obs)
         else:
-            (x, _, _, _), _, (pitch, _, _, _), *legs = states
-            values = (z, pitch, *[s[0] for s in legs], vx, vy, vz, r0 * wx + r3 * wy + r6 * wz,
-                      r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz, *[s[1] for s in legs])
+            (_, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
+                rid, self._torso, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid)
+            states = p.getJointStates(rid, self._all, physicsClientId=cid)
+            r0, r1, r2, r3, r4, r5, r6, r7, r8 = p.getMatrixFromQuaternion(orn)
+            if self._three_legs:  # the hopper's thigh, leg, foot: unpacked directly
+                (x, _, _, _), _, (pitch, _, _, _), (q0, v0, _, _), (q1, v1, _, _), (q2, v2, _, _) = states
+                values = (z, pitch, q0, q1, q2, vx, vy, vz, r0 * wx + r3 * wy + r6 * wz,
+                          r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz, v0, v1, v2)
+            else:
+                (x, _, _, _), _, (pitch, _, _, _), *legs = states
+                values = (z, pitch, *[s[0] for s in legs], vx, vy, vz, r0 * wx + r3 * wy + r6 * wz,
+                          r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz, *[s[1] for s in legs])
+            # one ufunc call: round to float32, then clip to the float32 bounds = float32(clip(float64))
+            # of the general path (rounding is monotone)
+            obs = clip_(values, self._obs_low32, self._obs_high32, dtype=np.float32)
         self._root_x, self._pitch = x, pitch
-        # one ufunc call: round to float32, then clip to the float32 bounds = float32(clip(float64))
-        # of the general path (rounding is monotone)
-        obs = clip_(values, self._obs_low32, self._obs_high32, dtype=np.float32)
         lo, hi = self._z_bounds
         z = z if z > lo else lo  # the clipped base height (obs[0])
         z = z if z < hi else hi

@@ -44,7 +44,7 @@ from sim2real.envs.base import SimEnv, _copy, clip_, clip_unit
 from sim2real.envs.registration import SPEC_FLAGS
 from sim2real.profiles import Profile
 from sim2real.robots import RobotDescription
-from sim2real.sim.quadrotor import RotorParams
+from sim2real.sim.quadrotor import RotorParams, quadrotor_evaluate, read_base_state
 from sim2real.sim.quadrotor_world import QUAD_MODES, QuadrotorWorld
 
 TASKS = ("hover", "waypoint")
@@ -53,6 +53,8 @@ LAYOUT = [("base_position", 3), ("base_rotation", 9), ("base_linear_velocity", 3
 POS_LIMIT, VEL_LIMIT, RATE_LIMIT, REL_LIMIT = 10.0, 20.0, 40.0, 10.0
 CRASH_PENALTY = 10.0
 PROGRESS_WEIGHT = 10.0
+#: extra height (m) above the body's reach below which the floor contact is queried
+FLOOR_QUERY_MARGIN = 0.1
 
 #: id -> (constructor kwargs, episode length in control steps)
 QUADROTOR_SPECS: dict[str, tuple[dict[str, Any], int]] = {
@@ -127,10 +129,15 @@ class QuadrotorEnv(SimEnv):
         self._prev_distance = 0.0
         self._bounds = (tuple(float(v) for v in self._cfg.bounds_low), tuple(float(v) for v in self._cfg.bounds_high))
         self._state_key: tuple[int, int] | None = None
+        self._reach, self._floor_top = 0.0, 0.0  # set at each reset (_measure_floor_clearance)
+        #: the compiled observation + reward of the float fast path (None: Python), its constants
+        self._compiled_eval = quadrotor_evaluate()
+        self._eval_consts: tuple[float, ...] = ()
         self._state_cache: tuple[tuple[float, ...], ...] = ()
         # the float fast path of step(): command offset/scale, hover action, float32 observation bounds
         self._offset_list, self._scale_list = self.action_offset.tolist(), self.action_scale.tolist()
         self._hover_list = self._hover_action.tolist()
+        self._motor_mode = action_mode == "motor"
         self._obs_low32, self._obs_high32 = self.observation_space.low, self.observation_space.high
 
     def _make_world(self) -> QuadrotorWorld:
@@ -187,6 +194,28 @@ class QuadrotorEnv(SimEnv):
         self._prev_distance = float(np.linalg.norm(self._target - start))
         self._target_list = tuple(float(v) for v in self._target)
         self._state_key = None  # the body moved without a physics step
+        self._measure_floor_clearance()
+        cfg = self._cfg
+        self._eval_consts = (*self._target_list, *self._hover_list, *self._bounds[0], *self._bounds[1],
+                             float(cfg.max_tilt), float(self.task == "waypoint"), self._reach, self._floor_top,
+                             float(w.physics_dt), FLOOR_QUERY_MARGIN, PROGRESS_WEIGHT)
+
+    def _measure_floor_clearance(self) -> None:
+        """The body's reach (largest distance from its centre of mass to a corner of a link's
+        bounding box, which PyBullet pads by its collision margin) and the top of the floor's
+        bounding box, for :meth:`_touches_floor` (the body may be rebuilt at each reset)."""
+        w = self.world
+        if w.floor_id < 0:
+            return
+        cid, rid = w.client, w.robot_id
+        com = p.getBasePositionAndOrientation(rid, physicsClientId=cid)[0]
+        reach = 0.0
+        for link in range(-1, p.getNumJoints(rid, physicsClientId=cid)):
+            lo, hi = p.getAABB(rid, link, physicsClientId=cid)
+            for corner in ((x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])):
+                reach = max(reach, math.dist(corner, com))
+        self._reach = reach
+        self._floor_top = p.getAABB(w.floor_id, -1, physicsClientId=cid)[1][2]
 
     def _state(self) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
         """Position (3, m, world), rotation (9, body→world, row-major), linear velocity (3, m/s,
@@ -199,15 +228,10 @@ class QuadrotorEnv(SimEnv):
         key = (w.physics_step_count, w.robot_id)
         if self._state_key == key:
             return self._state_cache
-        cid, rid = w.client, w.robot_id
-        pos, quat = p.getBasePositionAndOrientation(rid, physicsClientId=cid)
-        lin, (ax, ay, az) = p.getBaseVelocity(rid, physicsClientId=cid)
-        r = p.getMatrixFromQuaternion(quat)
-        rates = (r[0] * ax + r[3] * ay + r[6] * az, r[1] * ax + r[4] * ay + r[7] * az,
-                 r[2] * ax + r[5] * ay + r[8] * az)  # Rᵀ ω
-        self._state_cache = (pos, r, lin, rates)
+        state = read_base_state(w.client, w.robot_id)
+        self._state_cache = state
         self._state_key = key
-        return self._state_cache
+        return state
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """:meth:`SimEnv.step`; with no action/observation noise or observation latency and a float
@@ -225,14 +249,30 @@ class QuadrotorEnv(SimEnv):
                 return super().step(action)  # raises for NaN/inf (a huge finite action is clipped there)
             a = clip_unit(a)
         world.step(self._command_floats(a))
+        count, rid, state = world.base_state  # the state the world read right after this step, if it did
+        if state is not None and count == world.physics_step_count and rid == world.robot_id:
+            self._state_cache, self._state_key = state, (count, rid)
         runner = self.runner
         if runner.has_interval:
             runner.step(self.np_random)
         self._elapsed += 1
-        # one ufunc call: round to float32, then clip to the float32 bounds, = float32(clip(float64))
-        # of the general path (rounding is monotone)
-        obs = clip_(self._observation_values(), self._obs_low32, self._obs_high32, dtype=np.float32)
-        reward, terminated, extra = self._evaluate_floats(a)
+        if self._compiled_eval is not None:  # the same observation and reward, computed in C
+            obs = np.empty(25, dtype=np.float32)
+            reward, out_of_bounds, flipped, distance, tilt, near_floor = self._compiled_eval(
+                self._state(), a, self._prev_distance, self._eval_consts, self._obs_low32, self._obs_high32, obs)
+            touched = near_floor and self._floor_contact()
+            terminated = out_of_bounds or flipped or touched
+            if terminated:
+                reward -= CRASH_PENALTY
+            self._prev_distance = distance
+            extra = {"is_success": distance < self._cfg.waypoint_radius, "distance": distance, "tilt": tilt,
+                     "crashed": terminated, "out_of_bounds": out_of_bounds, "flipped": flipped,
+                     "touched_floor": touched}
+        else:
+            # one ufunc call: round to float32, then clip to the float32 bounds, = float32(clip(float64))
+            # of the general path (rounding is monotone)
+            obs = clip_(self._observation_values(), self._obs_low32, self._obs_high32, dtype=np.float32)
+            reward, terminated, extra = self._evaluate_floats(a)
         mx = self.max_episode_steps
         truncated = False if mx is None else self._elapsed >= mx
         self._needs_reset = terminated or truncated
@@ -260,11 +300,13 @@ class QuadrotorEnv(SimEnv):
     def _command_floats(self, a: list[float]) -> list[float]:
         """:meth:`_command` on 4 floats (the same values; ``math.sqrt`` and IEEE ``*``/``+`` as numpy's)."""
         self._prev_action = a
-        cmd = [o + s * x for o, s, x in zip(self._offset_list, self._scale_list, a)]
-        if self.action_mode == "motor":
+        (o0, o1, o2, o3), (s0, s1, s2, s3) = self._offset_list, self._scale_list
+        c0, c1, c2, c3 = o0 + s0 * a[0], o1 + s1 * a[1], o2 + s2 * a[2], o3 + s3 * a[3]
+        if self._motor_mode:  # np.maximum(c, 0) keeps c when c >= 0
             sqrt = math.sqrt
-            return [sqrt(c if c >= 0.0 else 0.0) for c in cmd]  # np.maximum(c, 0) keeps c when c >= 0
-        return cmd
+            return [sqrt(c0 if c0 >= 0.0 else 0.0), sqrt(c1 if c1 >= 0.0 else 0.0),
+                    sqrt(c2 if c2 >= 0.0 else 0.0), sqrt(c3 if c3 >= 0.0 else 0.0)]
+        return [c0, c1, c2, c3]
 
     def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
         return self._evaluate_floats(action.tolist())
@@ -302,10 +344,23 @@ class QuadrotorEnv(SimEnv):
         return info
 
     def _touches_floor(self) -> bool:
+        """Whether PyBullet reports a contact between the drone and the floor.
+
+        The contact query is skipped while the drone is too high for one: its centre of mass
+        more than its reach (:meth:`_measure_floor_clearance`) plus ``FLOOR_QUERY_MARGIN`` plus
+        twice this physics step's fall above the floor (contacts come from collision detection
+        at the start of the step, before the body moved).
+        """
         w = self.world
-        if w.floor_id < 0:
+        (_, _, z), _, lin, _ = self._state()
+        if z - self._reach - self._floor_top > FLOOR_QUERY_MARGIN + 2.0 * abs(lin[2]) * w.physics_dt:
             return False
-        return bool(p.getContactPoints(w.robot_id, w.floor_id, physicsClientId=w.client))
+        return self._floor_contact()
+
+    def _floor_contact(self) -> bool:
+        """PyBullet's contact query between the drone and the floor (``False`` without a floor)."""
+        w = self.world
+        return w.floor_id >= 0 and bool(p.getContactPoints(w.robot_id, w.floor_id, physicsClientId=w.client))
 
 
 class _TaskConfig:

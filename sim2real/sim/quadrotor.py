@@ -37,6 +37,18 @@ import numpy as np
 import pybullet as p
 
 from sim2real.errors import RobotError
+from sim2real.sim import compiled
+
+def kernel_available() -> bool:
+    """Whether the compiled rotor loop (:mod:`sim2real.sim.compiled`) is built and enabled."""
+    return compiled.module() is not None
+
+
+def quadrotor_evaluate() -> Any:
+    """The compiled observation + reward of :class:`sim2real.envs.quadrotor.QuadrotorEnv`'s float
+    fast path (``sim2real.sim._fastsim.evaluate``), or ``None`` when the kernel is not built or disabled."""
+    fast = compiled.module()
+    return None if fast is None else fast.evaluate
 
 GRAVITY = 9.81
 RPM_TO_RAD_S = 2.0 * math.pi / 60.0
@@ -158,6 +170,21 @@ _matrix = p.getMatrixFromQuaternion
 _WORLD_FRAME = p.WORLD_FRAME
 
 
+#: (position (3,), m, world; rotation (9,), body→world row-major; linear velocity (3,), m/s,
+#: world; body rates (3,), rad/s), float tuples
+BaseState = tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]
+
+
+def read_base_state(client: int, body: int) -> BaseState:
+    """The base state of ``body`` now (:data:`BaseState`: body rates are ``Rᵀ ω``)."""
+    pos, quat = p.getBasePositionAndOrientation(body, physicsClientId=client)
+    lin, (ax, ay, az) = p.getBaseVelocity(body, physicsClientId=client)
+    r = _matrix(quat)
+    rates = (r[0] * ax + r[3] * ay + r[6] * az, r[1] * ax + r[4] * ay + r[7] * az,
+             r[2] * ax + r[5] * ay + r[8] * az)  # Rᵀ ω
+    return pos, r, lin, rates
+
+
 class QuadrotorDynamics:
     """Rotor model of one quadrotor body in one PyBullet client.
 
@@ -177,8 +204,13 @@ class QuadrotorDynamics:
             raise ValueError(f"physics_dt must be > 0, got {physics_dt}")
         self.client = client
         self.physics_dt = float(physics_dt)
-        self.ground_z = float(ground_z)
+        self._ground_z = float(ground_z)
         self._params = params
+        #: the compiled loop behind :meth:`run` (``None``: :meth:`run` steps in Python)
+        fast = compiled.module()
+        self.kernel = None if fast is None else fast.Kernel(client, body)
+        self._kernel_ctrl: Any = None  # the controllers whose constants the kernel holds
+        self._kernel_vctrl: Any = None
         # motor state as plain floats: physics_step runs every physics step, and numpy's
         # per-call overhead on 4-element arrays would dominate it
         self._rpm = [0.0] * 4
@@ -196,6 +228,8 @@ class QuadrotorDynamics:
         at the centre of mass, so the centre-of-mass offset is read here.
         """
         self.body = body
+        if self.kernel is not None:
+            self.kernel.set_body(body)
         info = p.getDynamicsInfo(body, -1, physicsClientId=self.client)
         self.set_com_frame(info[3], _rotation(info[4], self.client))
 
@@ -230,6 +264,20 @@ class QuadrotorDynamics:
         drag = cT @ np.diag([prm.drag_coeff, prm.drag_coeff, prm.drag_coeff_z]) @ cT.T
         self._drag_m = tuple(float(x) for x in drag.reshape(9))
         self._cache_params = prm
+        if self.kernel is not None:
+            self.kernel.set_rotor((self._alpha, self._kf, *self._rotor_flat, *self._z_com, *self._yaw_signs,
+                                   float(self._ge), self._ge_k, self._ge_cap, self._ground_z, float(self._drag),
+                                   *self._drag_m, float(prm.max_rpm)))
+
+    @property
+    def ground_z(self) -> float:
+        """Height of the ground plane (m, world), for the ground effect."""
+        return self._ground_z
+
+    @ground_z.setter
+    def ground_z(self, value: float) -> None:
+        self._ground_z = float(value)
+        self._cache_params = None  # the compiled loop holds a copy
 
     @property
     def params(self) -> RotorParams:
@@ -326,7 +374,7 @@ class QuadrotorDynamics:
         a0, b0, e0, a1, b1, e1, a2, b2, e2, a3, b3, e3 = self._rotor_flat
         # in the centre-of-mass frame: thrust-weighted sum of rotor offsets S = Σ T_i r_i
         if self._ge:  # ground effect per rotor, unrolled: gain 1 / (1 − min(k / h², cap))
-            base_h = com[2] - self.ground_z
+            base_h = com[2] - self._ground_z
             ge_k, ge_cap = self._ge_k, self._ge_cap
             h = base_h + m6 * a0 + m7 * b0 + m8 * e0  # rotor height above the ground
             h = h if h > 1e-4 else 1e-4
@@ -377,6 +425,52 @@ class QuadrotorDynamics:
         self._thrusts = (t0, t1, t2, t3)
         self._yaw_torque = yaw
 
+    def run(self, n: int, controller: BodyRateController | None = None, command: Sequence[float] | None = None,
+            extra_force: Sequence[float] | None = None, extra_torque: Sequence[float] | None = None,
+            read_state: bool = False, velocity_controller: VelocityController | None = None) -> BaseState | None:
+        """Advance ``n`` physics steps: per step read the base state, run ``controller`` (if
+        given) on ``command`` = ``[F (N), p, q, r (rad/s)]`` into a rotor-speed command, apply
+        the rotor forces (:meth:`physics_step_at`, plus the world-frame ``extra_force`` /
+        ``extra_torque``), then ``stepSimulation``. With ``read_state``, return the base state
+        after the last step (:func:`read_base_state`), else ``None``. With a
+        ``velocity_controller`` (which needs ``controller``), ``command`` is ``[vx, vy, vz (m/s,
+        world), yaw rate (rad/s)]`` and that loop feeds the rate loop.
+
+        Runs in the compiled loop (:attr:`kernel`) when it is built, else in Python: the same
+        operations in the same order, so the two give the same trajectory bit for bit.
+        """
+        if self._cache_params is not self._params:
+            self._precompute()
+        kernel = self.kernel
+        if kernel is not None:
+            if controller is not None and controller is not self._kernel_ctrl:
+                kernel.set_controller(controller.kernel_values())
+                self._kernel_ctrl = controller
+            if velocity_controller is not None and velocity_controller is not self._kernel_vctrl:
+                kernel.set_velocity_controller(velocity_controller.kernel_values())
+                self._kernel_vctrl = velocity_controller
+            return kernel.run(n, self, controller, command, extra_force, extra_torque, read_state,
+                              velocity_controller)
+        cid, body, step_sim = self.client, self.body, p.stepSimulation
+        for _ in range(n):
+            com, quat = p.getBasePositionAndOrientation(body, physicsClientId=cid)
+            r = _matrix(quat)
+            lin = None
+            if controller is not None:
+                assert command is not None
+                lin, (ax, ay, az) = p.getBaseVelocity(body, physicsClientId=cid)
+                rates = (r[0] * ax + r[3] * ay + r[6] * az, r[1] * ax + r[4] * ay + r[7] * az,
+                         r[2] * ax + r[5] * ay + r[8] * az)  # Rᵀ ω, body frame
+                if velocity_controller is not None:
+                    thrust, roll_rate, pitch_rate, yaw_rate = velocity_controller.command(command, command[3], r, lin)
+                    self.command_rpm(controller.rpm(thrust, (roll_rate, pitch_rate, yaw_rate), rates))
+                else:
+                    self.command_rpm(controller.rpm(command[0], command[1:], rates))
+            self.physics_step_at(com, r, lin, extra_force, extra_torque)
+            step_sim(physicsClientId=cid)
+        return read_base_state(cid, body) if read_state else None
+
+
 class BodyRateController:
     """Inner loop of the collective-thrust + body-rate mode, run at physics rate.
 
@@ -415,6 +509,12 @@ class BodyRateController:
     def reset(self) -> None:
         self._integral = [0.0, 0.0, 0.0]
         self._prev_rate: tuple[float, float, float] | None = None
+
+    def kernel_values(self) -> tuple[float, ...]:
+        """The controller's constants for :meth:`sim2real.sim._fastsim.Kernel.set_controller` (28 floats):
+        inertia, kp, ki, kd (3 each), period, integral limit, mixer torque columns (4 × 3), kf, max thrust."""
+        return (*self._f_inertia, *self._f_kp, *self._f_ki, *self._f_kd, self.physics_dt, self.integral_limit,
+                *(x for row in self._f_mix for x in row), float(self._kf), float(self._t_max))
 
     def torque(self, rate_cmd: Sequence[float], rate: Sequence[float]) -> np.ndarray:
         """Body torque (3,), N·m, for commanded and measured body rates (3,), rad/s."""
@@ -526,7 +626,53 @@ class VelocityController:
         self.reset()
 
     def reset(self) -> None:
-        self._integral = np.zeros(3)
+        self._integral = [0.0, 0.0, 0.0]
+        # plain floats for the per-physics-step path (numpy costs ~10x more on 3-vectors)
+        self._f_kp = tuple(float(x) for x in self.kp)
+        self._f_ki = tuple(float(x) for x in self.ki)
+        self._tan_tilt = math.tan(self.max_tilt)
+
+    def kernel_values(self) -> tuple[float, ...]:
+        """The controller's constants for ``_fastsim.Kernel.set_velocity_controller`` (12 floats):
+        mass, kp, ki (3 each), attitude gain, tan(max_tilt), period, gravity, integral limit."""
+        return (self.mass, *self._f_kp, *self._f_ki, self.attitude_gain, self._tan_tilt, self.physics_dt,
+                self.gravity, self.integral_limit)
+
+    def command(self, velocity_cmd: Sequence[float], yaw_rate_cmd: float, rot: Sequence[float],
+                velocity: Sequence[float]) -> tuple[float, float, float, float]:
+        """:meth:`__call__` on floats (runs every physics step): ``rot`` the body→world rotation
+        as 9 floats, row-major; returns (thrust N, roll rate, pitch rate, yaw rate rad/s)."""
+        dt, lim, g = self.physics_dt, self.integral_limit, self.gravity
+        v0, v1, v2 = velocity
+        e0, e1, e2 = velocity_cmd[0] - v0, velocity_cmd[1] - v1, velocity_cmd[2] - v2
+        i0, i1, i2 = self._integral
+        i0, i1, i2 = i0 + e0 * dt, i1 + e1 * dt, i2 + e2 * dt
+        nlim = -lim  # clip to [-lim, lim] as conditionals (NaN propagates, as numpy's clip)
+        i0 = i0 if i0 != i0 or i0 > nlim else nlim
+        i0 = i0 if i0 != i0 or i0 < lim else lim
+        i1 = i1 if i1 != i1 or i1 > nlim else nlim
+        i1 = i1 if i1 != i1 or i1 < lim else lim
+        i2 = i2 if i2 != i2 or i2 > nlim else nlim
+        i2 = i2 if i2 != i2 or i2 < lim else lim
+        self._integral = [i0, i1, i2]
+        (p0, p1, p2), (k0, k1, k2) = self._f_kp, self._f_ki
+        a0, a1, a2 = p0 * e0 + k0 * i0, p1 * e1 + k1 * i1, p2 * e2 + k2 * i2
+        a2 = a2 + g
+        a2 = 0.2 * g if 0.2 * g > a2 else a2  # never ask to push downwards (max(a2, 0.2 g))
+        horizontal = math.sqrt(a0 * a0 + a1 * a1)
+        limit = a2 * self._tan_tilt
+        if horizontal > limit:
+            k = limit / horizontal
+            a0, a1 = a0 * k, a1 * k
+        zx, zy, zz = rot[2], rot[5], rot[8]  # body z in world
+        thrust = self.mass * (a0 * zx + a1 * zy + a2 * zz)
+        thrust = 0.0 if 0.0 > thrust else thrust
+        norm = math.sqrt(a0 * a0 + a1 * a1 + a2 * a2)
+        u0, u1, u2 = a0 / norm, a1 / norm, a2 / norm
+        c0, c1, c2 = zy * u2 - zz * u1, zz * u0 - zx * u2, zx * u1 - zy * u0  # z_body × â
+        gain = self.attitude_gain
+        return (thrust, gain * (rot[0] * c0 + rot[3] * c1 + rot[6] * c2),
+                gain * (rot[1] * c0 + rot[4] * c1 + rot[7] * c2), float(yaw_rate_cmd))  # Rᵀ (z × â), yaw passed
 
     def __call__(self, velocity_cmd: Sequence[float], yaw_rate_cmd: float, rotation: np.ndarray,
                  velocity: Sequence[float]) -> tuple[float, np.ndarray]:
@@ -534,19 +680,11 @@ class VelocityController:
 
         ``rotation``: body→world (3, 3); ``velocity``: world linear velocity (3,), m/s.
         """
-        err = np.asarray(velocity_cmd, dtype=float).reshape(3) - np.asarray(velocity, dtype=float).reshape(3)
-        self._integral = np.clip(self._integral + err * self.physics_dt, -self.integral_limit, self.integral_limit)
-        acc = self.kp * err + self.ki * self._integral
-        acc[2] = max(acc[2] + self.gravity, 0.2 * self.gravity)  # never ask to push downwards
-        horizontal = float(np.hypot(acc[0], acc[1]))
-        limit = acc[2] * math.tan(self.max_tilt)
-        if horizontal > limit:
-            acc[:2] *= limit / horizontal
-        z_body = rotation[:, 2]
-        thrust = max(self.mass * float(acc @ z_body), 0.0)
-        rates = self.attitude_gain * (rotation.T @ np.cross(z_body, acc / np.linalg.norm(acc)))
-        rates[2] = float(yaw_rate_cmd)
-        return thrust, rates
+        rot = np.asarray(rotation, dtype=float).reshape(9).tolist()
+        cmd = np.asarray(velocity_cmd, dtype=float).reshape(3).tolist()
+        thrust, p_, q_, r_ = self.command(cmd, float(yaw_rate_cmd), rot,
+                                          np.asarray(velocity, dtype=float).reshape(3).tolist())
+        return thrust, np.array([p_, q_, r_])
 
 
 def configure_body(client: int, body: int) -> None:

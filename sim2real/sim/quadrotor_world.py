@@ -9,7 +9,7 @@ joint-command plumbing into rotor commands.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pybullet as p
@@ -17,6 +17,7 @@ import pybullet as p
 from sim2real.errors import RobotError
 from sim2real.robots import RobotDescription
 from sim2real.sim.quadrotor import (
+    BaseState,
     BodyRateController,
     QuadrotorDynamics,
     RotorParams,
@@ -71,7 +72,12 @@ class QuadrotorWorld(PhysicsWorld):
         self.active = np.zeros(4)
         self._rates_of: list[float] | None = None  # the command (list view) _active_rates was read from
         self._active_rates = [0.0, 0.0, 0.0]
-        self.physics_step_hook = self.push_hook = self._rotor_step  # one bound method (identity checked)
+        #: (physics_step_count, robot_id, :data:`BaseState`) read right after the last physics step of
+        #: the last :meth:`step` (when it ran in runs); valid right after that step only (a reset
+        #: moves the body without stepping): a reader checks the first two against the world's
+        self.base_state: tuple[int, int, BaseState | None] = (-1, -1, None)
+        # one bound method (identity checked here and by PhysicsWorld)
+        self.physics_step_hook = self.push_hook = self._own_hook = self._rotor_step
 
     def nominal_inertia(self) -> np.ndarray:
         """Base inertia diagonal of the model before randomization (3,), kg·m²."""
@@ -114,6 +120,62 @@ class QuadrotorWorld(PhysicsWorld):
         if self.mode == "motor" and self.rotors is not None:
             self.rotors.command_rpm(values)
 
+    def _step_per_physics_step(self, capture_at: int, capture: Callable[[], None] | None) -> None:
+        """:meth:`PhysicsWorld._step_per_physics_step` in runs: the physics steps between two
+        events (a queued command becoming active, the end of a push, the observation capture)
+        go to :meth:`QuadrotorDynamics.run` in one call (the compiled loop when it is built).
+        Same calls and values as the per-physics-step hook; pushes on other links than the base
+        and a replaced :attr:`physics_step_hook` take that hook path."""
+        pushes = self.pushes
+        rotors = self.rotors
+        if (rotors is None or self.physics_step_hook is not self._own_hook
+                or (pushes and (len(pushes) != 1 or pushes[0].link >= 0))):
+            super()._step_per_physics_step(capture_at, capture)
+            return
+        queue, substeps, ctrl, vctrl = self._queue, self.substeps, self.rate_controller, self.velocity_controller
+        count = self.physics_step_count
+        motor = self.mode == "motor"
+        k = 0
+        while k < substeps:
+            while queue and queue[0][0] <= count:
+                cmd = queue.popleft()[1]
+                if motor and type(cmd) is list and len(cmd) == 4:  # the env's float path: what `active`'s
+                    self._active, self._active_list = None, cmd  # setter and _issue do with a list
+                    rotors.command_rpm(cmd)
+                else:
+                    self.active = cmd
+                    self._issue(cmd)
+            stop = substeps
+            if queue and queue[0][0] - count < stop - k:
+                stop = k + queue[0][0] - count
+            if capture is not None and k < capture_at < stop:
+                stop = capture_at
+            push = self.pushes[0] if self.pushes else None
+            if push is not None and push.steps_left < stop - k:
+                stop = k + push.steps_left
+            n = stop - k
+            command = None
+            if ctrl is not None:
+                command = self._active_list
+                if command is None:  # an array command (callers may also assign .active)
+                    command = self._active_list = np.asarray(self._active, dtype=float).reshape(-1).tolist()
+            last = stop == substeps
+            if push is None:
+                state = rotors.run(n, ctrl, command, None, None, last, vctrl)
+            else:
+                state = rotors.run(n, ctrl, command, push.force.tolist(),
+                                   push.torque.tolist() if np.any(push.torque) else None, last, vctrl)
+                push.steps_left -= n
+                if push.steps_left <= 0:
+                    self.pushes = []
+            count += n
+            k = stop
+            self.physics_step_count = count
+            if last:
+                self.base_state = (count, self.robot_id, state)
+            if capture is not None and k == capture_at:
+                capture()
+
     def _rotor_step(self, extra_force: Sequence[float] | None = None,
                     extra_torque: Sequence[float] | None = None) -> None:
         """The :attr:`physics_step_hook`: controllers (if any) and rotor forces for one physics step.
@@ -138,9 +200,8 @@ class QuadrotorWorld(PhysicsWorld):
         rates = (r[0] * ax + r[3] * ay + r[6] * az, r[1] * ax + r[4] * ay + r[7] * az,
                  r[2] * ax + r[5] * ay + r[8] * az)  # Rᵀ ω, body frame
         if self.velocity_controller is not None:
-            rot = np.asarray(r, dtype=float).reshape(3, 3)
-            thrust, rate_cmd = self.velocity_controller(active[:3], active[3], rot, lin)
-            rotors.command_rpm(ctrl.rpm(thrust, rate_cmd.tolist(), rates))
+            thrust, roll_rate, pitch_rate, yaw_rate = self.velocity_controller.command(active, active[3], r, lin)
+            rotors.command_rpm(ctrl.rpm(thrust, (roll_rate, pitch_rate, yaw_rate), rates))
         else:
             if active is not self._rates_of:  # a new command
                 self._rates_of, self._active_rates = active, active[1:]

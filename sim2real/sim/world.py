@@ -28,6 +28,7 @@ import pybullet_data
 
 from sim2real.errors import EnvError, RobotError
 from sim2real.robots import RobotDescription
+from sim2real.sim import compiled
 from sim2real.sim.body_builder import BodyBuilder
 from sim2real.sim.dynamics import GRAVITY, WorldDynamics, _snapshot
 
@@ -135,6 +136,8 @@ class PhysicsWorld(WorldDynamics):
         #: issued), e.g. to apply external forces PyBullet clears after each step; ``None``: no
         #: per-physics-step Python work (step then runs the physics in runs, see :meth:`step`)
         self.physics_step_hook: Callable[[], None] | None = None
+        #: compiled substep loops (:mod:`sim2real.sim.compiled`; ``None``: the Python loops)
+        self._fast = compiled.module()
         #: a ``physics_step_hook`` that also takes ``(force, torque)`` of a push on the base (world
         #: frame, N / N·m or ``None``) and applies it with its own base force (the quadrotor's rotor
         #: model): while it is the hook, a single base push goes through it instead of its own calls
@@ -378,9 +381,13 @@ class PhysicsWorld(WorldDynamics):
             cid, rid, joints = self.client, self.robot_id, self._joint_list
             step_sim, set_motors, torque_control = p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
             if capture is None:
-                for _ in range(self.substeps):
-                    set_motors(rid, joints, torque_control, forces=torque, physicsClientId=cid)
-                    step_sim(physicsClientId=cid)
+                fast = self._fast
+                if fast is not None:  # the same calls from C (sim2real.sim.compiled)
+                    fast.torque_steps(self.substeps, set_motors, step_sim, rid, joints, torque_control, torque, cid)
+                else:
+                    for _ in range(self.substeps):
+                        set_motors(rid, joints, torque_control, forces=torque, physicsClientId=cid)
+                        step_sim(physicsClientId=cid)
                 self.physics_step_count = count + self.substeps
                 return
             for k in range(1, self.substeps + 1):
