@@ -25,7 +25,8 @@ The two loops run interleaved in blocks of ``--block`` steps (order alternating)
 noise hits both; rates and ratios are medians over the blocks (ratios per round). Resets are not timed in
 either loop (they are measured separately). The bare loops end an episode where the env does:
 after the env's ``TimeLimit`` (100 steps for the arms, 1000 for the hopper, 240/480 for the
-quadrotors), when the hopper falls, when the quadrotor leaves its box.
+quadrotors), when the hopper falls, when the quadrotor leaves its flight box, tilts past its
+limit or touches the floor (the env's tests).
 
 Then the cost of one ``reset()`` with full dynamics randomization (``arm_dynamics_full``),
 with and without its ``com_offset`` entry (which rebuilds the body), and nominal: median and
@@ -244,13 +245,16 @@ class BareLoop:
 
 class BareQuadrotorLoop:
     """Bare loop for a quadrotor, what flying the robot needs at minimum, in plain floats: per
-    control step the four rotor thrusts (hover ± 20 % from the random actions) and their
+    control step the four rotor thrusts (from the random actions: the env's per-motor mapping,
+    hover ± 20 % for the controller modes) and their
     resultant in the body frame (collective thrust along body z, torque ``Σ r_i × T_i ẑ`` plus
     the yaw reaction ``Σ s_i km/kf T_i``); per physics step the base pose, and (if the robot's
     ``model_params`` has rotor drag, as the env's rotor model applies it) the base velocity and
     the drag force, then that wrench turned to world and applied as one force at the centre of
-    mass and one torque (as the env does); per control step the base pose and velocity. No
-    motor lag, ground effect or rate controller: those are the env's model, counted as env cost."""
+    mass and one torque (as the env does); per control step the base pose and velocity, and the
+    env's termination test (flight box, tilt, a floor contact query when low enough to touch
+    the floor). No motor lag, ground effect or rate
+    controller: those are the env's model, counted as env cost."""
 
     def __init__(self, env: Any, actions: list[np.ndarray], episode_steps: int = 100) -> None:
         robot = env.robot
@@ -266,11 +270,33 @@ class BareQuadrotorLoop:
         self.yaw_per_thrust = [s * float(mp.get("km", 7.94e-12)) / self.kf for s in (-1.0, 1.0, -1.0, 1.0)]
         self.drag = (float(mp.get("drag_coeff", 0.0)), float(mp.get("drag_coeff_z", 0.0)))
         self.hover = mass * 9.81 / 4.0
+        # rotor thrusts (N) from the env loop's actions: per-motor envs map them as the env does
+        # (ω² = offset + scale·a, rpm², ≥ 0; thrust kf·ω²), so both drones tumble and crash alike;
+        # for the thrust/rate and velocity envs (whose controllers this loop does not run) hover ± 20 %
+        acts = np.array(actions, dtype=np.float64)
+        if getattr(env, "action_mode", "motor") == "motor":
+            w2 = np.maximum(env.action_offset + env.action_scale * np.clip(acts, -1.0, 1.0), 0.0)
+            self.thrust_table = (self.kf * w2).tolist()
+        else:
+            self.thrust_table = (self.hover * (1.0 + 0.2 * acts)).tolist()
         self.acts = np.array(actions, dtype=np.float64)
         self.start = (tuple(robot.model.base_position), tuple(robot.model.base_orientation))
         self.episode_steps = int(episode_steps)  # the env's episode length (its TimeLimit)
+        # the env's termination: its flight box, its tilt limit, and a floor contact, which the
+        # env (and so this loop) only queries when the drone is low enough to touch the floor
+        cfg = env._cfg
+        self.box = (tuple(float(v) for v in cfg.bounds_low), tuple(float(v) for v in cfg.bounds_high))
+        self.min_cos_tilt = math.cos(float(cfg.max_tilt))
+        self.floor = world.floor_id
+        self.dt = world.physics_dt
+        from sim2real.envs.quadrotor import FLOOR_QUERY_MARGIN
+
+        self.margin = FLOOR_QUERY_MARGIN
         self.i = 0
         self._reset()
+        env_body = env.world.robot_id  # the body's reach from its centre of mass, as the env measures it
+        self.reach = env._reach if env_body >= 0 and env._reach > 0 else 0.2
+        self.floor_top = env._floor_top
 
     def _reset(self) -> None:
         self.t = 0  # steps in this episode
@@ -284,7 +310,7 @@ class BareQuadrotorLoop:
         wall = cpu = 0.0
         t, c = time.perf_counter(), time.thread_time()
         for _ in range(steps):
-            thrusts = (self.hover * (1.0 + 0.2 * self.acts[self.i % 256])).tolist()
+            thrusts = self.thrust_table[self.i % 256]
             total = sum(thrusts)
             # body-frame torque of thrusts along z at (x, y, 0): (Σ y T, −Σ x T, yaw)
             tx = sum(y * f for (_, y), f in zip(rotors, thrusts))
@@ -306,11 +332,17 @@ class BareQuadrotorLoop:
                 p.applyExternalTorque(body, -1, (m0 * tx + m1 * ty + m2 * tz, m3 * tx + m4 * ty + m5 * tz,
                                                  m6 * tx + m7 * ty + m8 * tz), world_frame, physicsClientId=cid)
                 p.stepSimulation(physicsClientId=cid)
-            pos, _ = p.getBasePositionAndOrientation(body, physicsClientId=cid)
-            p.getBaseVelocity(body, physicsClientId=cid)
+            pos, (qx, qy, _, _) = p.getBasePositionAndOrientation(body, physicsClientId=cid)
+            vz = p.getBaseVelocity(body, physicsClientId=cid)[0][2]
+            cos_tilt = 1.0 - 2.0 * (qx * qx + qy * qy)  # body z · world z
             self.i += 1
             self.t += 1
-            if self.t >= self.episode_steps or not (0.1 < pos[2] < 3.0 and abs(pos[0]) < 2.0 and abs(pos[1]) < 2.0):
+            (x0, y0, z0), (x1, y1, z1) = self.box
+            x, y, z = pos
+            ended = (not (x0 <= x <= x1 and y0 <= y <= y1 and z0 <= z <= z1) or cos_tilt < self.min_cos_tilt
+                     or (z - self.reach - self.floor_top <= self.margin + 2.0 * abs(vz) * self.dt
+                         and bool(p.getContactPoints(body, self.floor, physicsClientId=cid))))
+            if self.t >= self.episode_steps or ended:
                 wall += time.perf_counter() - t
                 cpu += time.thread_time() - c
                 self._reset()

@@ -112,7 +112,7 @@ class HopperEnv(SimEnv):
             aa = 0.0
             for x in a:  # left to right, as ``a @ a`` (the clip test; the control cost below)
                 aa += x * x
-        if not aa <= 1.0:  # |a_i| > 1 somewhere, or NaN/inf
+        if not aa <= 1.0 and not all(-1.0 <= x <= 1.0 for x in a):  # |a_i| > 1 somewhere, or NaN/inf
             if aa != aa or aa == math.inf:
                 return super().step(action)  # raises for NaN/inf (a huge finite action is clipped there)
             a = clip_unit(a)

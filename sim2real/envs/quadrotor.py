@@ -243,8 +243,8 @@ class QuadrotorEnv(SimEnv):
             return super().step(action)
         a = action.tolist()
         a0, a1, a2, a3 = a
-        aa = a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3  # left to right, as ``a @ a`` (the clip test)
-        if not aa <= 1.0:  # |a_i| > 1 somewhere, or NaN/inf
+        if not (-1.0 <= a0 <= 1.0 and -1.0 <= a1 <= 1.0 and -1.0 <= a2 <= 1.0 and -1.0 <= a3 <= 1.0):
+            aa = a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3  # |a_i| > 1 somewhere, or NaN/inf
             if aa != aa or aa == math.inf:
                 return super().step(action)  # raises for NaN/inf (a huge finite action is clipped there)
             a = clip_unit(a)

@@ -287,6 +287,11 @@ class QuadrotorDynamics:
         """Use new rotor numbers from the next physics step on (motor state is kept)."""
         self._params = params
 
+    def prepare(self) -> None:
+        """Compute the per-params / per-body constants now (else the next physics step does)."""
+        if self._cache_params is not self._params:
+            self._precompute()
+
     @property
     def rpm(self) -> np.ndarray:
         """Current rotor speeds, shape (4,), rpm."""

@@ -96,6 +96,7 @@ class QuadrotorWorld(PhysicsWorld):
         assert self.rotors is not None
         self.rotors.attach(self.robot_id)
         self.rotors.set_params(params)
+        self.rotors.prepare()  # the per-episode constants now, not in the episode's first step
         configure_body(self.client, self.robot_id)
         for ctrl in (self.rate_controller, self.velocity_controller):
             if ctrl is not None:
