@@ -164,8 +164,7 @@ class QuadrotorWorld(PhysicsWorld):
             if push is None:
                 state = rotors.run(n, ctrl, command, None, None, last, vctrl)
             else:
-                state = rotors.run(n, ctrl, command, push.force.tolist(),
-                                   push.torque.tolist() if np.any(push.torque) else None, last, vctrl)
+                state = rotors.run(n, ctrl, command, push.force_list, push.torque_list, last, vctrl)
                 push.steps_left -= n
                 if push.steps_left <= 0:
                     self.pushes = []

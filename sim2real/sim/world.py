@@ -70,6 +70,12 @@ class Push:
     torque: np.ndarray  # (3,) N·m, world frame
     steps_left: int    # physics steps
 
+    def __post_init__(self) -> None:
+        #: the same as floats for the per-physics-step paths: force, and torque (None when zero)
+        self.force_list: list[float] = np.asarray(self.force, dtype=float).tolist()
+        self.torque_list: list[float] | None = (np.asarray(self.torque, dtype=float).tolist()
+                                                if np.any(self.torque) else None)
+
 
 class PhysicsWorld(WorldDynamics):
     """PyBullet world for one robot.
@@ -466,7 +472,7 @@ class PhysicsWorld(WorldDynamics):
                 # the hook applies the base's forces anyway: it adds this push to them (one
                 # applyExternalForce; PyBullet sums the forces on a body the same way)
                 push = pushes[0]
-                hook(push.force.tolist(), push.torque.tolist() if np.any(push.torque) else None)
+                hook(push.force_list, push.torque_list)
                 push.steps_left -= 1
                 if push.steps_left <= 0:
                     self.pushes = []
@@ -500,9 +506,9 @@ class PhysicsWorld(WorldDynamics):
                 pos = p.getBasePositionAndOrientation(rid, physicsClientId=cid)[0]
             else:
                 pos = p.getLinkState(rid, push.link, computeForwardKinematics=1, physicsClientId=cid)[0]
-            p.applyExternalForce(rid, push.link, push.force.tolist(), pos, p.WORLD_FRAME, physicsClientId=cid)
-            if np.any(push.torque):
-                p.applyExternalTorque(rid, push.link, push.torque.tolist(), p.WORLD_FRAME, physicsClientId=cid)
+            p.applyExternalForce(rid, push.link, push.force_list, pos, p.WORLD_FRAME, physicsClientId=cid)
+            if push.torque_list is not None:
+                p.applyExternalTorque(rid, push.link, push.torque_list, p.WORLD_FRAME, physicsClientId=cid)
             push.steps_left -= 1
         self.pushes = [x for x in self.pushes if x.steps_left > 0]
 
