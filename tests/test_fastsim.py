@@ -131,19 +131,27 @@ def _env_run(env_id: str, use_kernel: bool, monkeypatch: Any, *, margin: float |
         assert (u._compiled_eval is not None) == use_kernel
         rng = np.random.default_rng(11)
         hover = u.hover_action
-        out: list[Any] = [env.reset(seed=3)]
-        for k in range(400):
+
+        def action(k: int) -> np.ndarray:
             wild = k % 60 > 25  # stretches of wild commands (falls with floor_box): crashes
             low = -1.0 if wild else -0.2
             a = rng.uniform(low, -low if not floor_box else 0.0, 4) + (0.0 if wild else hover)
-            a = a.astype(np.float32 if k % 3 else np.float64)
-            res = env.step(a)
-            out.append(res)
-            if res[2] or res[3]:
-                out.append(env.reset())
-        return out
+            return a.astype(np.float32 if k % 3 else np.float64)
+        return _episodes(env, 3, 400, action)
     finally:
         env.close()
+
+
+def _episodes(env: Any, seed: int, steps: int, action: Any) -> list[Any]:
+    """Reset with ``seed``, then ``steps`` steps of ``action(k)``, resetting after each episode end;
+    every reset and step result in order."""
+    out: list[Any] = [env.reset(seed=seed)]
+    for k in range(steps):
+        res = env.step(action(k))
+        out.append(res)
+        if res[2] or res[3]:
+            out.append(env.reset())
+    return out
 
 
 @needs_kernel
@@ -216,13 +224,7 @@ def _hopper_run(use_compiled: bool, monkeypatch: Any) -> list[Any]:
     try:
         assert (env.unwrapped.world._fast is not None) == use_compiled
         rng = np.random.default_rng(5)
-        out: list[Any] = [env.reset(seed=2)]
-        for k in range(300):
-            res = env.step(rng.uniform(-1.2, 1.2, 3).astype(np.float32 if k % 2 else np.float64))
-            out.append(res)
-            if res[2] or res[3]:
-                out.append(env.reset())
-        return out
+        return _episodes(env, 2, 300, lambda k: rng.uniform(-1.2, 1.2, 3).astype(np.float32 if k % 2 else np.float64))
     finally:
         env.close()
 

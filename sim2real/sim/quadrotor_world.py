@@ -135,22 +135,11 @@ class QuadrotorWorld(PhysicsWorld):
             return
         queue, substeps, ctrl, vctrl = self._queue, self.substeps, self.rate_controller, self.velocity_controller
         count = self.physics_step_count
-        motor = self.mode == "motor"
         k = 0
         while k < substeps:
-            while queue and queue[0][0] <= count:
-                cmd = queue.popleft()[1]
-                if motor and type(cmd) is list and len(cmd) == 4:  # the env's float path: what `active`'s
-                    self._active, self._active_list = None, cmd  # setter and _issue do with a list
-                    rotors.command_rpm(cmd)
-                else:
-                    self.active = cmd
-                    self._issue(cmd)
-            stop = substeps
-            if queue and queue[0][0] - count < stop - k:
-                stop = k + queue[0][0] - count
-            if capture is not None and k < capture_at < stop:
-                stop = capture_at
+            if queue and queue[0][0] <= count:
+                self._activate_due(count)
+            stop = self._run_end(k, count, capture_at, capture)
             push = self.pushes[0] if self.pushes else None
             if push is not None and push.steps_left < stop - k:
                 stop = k + push.steps_left
@@ -175,6 +164,19 @@ class QuadrotorWorld(PhysicsWorld):
                 self.base_state = (count, self.robot_id, state)
             if capture is not None and k == capture_at:
                 capture()
+
+    def _activate_due(self, count: int) -> None:
+        """:meth:`PhysicsWorld._activate_due`; a per-motor list command (the env's float path)
+        goes straight to the rotors (what ``active``'s setter and :meth:`_issue` do with it)."""
+        queue = self._queue
+        while queue and queue[0][0] <= count:
+            cmd = queue.popleft()[1]
+            if self.mode == "motor" and type(cmd) is list and len(cmd) == 4 and self.rotors is not None:
+                self._active, self._active_list = None, cmd
+                self.rotors.command_rpm(cmd)
+            else:
+                self.active = cmd
+                self._issue(cmd)
 
     def _rotor_step(self, extra_force: Sequence[float] | None = None,
                     extra_torque: Sequence[float] | None = None) -> None:

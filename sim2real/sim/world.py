@@ -413,10 +413,7 @@ class PhysicsWorld(WorldDynamics):
             cid, rid, joints = self.client, self.robot_id, self._joint_list
             step_sim, set_motors, torque_control = p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
             for k in range(1, self.substeps + 1):
-                while queue and queue[0][0] <= count:
-                    cmd = queue.popleft()[1]
-                    self.active = cmd
-                    self._issue(cmd)
+                self._activate_due(count)
                 set_motors(rid, joints, torque_control, forces=self._torque, physicsClientId=cid)
                 step_sim(physicsClientId=cid)
                 count += 1
@@ -430,15 +427,8 @@ class PhysicsWorld(WorldDynamics):
         cid, step_sim, substeps = self.client, p.stepSimulation, self.substeps
         k = 0
         while k < substeps:
-            while queue and queue[0][0] <= count:
-                cmd = queue.popleft()[1]
-                self.active = cmd
-                self._issue(cmd)
-            stop = substeps
-            if queue and queue[0][0] - count < stop - k:
-                stop = k + queue[0][0] - count
-            if capture is not None and k < capture_at < stop:
-                stop = capture_at
+            self._activate_due(count)
+            stop = self._run_end(k, count, capture_at, capture)
             for _ in range(stop - k):
                 step_sim(physicsClientId=cid)
             count += stop - k
@@ -446,6 +436,25 @@ class PhysicsWorld(WorldDynamics):
             self.physics_step_count = count
             if capture is not None and k == capture_at:
                 capture()
+
+    def _activate_due(self, count: int) -> None:
+        """Make the queued commands due at physics step ``count`` active (in queue order)."""
+        queue = self._queue
+        while queue and queue[0][0] <= count:
+            cmd = queue.popleft()[1]
+            self.active = cmd
+            self._issue(cmd)
+
+    def _run_end(self, k: int, count: int, capture_at: int, capture: Callable[[], None] | None) -> int:
+        """Where a run of physics steps that starts at substep ``k`` (physics step ``count``) ends:
+        the next queued command's activation, the observation capture, or the control step's end."""
+        stop = self.substeps
+        queue = self._queue
+        if queue and queue[0][0] - count < stop - k:
+            stop = k + queue[0][0] - count
+        if capture is not None and k < capture_at < stop:
+            stop = capture_at
+        return stop
 
     def _step_per_physics_step(self, capture_at: int, capture: Callable[[], None] | None) -> None:
         """:meth:`step` when something acts every physics step besides torques (friction torques,
@@ -457,10 +466,7 @@ class PhysicsWorld(WorldDynamics):
         friction = self._friction_torque
         count = self.physics_step_count
         for k in range(1, self.substeps + 1):
-            while queue and queue[0][0] <= count:
-                cmd = queue.popleft()[1]
-                self.active = cmd
-                self._issue(cmd)
+            self._activate_due(count)
             if torque_mode:
                 set_motors(rid, joints, torque_control, forces=self._torque, physicsClientId=cid)
             elif friction:
