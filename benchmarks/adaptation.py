@@ -7,6 +7,7 @@ oracle gap the method closes. Configs: ``configs/adapt/<task>_<method>.yaml``.
 
     nice -n 10 python benchmarks/adaptation.py --task digits            # ~10 min on 2 cores
     python benchmarks/adaptation.py --task arm --methods dann pixelda
+    nice -n 19 python benchmarks/adaptation.py --task all --methods selfens   # self-ensembling, ~5 min per task
     python benchmarks/adaptation.py --task all --out runs/bench_adapt
 
 Results go to ``<out>/<task>/`` (runs, ``results.json``, ``results.md``). Finished runs
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("dann", "adda", "pixelda", "cyclegan")
+METHODS = ("dann", "adda", "pixelda", "cyclegan", "selfens")
 TASKS = ("digits", "arm")
 
 

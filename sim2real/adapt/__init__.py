@@ -1,5 +1,6 @@
-"""Domain adaptation for sim→real perception: feature-level (DANN, ADDA) and pixel-level
-(PixelDA, CycleGAN) methods, image datasets, reports, and export of the adapted encoder.
+"""Domain adaptation for sim→real perception: feature-level (DANN, ADDA), pixel-level
+(PixelDA, CycleGAN) and consistency-based (self-ensembling / mean teacher) methods, image
+datasets, reports, and export of the adapted encoder.
 
 Entry points: :func:`sim2real.adapt.config.load_config`,
 :func:`sim2real.adapt.report.run_experiment`, :class:`sim2real.adapt.export.AdaptedFeaturesExtractor`,

@@ -16,7 +16,7 @@ from sim2real.adapt.nets import NetworkConfig
 from sim2real._io import read_yaml_file
 from sim2real.errors import ConfigError
 
-METHODS = ("source_only", "oracle", "dann", "adda", "pixelda", "cyclegan")
+METHODS = ("source_only", "oracle", "dann", "adda", "pixelda", "cyclegan", "selfens")
 PIXEL_METHODS = ("pixelda", "cyclegan")
 DATA_TYPES = ("digits", "folder", "rosbag", "render")
 TASK_TYPES = ("classification", "regression")
@@ -33,6 +33,13 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "cyclegan": {"cycle_weight": 10.0, "identity_weight": 0.0, "source_task_weight": 0.5,
                  "disc_lr": 2e-4, "gen_lr": 2e-4, "adabn": False,
                  "semantic_weight": 0.0, "semantic_pretrain_fraction": 0.2},
+    # French et al. 2018 (sim2real.adapt.selfens); geometric keys are forced to 0 for regression
+    "selfens": {"consistency_weight": 0.3, "teacher_alpha": 0.99, "confidence_threshold": 0.968,
+                "class_balance": 0.005, "rampup_fraction": 0.0, "predict_with": "teacher",
+                "source_augment": True, "combine_batches": False, "translate": 2.0, "affine_std": 0.1, "hflip": False,
+                "intensity_flip": False, "intensity_scale": [1.0, 1.0], "intensity_offset": [0.0, 0.0],
+                "colour_gain": 0.0, "colour_field": 0.0, "blur_sigma": 0.0, "noise_std": 0.1,
+                "equivariant_shift": 0.0},
 }
 
 DATA_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -172,6 +179,42 @@ def _data_spec(raw: Any, file: str | None, path: list[Any], base_dir: Path | Non
     return spec
 
 
+def _selfens_options(options: dict[str, Any], given: dict[str, Any], task: TaskConfig, file: str | None) -> None:
+    """Range checks of the ``selfens`` options (in place); geometric augmentation is off for regression."""
+    for key in ("consistency_weight", "class_balance", "rampup_fraction", "translate", "affine_std",
+                "colour_gain", "colour_field", "blur_sigma", "noise_std", "equivariant_shift"):
+        _positive(options[key], file, ["options", key], allow_zero=True)
+    for key in ("teacher_alpha", "confidence_threshold", "rampup_fraction"):
+        if not 0.0 <= options[key] <= 1.0 or (key == "teacher_alpha" and options[key] == 1.0):
+            raise ConfigError(f"expected a number in [0, 1{')' if key == 'teacher_alpha' else ']'}, got {options[key]}",
+                              file=file, path=["options", key])
+    if options["predict_with"] not in ("teacher", "student"):
+        raise ConfigError(f"expected teacher or student, got {options['predict_with']!r}", file=file,
+                          path=["options", "predict_with"])
+    for key in ("intensity_scale", "intensity_offset"):
+        value = options[key]
+        if (len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                or value[0] > value[1]):
+            raise ConfigError(f"expected [low, high] with low <= high, got {value!r}", file=file, path=["options", key])
+        options[key] = [float(v) for v in value]
+    if options["equivariant_shift"] > 0:
+        bad = [c for c in task.columns if not c.endswith(("_u", "_v"))]
+        if task.type != "regression" or bad:
+            raise ConfigError("needs a regression task whose label columns are all pixel positions (*_u / *_v)"
+                              + (f", got {bad}" if task.type == "regression" else ""),
+                              file=file, path=["options", "equivariant_shift"])
+    if task.type != "classification":
+        for key in ("class_balance",):
+            if given.get(key, 0) > 0:
+                raise ConfigError("class balance needs a classification task", file=file, path=["options", key])
+        options["class_balance"] = 0.0
+        for key in ("translate", "affine_std", "hflip"):
+            if given.get(key):
+                raise ConfigError("geometric augmentation moves pixels and would invalidate regression labels; "
+                                  "use photometric options only", file=file, path=["options", key])
+            options[key] = False if key == "hflip" else 0.0
+
+
 def parse_config(raw: Any, file: str | None = None, base_dir: Path | None = None) -> AdaptConfig:
     """Validate a config mapping; ``file`` is only used in error messages."""
     _check(raw, dict, file, [])
@@ -246,6 +289,8 @@ def parse_config(raw: Any, file: str | None = None, base_dir: Path | None = None
                 raise ConfigError("entropy minimisation needs a classification task", file=file, path=["options", key])
     if method == "adda" and not 0.0 < options["pretrain_fraction"] < 1.0:
         raise ConfigError("expected a number in (0, 1)", file=file, path=["options", "pretrain_fraction"])
+    if method == "selfens":
+        _selfens_options(options, opts_raw, task, file)
     if method == "cyclegan":
         _positive(options["semantic_weight"], file, ["options", "semantic_weight"], allow_zero=True)
         if options["semantic_weight"] > 0 and not 0.0 < options["semantic_pretrain_fraction"] < 1.0:

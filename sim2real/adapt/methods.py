@@ -446,6 +446,10 @@ METHOD_CLASSES: dict[str, type[Method]] = {
 
 def make_method(cfg: AdaptConfig) -> Method:
     """Instantiate the method named by ``cfg.method``."""
+    if cfg.method == "selfens" and "selfens" not in METHOD_CLASSES:  # own module; it imports this one
+        from sim2real.adapt.selfens import SelfEnsembling
+
+        METHOD_CLASSES["selfens"] = SelfEnsembling
     return METHOD_CLASSES[cfg.method](cfg)
 
 
