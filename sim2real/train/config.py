@@ -209,6 +209,37 @@ def _check_policy_kwargs(chk: _Checker, cls: type, policy: str, kwargs: dict, pa
             chk.fail(path + (key,), f"unknown keyword of {policy_cls.__name__} (expected one of: {', '.join(settable)})")
 
 
+_SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
+
+
+def parse_schedule(value: str, chk: "_Checker | None" = None, path: tuple = ()) -> float:
+    """Start value of a ``lin_<start>`` schedule string (RL-Zoo syntax: linear from ``start`` to 0
+    over the run); raises ConfigError (via ``chk``) for anything else."""
+    start = None
+    if value.startswith("lin_"):
+        try:
+            start = float(value[4:])
+        except ValueError:
+            start = None
+    if start is None or not start > 0 or start == float("inf"):
+        msg = f"expected a number or 'lin_<start>' (linear decay to 0, start > 0), got {value!r}"
+        if chk is None:
+            raise ConfigError(msg, path=path)
+        chk.fail(path, msg)
+    return float(start)
+
+
+def resolve_schedules(hp: Mapping[str, Any]) -> dict[str, Any]:
+    """``hp`` with ``lin_<start>`` strings replaced by SB3 schedules (progress 1 → 0 maps start → 0)."""
+    from stable_baselines3.common.utils import LinearSchedule
+
+    out = dict(hp)
+    for key in _SCHEDULED:
+        if isinstance(out.get(key), str):
+            out[key] = LinearSchedule(parse_schedule(out[key], path=(key,)), 0.0, 1.0)
+    return out
+
+
 def _check_hyperparameters(chk: _Checker, algo: str, hp: dict, path: tuple, policy: str = "MlpPolicy") -> dict:
     cls = algo_class(algo)
     params = inspect.signature(cls.__init__).parameters
@@ -223,6 +254,9 @@ def _check_hyperparameters(chk: _Checker, algo: str, hp: dict, path: tuple, poli
             chk.fail(kpath, f"unknown hyperparameter of {name} "
                      f"(expected one of: {', '.join(k for k in params if k not in _RESERVED and k != 'self')})")
         default = params[key].default
+        if key in _SCHEDULED and isinstance(value, str):
+            parse_schedule(value, chk, kpath)
+            continue
         if key == "policy_kwargs":
             _check_policy_kwargs(chk, cls, policy, chk.mapping(value, kpath), kpath)
         elif isinstance(default, bool):

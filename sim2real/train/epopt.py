@@ -157,6 +157,8 @@ class EPOptPPO(PPO):
         dones = np.zeros(n_envs, dtype=bool)
         new_obs = self._last_obs
         while n_steps < n_rollout_steps and remaining.sum() > 0:
+            if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
+                self.policy.reset_noise(n_envs)  # gSDE: new exploration matrix every sde_sample_freq steps (as PPO)
             with th.no_grad():
                 actions, values, log_probs = self.policy(obs_as_tensor(self._last_obs, self.device))
             actions = actions.cpu().numpy()

@@ -24,7 +24,7 @@ import numpy as np
 from sim2real._io import atomic_write_text, atomic_write_yaml
 from sim2real.errors import CheckpointError, ConfigError
 from sim2real.train.checkpoint import latest_checkpoint, read_state, restore_rng, save_checkpoint
-from sim2real.train.config import RunConfig, algo_class
+from sim2real.train.config import RunConfig, algo_class, resolve_schedules
 from sim2real.train.policy import run_episodes, summarize
 from sim2real.train.vec import build_vec_env, create_env
 
@@ -225,7 +225,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, progress
             restore_rng(ck)
             log(f"resuming {out} from {ck.name} at {model.num_timesteps} steps")
         else:
-            hp = {k: v for k, v in cfg.hyperparameters.items() if k != "policy_kwargs"}
+            hp = resolve_schedules({k: v for k, v in cfg.hyperparameters.items() if k != "policy_kwargs"})
             if cfg.algo == "epopt_ppo":
                 hp["n_steps"] = n_steps
                 hp.setdefault("batch_size", min(256, n_steps * cfg.n_envs))
