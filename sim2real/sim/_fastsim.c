@@ -355,7 +355,8 @@ done:
     return out;
 }
 
-/* run(n, dynamics, controller, command, extra_force, extra_torque): n physics steps.
+/* run(n, dynamics, controller, command, extra_force, extra_torque, read_state, velocity_controller):
+ * n physics steps.
  *
  * dynamics: the QuadrotorDynamics (its _rpm and _rpm_cmd lists are read; _rpm, _thrusts and
  * _yaw_torque written, and _rpm_cmd when a controller runs). controller: the BodyRateController
