@@ -24,6 +24,8 @@ import cyclonedds.idl.annotations as annotate
 import cyclonedds.idl.types as t
 from cyclonedds.idl import IdlStruct
 
+from sim2real.ros2.msg_definitions import EXTRA_MSG_DEFINITIONS  # noqa: F401  (re-exported)
+
 
 def _name(ros_type: str) -> str:
     pkg, _, typ = ros_type.split("/")
@@ -281,44 +283,6 @@ class ActuatorMotors(IdlStruct, typename=_name("px4_msgs/msg/ActuatorMotors")):
     reversible_flags: t.uint16
     control: t.array[t.float32, 12]  # normalised thrust [-1, 1] per motor; NaN = disarmed (motor stopped)
 
-
-#: ``.msg`` text of the message types that are not in ROS 2 Humble's core set, in the
-#: form ``rosbags.typesys.get_types_from_msg`` reads.
-EXTRA_MSG_DEFINITIONS: dict[str, str] = {
-    "px4_msgs/msg/OffboardControlMode": (
-        "uint64 timestamp\nbool position\nbool velocity\nbool acceleration\nbool attitude\n"
-        "bool body_rate\nbool thrust_and_torque\nbool direct_actuator\n"
-    ),
-    "px4_msgs/msg/TrajectorySetpoint": (
-        "uint32 MESSAGE_VERSION = 0\nuint64 timestamp\nfloat32[3] position\nfloat32[3] velocity\n"
-        "float32[3] acceleration\nfloat32[3] jerk\nfloat32 yaw\nfloat32 yawspeed\n"
-    ),
-    "px4_msgs/msg/VehicleRatesSetpoint": (
-        "uint32 MESSAGE_VERSION = 0\n\nuint64 timestamp\t# time since system start (microseconds)\n\n"
-        "# body angular rates in FRD frame\nfloat32 roll\t\t# [rad/s] roll rate setpoint\n"
-        "float32 pitch\t\t# [rad/s] pitch rate setpoint\nfloat32 yaw\t\t# [rad/s] yaw rate setpoint\n\n"
-        "# For clarification: For multicopters thrust_body[0] and thrust[1] are usually 0 and thrust[2] is the "
-        "negative throttle demand.\n# For fixed wings thrust_x is the throttle demand and thrust_y, thrust_z will "
-        "usually be zero.\nfloat32[3] thrust_body\t# Normalized thrust command in body NED frame [-1,1]\n\n"
-        "bool reset_integral\t# Reset roll/pitch/yaw integrals (navigation logic change)\n"
-    ),
-    "px4_msgs/msg/ActuatorMotors": (
-        "# Motor control message\n\nuint32 MESSAGE_VERSION = 0\n\n"
-        "uint64 timestamp\t\t\t# time since system start (microseconds)\n"
-        "uint64 timestamp_sample\t    # the timestamp the data this control response is based on was sampled\n\n"
-        "uint16 reversible_flags     # bitset which motors are configured to be reversible\n\n"
-        "uint8 ACTUATOR_FUNCTION_MOTOR1 = 101\n\nuint8 NUM_CONTROLS = 12\n"
-        "float32[12] control # range: [-1, 1], where 1 means maximum positive thrust,\n"
-        "                    # -1 maximum negative (if not supported by the output, <0 maps to NaN),\n"
-        "                    # and NaN maps to disarmed (stop the motors)\n"
-    ),
-    "crazyflie_interfaces/msg/FullState": (
-        "std_msgs/Header header\ngeometry_msgs/Pose pose\ngeometry_msgs/Twist twist\ngeometry_msgs/Vector3 acc\n"
-    ),
-    "crazyflie_interfaces/msg/VelocityWorld": (
-        "std_msgs/Header header\ngeometry_msgs/Vector3 vel\nfloat32 yaw_rate\n"
-    ),
-}
 
 #: ROS type name (``pkg/msg/Type``) → IDL struct.
 MESSAGE_TYPES: dict[str, type] = {

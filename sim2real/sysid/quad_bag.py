@@ -33,6 +33,7 @@ import numpy as np
 
 from sim2real.errors import LogError
 from sim2real.robots import RobotDescription
+from sim2real.ros2.msg_definitions import EXTRA_MSG_DEFINITIONS
 from sim2real.sysid.bagio import (
     COMPRESSIONS,
     FLOAT_ARRAY,
@@ -49,17 +50,8 @@ from sim2real.sysid.bagio import (
 from sim2real.sysid.logs import Commands, HardwareLog, Imu, Odometry, check_monotonic
 
 ACTUATOR_MOTORS = "px4_msgs/msg/ActuatorMotors"
-#: px4_msgs (PX4 v1.14+) ``ActuatorMotors.msg``, the same text as ``sim2real.ros2.dds_types``.
-ACTUATOR_MOTORS_MSG = (
-    "# Motor control message\n\nuint32 MESSAGE_VERSION = 0\n\n"
-    "uint64 timestamp\t\t\t# time since system start (microseconds)\n"
-    "uint64 timestamp_sample\t    # the timestamp the data this control response is based on was sampled\n\n"
-    "uint16 reversible_flags     # bitset which motors are configured to be reversible\n\n"
-    "uint8 ACTUATOR_FUNCTION_MOTOR1 = 101\n\nuint8 NUM_CONTROLS = 12\n"
-    "float32[12] control # range: [-1, 1], where 1 means maximum positive thrust,\n"
-    "                    # -1 maximum negative (if not supported by the output, <0 maps to NaN),\n"
-    "                    # and NaN maps to disarmed (stop the motors)\n"
-)
+#: px4_msgs (PX4 v1.14+) ``ActuatorMotors.msg`` (:mod:`sim2real.ros2.msg_definitions`, shared with the DDS types)
+ACTUATOR_MOTORS_MSG = EXTRA_MSG_DEFINITIONS[ACTUATOR_MOTORS]
 QUAD_DEFAULT_TOPICS = {"odometry": "/odom", "imu": "/imu", "motor_command": "/motor_commands",
                        "px4_actuator_motors": "/fmu/in/actuator_motors"}
 MOTOR_TYPES = ("px4", "array")
