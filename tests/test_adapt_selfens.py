@@ -13,7 +13,7 @@ import yaml
 
 from sim2real.adapt.config import load_config
 from sim2real.adapt.methods import make_method
-from sim2real.adapt.selfens import SelfEnsembling, augment
+from sim2real.adapt.selfens import SelfEnsembling, augment, fourier_style
 from sim2real.adapt.trainer import load_domains, read_checkpoint, train
 from sim2real.errors import ConfigError
 
@@ -198,6 +198,8 @@ def test_cli_runs_from_config_and_reports(tmp_path: Path):
         ({"consistency": 1.0}, None, r"options\.consistency: unknown option for method selfens"),
         ({"translate": 2.0}, "regression", r"options\.translate: geometric augmentation"),
         ({"class_balance": 0.01}, "regression", r"options\.class_balance: class balance needs a classification"),
+        ({"fourier_beta": 0.7}, None, r"options\.fourier_beta: expected a number in \[0, 0\.5\]"),
+        ({"fourier_prob": -0.1}, None, r"options\.fourier_prob: expected a number in \[0, 1\.0\]"),
     ],
 )
 def test_bad_options_name_file_and_key(tmp_path: Path, options, task, match):
@@ -261,3 +263,43 @@ def test_equivariant_consistency_is_zero_for_a_shift_equivariant_teacher_and_stu
     monkeypatch.setattr(m, "unsupervised_loss", grab)
     m.train_step(0, 1, x, torch.zeros(4, 2), x, None)
     assert float(logs["diff"]) == 0.0
+
+
+def _smooth_images(n: int, seed: int, level: float) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return level + 0.05 * torch.randn(n, 3, 16, 16, generator=g)  # stays inside [0, 1]: no clamping
+
+
+def test_fourier_style_takes_low_band_amplitude_from_target_and_keeps_source_phase():
+    xs, xt = _smooth_images(4, 0, 0.5), _smooth_images(1, 1, 0.3)  # one target image: every pick is it
+    band = 2  # floor(0.15 * 16)
+    out = fourier_style(xs, xt, 0.15)
+    k = (torch.fft.fftfreq(16) * 16).abs()
+    low = (k.view(16, 1) <= band) & (k.view(1, 16) <= band)
+    fo, fs, ft = torch.fft.fft2(out), torch.fft.fft2(xs), torch.fft.fft2(xt)
+    torch.testing.assert_close(fo.abs()[..., low], ft.abs().expand_as(fs)[..., low], atol=1e-3, rtol=1e-4)
+    torch.testing.assert_close(fo.abs()[..., ~low], fs.abs()[..., ~low], atol=1e-3, rtol=1e-4)
+    phase_err = torch.angle(fo * fs.conj())  # phase difference, wrapped to (-pi, pi]
+    assert phase_err.abs().max() < 1e-3
+    # the mean colour (DC) is now the target's: a cast moves with it
+    torch.testing.assert_close(out.mean((2, 3)), xt.mean((2, 3)).expand(4, 3), atol=1e-5, rtol=0)
+    assert not torch.allclose(out, xs, atol=1e-2)
+
+
+def test_fourier_style_probability_and_training_step(domains):
+    xs, xt = _smooth_images(6, 2, 0.5), _smooth_images(3, 3, 0.2)
+    assert torch.equal(fourier_style(xs, xt, 0.1, prob=0.0), xs)
+    torch.manual_seed(0)
+    mixed = fourier_style(xs, xt, 0.1, prob=0.5)
+    changed = [not torch.equal(a, b) for a, b in zip(mixed, xs)]
+    assert any(changed) and not all(changed)
+    # in training, the source batch is translated before augmentation: a different update
+    updates = []
+    for beta in (0.0, 0.1):
+        torch.manual_seed(0)
+        m = make_method(cfg_with({"fourier_beta": beta, "consistency_weight": 0.0, "source_augment": False}))
+        m.train(True)
+        a, y, t = _batch(domains)
+        m.train_step(0, 4, a, y, t, None)
+        updates.append(_params(m.encoder))
+    assert any(not torch.equal(a, b) for a, b in zip(*updates))

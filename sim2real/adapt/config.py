@@ -16,6 +16,7 @@ from sim2real.adapt.nets import NetworkConfig
 from sim2real._io import read_yaml_file
 from sim2real.errors import ConfigError
 
+LR_SCHEDULES = ("constant", "cosine")
 METHODS = ("source_only", "oracle", "dann", "adda", "pixelda", "cyclegan", "selfens")
 PIXEL_METHODS = ("pixelda", "cyclegan")
 DATA_TYPES = ("digits", "folder", "rosbag", "render")
@@ -39,7 +40,7 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
                 "source_augment": True, "combine_batches": False, "translate": 2.0, "affine_std": 0.1, "hflip": False,
                 "intensity_flip": False, "intensity_scale": [1.0, 1.0], "intensity_offset": [0.0, 0.0],
                 "colour_gain": 0.0, "colour_field": 0.0, "blur_sigma": 0.0, "noise_std": 0.1,
-                "equivariant_shift": 0.0},
+                "equivariant_shift": 0.0, "fourier_beta": 0.0, "fourier_prob": 1.0},
 }
 
 DATA_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -73,6 +74,7 @@ class TrainConfig:
     steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine (every optimizer's rate × 0.5 (1 + cos(π step / steps)))
     weight_decay: float = 0.0
     checkpoint_every: int = 500
     log_every: int = 50
@@ -188,6 +190,9 @@ def _selfens_options(options: dict[str, Any], given: dict[str, Any], task: TaskC
         if not 0.0 <= options[key] <= 1.0 or (key == "teacher_alpha" and options[key] == 1.0):
             raise ConfigError(f"expected a number in [0, 1{')' if key == 'teacher_alpha' else ']'}, got {options[key]}",
                               file=file, path=["options", key])
+    for key, hi in (("fourier_beta", 0.5), ("fourier_prob", 1.0)):
+        if not isinstance(options[key], (int, float)) or isinstance(options[key], bool) or not 0.0 <= options[key] <= hi:
+            raise ConfigError(f"expected a number in [0, {hi}], got {options[key]!r}", file=file, path=["options", key])
     if options["predict_with"] not in ("teacher", "student"):
         raise ConfigError(f"expected teacher or student, got {options['predict_with']!r}", file=file,
                           path=["options", "predict_with"])
@@ -253,6 +258,9 @@ def parse_config(raw: Any, file: str | None = None, base_dir: Path | None = None
         _positive(getattr(train, key), file, ["train", key])
     for key in ("checkpoint_every", "log_every", "weight_decay", "eval_every", "threads"):
         _positive(getattr(train, key), file, ["train", key], allow_zero=True)
+    if train.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"expected one of {', '.join(LR_SCHEDULES)}, got {train.lr_schedule!r}",
+                          file=file, path=["train", "lr_schedule"])
 
     data_raw = raw.get("data")
     if data_raw is None:
@@ -291,6 +299,9 @@ def parse_config(raw: Any, file: str | None = None, base_dir: Path | None = None
         raise ConfigError("expected a number in (0, 1)", file=file, path=["options", "pretrain_fraction"])
     if method == "selfens":
         _selfens_options(options, opts_raw, task, file)
+    if method == "dann" and options["lr_anneal"] and train.lr_schedule != "constant":
+        raise ConfigError("dann anneals its own learning rate (options.lr_anneal); set lr_anneal: false to use "
+                          "train.lr_schedule", file=file, path=["train", "lr_schedule"])
     if method == "cyclegan":
         _positive(options["semantic_weight"], file, ["options", "semantic_weight"], allow_zero=True)
         if options["semantic_weight"] > 0 and not 0.0 < options["semantic_pretrain_fraction"] < 1.0:

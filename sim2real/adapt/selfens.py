@@ -36,6 +36,14 @@ student's and the teacher's target predictions, made on differently shifted copi
 compared after subtracting their own offsets. Position predictions must then *follow* the
 image content, which a prediction that ignores the target image cannot do.
 
+Option beyond the paper (off by default): ``fourier_beta: β`` applies Fourier domain
+adaptation (FDA; Yang & Soatto, CVPR 2020) to the source images before augmentation: each
+source image (with probability ``fourier_prob``) takes the low-frequency amplitude spectrum
+of a random image of the current target batch, keeping its own phase
+(:func:`fourier_style`). The low band is every frequency with ``|k_y|, |k_x| ≤
+⌊β·min(H, W)⌋``; it carries the target's global colour, lighting and vignetting, while the
+phase (edges, the object positions the labels refer to) stays the source's.
+
 Augmentation (:func:`augment`, per image, on ``(B, 3, S, S)`` float in [0, 1]): random
 affine (identity + N(0, ``affine_std``) on the 2×2 part), translation uniform in
 ±``translate`` pixels, optional horizontal flip, intensity scale and offset drawn per image
@@ -133,6 +141,28 @@ def augment(x: torch.Tensor, opt: dict[str, Any]) -> torch.Tensor:
     return x
 
 
+def fourier_style(xs: torch.Tensor, xt: torch.Tensor, beta: float, prob: float = 1.0) -> torch.Tensor:
+    """FDA: source images ``(B, C, H, W)`` with the low-frequency FFT amplitude of random images of ``xt``.
+
+    Per channel, the amplitude at integer frequencies ``|k_y| ≤ b`` and ``|k_x| ≤ b``, ``b =
+    ⌊beta·min(H, W)⌋``, is replaced by that of a target image drawn uniformly from ``xt``
+    ``(N, C, H, W)``; the phase is kept. Each image is translated with probability ``prob``
+    (torch's global RNG). Output clamped to [0, 1].
+    """
+    b, _, h, w = xs.shape
+    band = int(math.floor(beta * min(h, w)))
+    ky = (torch.fft.fftfreq(h) * h).abs().round().view(h, 1)
+    kx = (torch.fft.fftfreq(w) * w).abs().round().view(1, w)
+    low = (ky <= band) & (kx <= band)  # (H, W)
+    pick = torch.randint(len(xt), (b,))
+    fs, ft = torch.fft.fft2(xs), torch.fft.fft2(xt[pick])
+    amplitude = torch.where(low, ft.abs(), fs.abs())
+    out = torch.fft.ifft2(torch.polar(amplitude, fs.angle())).real.clamp(0.0, 1.0)
+    if prob < 1.0:
+        out = torch.where((torch.rand(b) < prob).view(b, 1, 1, 1), out, xs)
+    return out
+
+
 def _bce(p: torch.Tensor, target: float) -> torch.Tensor:
     """Element-wise binary cross-entropy of probabilities ``p`` against a constant target."""
     return -(target * torch.log(p + 1e-6) + (1.0 - target) * torch.log(1.0 - p + 1e-6))
@@ -226,6 +256,8 @@ class SelfEnsembling(Method):
 
     def train_step(self, step, total, xs, ys, xt, yt):
         opt = self.cfg.options
+        if opt["fourier_beta"] > 0:
+            xs = fourier_style(xs, xt, opt["fourier_beta"], opt["fourier_prob"])
         xs_aug = augment(xs, opt) if opt["source_augment"] else xs
         xt_student, xt_teacher = augment(xt, opt), augment(xt, opt)
         equi = opt["equivariant_shift"] > 0

@@ -8,6 +8,7 @@ step, network/optimizer state, RNG state), ``tb/`` (TensorBoard) and, once finis
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -155,6 +156,17 @@ def _batch(x: torch.Tensor, y: torch.Tensor | None, n: int, gen: torch.Generator
     return _float(x[idx]), (None if y is None else y[idx])
 
 
+def apply_lr_schedule(method: Method, step: int, total: int, schedule: str) -> None:
+    """Set every optimizer's learning rate for ``step`` of ``total``: ``constant`` leaves it,
+    ``cosine`` scales each group's initial rate by ``0.5 (1 + cos(π step / total))``."""
+    if schedule == "constant":
+        return
+    factor = 0.5 * (1.0 + math.cos(math.pi * step / total))
+    for opt in method.optimizers.values():
+        for group in opt.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+
+
 def train(cfg: AdaptConfig, run_dir: str | Path, domains: Domains, resume: bool = False,
           progress: bool = True, log_tensorboard: bool = True) -> tuple[Method, dict[str, Any]]:
     """Train ``cfg.method`` in ``run_dir``; with ``resume`` continue from ``run_dir/checkpoint.pt``.
@@ -203,6 +215,7 @@ def train(cfg: AdaptConfig, run_dir: str | Path, domains: Domains, resume: bool 
             xs, ys = _batch(domains.xs, domains.ys, bs, batch_gen)
         if domains.xt is not None and (method.needs_target or cfg.method == "oracle"):
             xt, yt = _batch(domains.xt, domains.yt, bs, batch_gen)
+        apply_lr_schedule(method, step, total, cfg.train.lr_schedule)
         logs = method.train_step(step, total, xs, ys, xt, yt)
         done = step + 1
         if writer is not None and (done % max(1, cfg.train.log_every) == 0 or done == total):
