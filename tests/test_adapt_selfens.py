@@ -199,6 +199,7 @@ def test_cli_runs_from_config_and_reports(tmp_path: Path):
         ({"translate": 2.0}, "regression", r"options\.translate: geometric augmentation"),
         ({"class_balance": 0.01}, "regression", r"options\.class_balance: class balance needs a classification"),
         ({"fourier_beta": 0.7}, None, r"options\.fourier_beta: expected a number in \[0, 0\.5\]"),
+        ({"hue_shift": 0.6}, None, r"options\.hue_shift: expected a number in \[0, 0\.5\]"),
         ({"fourier_prob": -0.1}, None, r"options\.fourier_prob: expected a number in \[0, 1\.0\]"),
     ],
 )
@@ -303,3 +304,24 @@ def test_fourier_style_probability_and_training_step(domains):
         m.train_step(0, 4, a, y, t, None)
         updates.append(_params(m.encoder))
     assert any(not torch.equal(a, b) for a, b in zip(*updates))
+
+
+def test_hue_shift_rotates_colour_and_keeps_luma():
+    from sim2real.adapt.selfens import _RGB_TO_YIQ, _rotate_hue
+
+    g = torch.Generator().manual_seed(4)
+    x = 0.25 + 0.5 * torch.rand(3, 3, 5, 5, generator=g)
+    luma = torch.einsum("j,bjhw->bhw", _RGB_TO_YIQ[0], x)
+    for turns in (0.1, 0.25, 0.5):
+        y = _rotate_hue(x, torch.full((3,), turns * 2 * torch.pi))
+        torch.testing.assert_close(torch.einsum("j,bjhw->bhw", _RGB_TO_YIQ[0], y), luma, atol=1e-5, rtol=0)
+        assert (y - x).abs().max() > 0.01
+    torch.testing.assert_close(_rotate_hue(x, torch.zeros(3)), x, atol=1e-6, rtol=0)
+    red = torch.tensor([0.9, 0.1, 0.1]).view(1, 3, 1, 1)
+    half = _rotate_hue(red, torch.tensor([torch.pi]))[0, :, 0, 0]  # half a turn: red → cyan-ish
+    assert half[0] < half[1] and half[0] < half[2]
+    torch.manual_seed(0)  # through augment(): per-image random angles, pixel layout untouched
+    opts = {**make_method(cfg_with({"hue_shift": 0.2})).cfg.options}
+    out = augment(x, {**opts, "translate": 0.0, "affine_std": 0.0, "noise_std": 0.0})
+    torch.testing.assert_close(torch.einsum("j,bjhw->bhw", _RGB_TO_YIQ[0], out), luma, atol=1e-5, rtol=0)
+    assert not torch.allclose(out, x, atol=1e-3)

@@ -40,7 +40,7 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
                 "source_augment": True, "combine_batches": False, "translate": 2.0, "affine_std": 0.1, "hflip": False,
                 "intensity_flip": False, "intensity_scale": [1.0, 1.0], "intensity_offset": [0.0, 0.0],
                 "colour_gain": 0.0, "colour_field": 0.0, "blur_sigma": 0.0, "noise_std": 0.1,
-                "equivariant_shift": 0.0, "fourier_beta": 0.0, "fourier_prob": 1.0},
+                "equivariant_shift": 0.0, "fourier_beta": 0.0, "fourier_prob": 1.0, "hue_shift": 0.0},
 }
 
 DATA_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -190,7 +190,7 @@ def _selfens_options(options: dict[str, Any], given: dict[str, Any], task: TaskC
         if not 0.0 <= options[key] <= 1.0 or (key == "teacher_alpha" and options[key] == 1.0):
             raise ConfigError(f"expected a number in [0, 1{')' if key == 'teacher_alpha' else ']'}, got {options[key]}",
                               file=file, path=["options", key])
-    for key, hi in (("fourier_beta", 0.5), ("fourier_prob", 1.0)):
+    for key, hi in (("fourier_beta", 0.5), ("fourier_prob", 1.0), ("hue_shift", 0.5)):
         if not isinstance(options[key], (int, float)) or isinstance(options[key], bool) or not 0.0 <= options[key] <= hi:
             raise ConfigError(f"expected a number in [0, {hi}], got {options[key]!r}", file=file, path=["options", key])
     if options["predict_with"] not in ("teacher", "student"):

@@ -48,7 +48,8 @@ Augmentation (:func:`augment`, per image, on ``(B, 3, S, S)`` float in [0, 1]): 
 affine (identity + N(0, ``affine_std``) on the 2×2 part), translation uniform in
 ±``translate`` pixels, optional horizontal flip, intensity scale and offset drawn per image
 from ``intensity_scale`` / ``intensity_offset`` ranges, per-channel colour gain
-``1 + U(±colour_gain)``, an additive smooth random RGB field (a 4×4 grid of
+``1 + U(±colour_gain)``, a hue rotation by ``U(±hue_shift)`` turns of the colour wheel
+(in YIQ space, keeping luma), an additive smooth random RGB field (a 4×4 grid of
 N(0, ``colour_field``) values, bicubically upsampled), intensity flip ``x → 1 − x`` with
 probability 0.5 (``intensity_flip``), Gaussian blur with sigma ``U(0, blur_sigma)``, and Gaussian noise of
 std ``noise_std``.
@@ -99,6 +100,20 @@ def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return y.view(b, c, h, w)
 
 
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def _rotate_hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rotate the hue of images ``(B, 3, H, W)`` by ``angle`` ``(B,)`` radians: RGB → YIQ, rotate
+    the (I, Q) chroma plane, back to RGB. Luma (Y) and saturation are kept; angle 0 is the identity."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    rot = torch.zeros(len(angle), 3, 3)
+    rot[:, 0, 0] = 1.0
+    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = c, -s, s, c
+    m = torch.linalg.inv(_RGB_TO_YIQ) @ rot @ _RGB_TO_YIQ  # (B, 3, 3)
+    return torch.einsum("bij,bjhw->bihw", m, x)
+
+
 def augment(x: torch.Tensor, opt: dict[str, Any]) -> torch.Tensor:
     """Random augmentation of images ``(B, 3, S, S)`` float in [0, 1] (see module docstring).
 
@@ -128,6 +143,8 @@ def augment(x: torch.Tensor, opt: dict[str, Any]) -> torch.Tensor:
     if opt["colour_gain"] > 0:
         g = opt["colour_gain"]
         x = (x - 0.5) * (1.0 + (torch.rand(b, 3, 1, 1) * 2 - 1) * g) + 0.5
+    if opt["hue_shift"] > 0:  # rotate the chroma plane of YIQ by U(±hue_shift) turns of the colour wheel
+        x = _rotate_hue(x, _uniform(b, -1, 1) * opt["hue_shift"] * 2.0 * math.pi)
     if opt["colour_field"] > 0:  # smooth random RGB field (uneven lighting / colour blotches), 4×4 upsampled
         field = torch.randn(b, 3, 4, 4) * opt["colour_field"]
         x = x + F.interpolate(field, size=(h, w), mode="bicubic", align_corners=False)
