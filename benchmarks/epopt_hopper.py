@@ -3,6 +3,7 @@
     python benchmarks/epopt_hopper.py [--out runs/epopt_hopper] [--episodes 10] [--workers 2]
                                       [--total-timesteps N] [--steps NAME=N ...] [--skip-train]
                                       [--skip-iters K] [--n-models N]
+                                      [--run NAME=DIR ...] [--checkpoint final|best]
 
 Trains (or resumes) ``hopper_mass6.yaml`` (PPO, torso mass fixed at 6 kg) and
 ``epopt_hopper.yaml`` (EPOpt-ε, ε = 0.1, on the ``epopt_hopper`` ensemble), then
@@ -17,6 +18,9 @@ reduced budget (``--steps mass6_ppo=600000`` sets one policy's budget only); a r
 that already holds a checkpoint is resumed from it, so a budget can be raised in steps. The
 steps each policy actually trained and every override are printed with
 the table and written to ``eval/budget.json``, so a reduced run is labelled as such.
+``--skip-train --run NAME=DIR`` evaluates runs trained elsewhere, and ``--checkpoint best``
+evaluates each run's best-evaluated policy (``DIR/best/``, written with ``eval.save_best``)
+instead of its last one.
 """
 
 from __future__ import annotations
@@ -62,7 +66,23 @@ def main() -> None:
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-iters", type=int, help="override epopt.skip_iters (reduced budgets)")
     ap.add_argument("--n-models", type=int, help="override epopt.n_models (reduced budgets)")
+    ap.add_argument("--warmup-steps", type=int, default=0, metavar="N",
+                    help="run EPOpt's epsilon = 1 phase as a separate run first: hopper_mass6.yaml's PPO on the "
+                         "epopt_hopper ensemble for N steps (OUT/epopt_warmup_e1), then start the EPOpt run from "
+                         "its best-evaluated policy (init_from) with skip_iters 0")
+    ap.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
+                    help="evaluate the run folder DIR for NAME instead of OUT/NAME (with --skip-train); repeatable")
+    ap.add_argument("--checkpoint", choices=("final", "best"), default="final",
+                    help="evaluate each run's final policy or its best-evaluated one (RUN/best/, eval.save_best)")
     args = ap.parse_args()
+    runs: dict[str, Path] = {}
+    for item in args.run:
+        name, sep, d = item.partition("=")
+        if not sep or name not in CONFIGS or not d:
+            ap.error(f"--run {item!r}: expected NAME=DIR with NAME one of {list(CONFIGS)}")
+        runs[name] = Path(d)
+    if runs and not args.skip_train:
+        ap.error("--run needs --skip-train (it evaluates runs trained elsewhere)")
     steps: dict[str, int] = {}
     for item in args.steps:
         name, sep, n = item.partition("=")
@@ -88,7 +108,21 @@ def main() -> None:
                 ep, skip_iters=ep.skip_iters if args.skip_iters is None else args.skip_iters,
                 n_models=ep.n_models if args.n_models is None else args.n_models))
         shipped[name] = load_run_config(cfg_name).total_timesteps
-        dirs[name] = out / name
+        dirs[name] = runs.get(name, out / name)
+        if cfg.epopt is not None and args.warmup_steps > 0:
+            warm = out / "epopt_warmup_e1"
+            wcfg = load_run_config("hopper_mass6")
+            wcfg = wcfg.with_overrides(profile=cfg.profile, total_timesteps=args.warmup_steps,
+                                       eval=dataclasses.replace(wcfg.eval, profile=cfg.eval.profile, save_best=True),
+                                       description=f"EPOpt epsilon = 1 phase: PPO on {cfg.profile}")
+            if not args.skip_train and not (warm / "report.json").is_file():
+                resume = (warm / "checkpoints" / "latest.json").is_file()
+                print(f"== training epopt_warmup_e1 (hopper_mass6.yaml on {cfg.profile}, {args.warmup_steps} steps)")
+                train(wcfg, warm, resume=resume)
+            # its best-evaluated policy (its final one when it never evaluated, e.g. a tiny budget)
+            src = warm / "best" if (warm / "best" / "model.zip").is_file() else warm
+            cfg = cfg.with_overrides(init_from=str(src),
+                                     epopt=dataclasses.replace(cfg.epopt, skip_iters=0))
         done = (dirs[name] / "model.zip").is_file() and not (dirs[name] / "checkpoints").is_dir()
         if args.skip_train or done:
             continue
@@ -103,8 +137,14 @@ def main() -> None:
         prof = {"params": {"torso_mass": {"param": "link_mass", "targets": ["torso"], "distribution": "constant",
                                           "value": float(m), "operation": "abs", "recompute_inertia": True}}}
         conds.append(Condition(f"torso_mass={m:g}", prof, {"torso_mass": float(m)}))
-    jobs = [Job(p, str(d), c, base.env_id, dict(base.env_kwargs), base.robot, args.episodes, 0)
-            for p, d in dirs.items() for c in conds]
+    policies = {}
+    for p, d in dirs.items():
+        policies[p] = d / "best" if args.checkpoint == "best" else d
+        if not (policies[p] / "model.zip").is_file():
+            ap.error(f"{policies[p]}: no model.zip (train {p} first"
+                     + (", with eval.save_best: true)" if args.checkpoint == "best" else ")"))
+    jobs = [Job(p, str(policies[p]), c, base.env_id, dict(base.env_kwargs), base.robot, args.episodes, 0)
+            for p in dirs for c in conds]
     summaries = run_jobs(jobs, workers=args.workers)
     results = [{"policy": j.policy, "condition": j.condition.label, "values": j.condition.values, "summary": s}
                for j, s in zip(jobs, summaries)]
@@ -115,9 +155,20 @@ def main() -> None:
     for p, d in dirs.items():
         rep, run = d / "report.json", d / "run.yaml"
         info = json.loads(rep.read_text()) if rep.is_file() else {}
-        budget["policies"][p] = {"run": str(d), "steps": info.get("num_timesteps"),
+        latest = d / "checkpoints" / "latest.json"
+        if info.get("num_timesteps") is None and latest.is_file():  # a run stopped early: its last checkpoint
+            info["num_timesteps"] = json.loads(latest.read_text()).get("num_timesteps")
+        best = d / "best" / "best.json"
+        budget["policies"][p] = {"run": str(d), "policy": str(policies[p]), "steps": info.get("num_timesteps"),
+                                 "best": json.loads(best.read_text()) if args.checkpoint == "best" else None,
                                  "shipped_steps": shipped[p], "wall_time_s": info.get("wall_time_s"),
                                  "config": info.get("config")}
+    warm_rep = out / "epopt_warmup_e1" / "report.json"
+    if args.warmup_steps > 0 and warm_rep.is_file():
+        info = json.loads(warm_rep.read_text())
+        budget["epopt_warmup_e1"] = {"run": str(warm_rep.parent), "steps": info.get("num_timesteps"),
+                                     "wall_time_s": info.get("wall_time_s"), "config": info.get("config")}
+        print(f"epopt_warmup_e1 (epsilon = 1 phase, separate run): {info.get('num_timesteps')} steps")
     (out / "eval" / "budget.json").write_text(json.dumps(budget, indent=1))
     ret = {(r["policy"], r["values"]["torso_mass"]): r["summary"]["mean_return"] for r in results}
     reduced = []
@@ -127,6 +178,9 @@ def main() -> None:
         if label:
             reduced.append(f"{p} {steps} of {b['shipped_steps']} steps")
         print(f"{p}: trained {steps} steps (shipped config: {b['shipped_steps']}){label}")
+        if b["best"] is not None:
+            print(f"  evaluated {b['policy']}: best periodic evaluation at {b['best']['num_timesteps']} steps "
+                  f"(return {b['best']['mean_return']:.0f})")
     if reduced and paths.get("png0"):
         _label_png(Path(paths["png0"]), "REDUCED BUDGET: " + "; ".join(reduced))
     print(f"\nMean return vs torso mass ({args.episodes} episodes per point)\n")

@@ -43,7 +43,7 @@ _RESERVED = {"policy", "env", "seed", "verbose", "tensorboard_log", "_init_setup
              "rollout_buffer_class", "rollout_buffer_kwargs"}
 _TOP_KEYS = {"description", "env", "robot", "profile", "algo", "policy", "net_arch", "activation",
              "hyperparameters", "n_envs", "vec_env", "total_timesteps", "seed", "normalize", "eval",
-             "checkpoint", "epopt", "adr", "device"}
+             "checkpoint", "epopt", "adr", "device", "init_from"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class EvalConfig:
     episodes: int = 10
     profile: str | dict | None = "nominal"
     deterministic: bool = True
+    save_best: bool = False    # keep the best-evaluated policy in <out>/best/ (sim2real.train.warmstart)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class RunConfig:
     epopt: EPOptConfig | None = None
     adr: ADRConfig | None = None
     device: str = "cpu"
+    init_from: str | None = None   # policy folder / model.zip whose weights and normalisation start the run
     description: str = ""
     source: str | None = None
 
@@ -122,6 +124,8 @@ class RunConfig:
             "normalize": asdict(self.normalize), "eval": asdict(self.eval),
             "checkpoint": {"freq": self.checkpoint_freq}, "device": self.device,
         }
+        if self.init_from is not None:
+            out["init_from"] = self.init_from
         if self.epopt is not None:
             out["epopt"] = asdict(self.epopt)
         if self.adr is not None:
@@ -352,14 +356,18 @@ def parse_run_config(data: Any, file: str | None = None) -> RunConfig:
         if policy != "MlpPolicy" and normalize.obs:
             chk.fail(("normalize", "obs"), f"observation normalisation is only supported with MlpPolicy, not {policy}")
 
-    ev = chk.mapping(data.get("eval") or {}, ("eval",), {"freq", "episodes", "profile", "deterministic"})
+    ev = chk.mapping(data.get("eval") or {}, ("eval",), {"freq", "episodes", "profile", "deterministic",
+                                                                 "save_best"})
     ev_profile = ev.get("profile", "nominal")
     if ev_profile is not None and not isinstance(ev_profile, (str, Mapping)):
         chk.fail(("eval", "profile"), f"expected a profile name, path or mapping, got {ev_profile!r}")
     evalc = EvalConfig(freq=chk.integer(ev.get("freq", 10000), ("eval", "freq"), 0),
                        episodes=chk.integer(ev.get("episodes", 10), ("eval", "episodes"), 1),
                        profile=ev_profile,
-                       deterministic=chk.boolean(ev.get("deterministic", True), ("eval", "deterministic")))
+                       deterministic=chk.boolean(ev.get("deterministic", True), ("eval", "deterministic")),
+                       save_best=chk.boolean(ev.get("save_best", False), ("eval", "save_best")))
+    if evalc.save_best and evalc.freq == 0:
+        chk.fail(("eval", "save_best"), "needs periodic evaluation (eval.freq > 0)")
     ck = chk.mapping(data.get("checkpoint") or {}, ("checkpoint",), {"freq"})
     ck_freq = chk.integer(ck.get("freq", 0), ("checkpoint", "freq"), 0)
 
@@ -404,10 +412,22 @@ def parse_run_config(data: Any, file: str | None = None) -> RunConfig:
     if epopt is not None and profile is None:
         chk.fail(("profile",), "epopt_ppo samples models from a profile; set 'profile'")
 
+    init_from = None
+    if data.get("init_from") is not None:
+        init_from = chk.string(data["init_from"], ("init_from",))
+        if file and not Path(init_from).is_absolute() and (Path(file).parent / init_from).exists():
+            init_from = str((Path(file).parent / init_from).resolve())  # relative to the run config file
+        ip = Path(init_from)
+        if not ((ip.is_file() and ip.suffix == ".zip") or (ip / "model.zip").is_file()):
+            chk.fail(("init_from",), f"{init_from}: no trained policy there (expected a run folder, its best/ "
+                     f"folder or a model.zip file)")
+        if algo == "sac":
+            chk.fail(("init_from",), "supported for ppo and epopt_ppo (an off-policy warm start needs a replay buffer)")
+
     return RunConfig(env_id=env_id, env_kwargs=env_kwargs, robot=robot, profile=profile, algo=algo, policy=policy,
                      net_arch=net_arch, activation=activation, hyperparameters=hp, n_envs=n_envs, vec_env=vec_env,
                      total_timesteps=total, seed=seed, normalize=normalize, eval=evalc, checkpoint_freq=ck_freq,
-                     epopt=epopt, adr=adr, device=device, description=str(data.get("description") or ""),
+                     epopt=epopt, adr=adr, device=device, init_from=init_from, description=str(data.get("description") or ""),
                      source=file)
 
 

@@ -6,6 +6,7 @@ Output folder layout::
     <out>/tb/                      TensorBoard logs (SB3 scalars, eval/*, adr/*, epopt/*)
     <out>/checkpoints/step_N/      atomic checkpoints (see sim2real.train.checkpoint)
     <out>/evaluations.json         periodic evaluation history
+    <out>/best/                    best-evaluated policy (``eval.save_best``; sim2real.train.warmstart)
     <out>/model.zip, vecnormalize.pkl   the final policy (``sim2real evaluate/export --policy <out>``)
     <out>/adr_profile.yaml         final ADR ranges as a profile (ADR runs)
     <out>/report.md, report.json   final report
@@ -27,6 +28,7 @@ from sim2real.train.checkpoint import latest_checkpoint, read_state, restore_rng
 from sim2real.train.config import RunConfig, algo_class, resolve_schedules
 from sim2real.train.policy import run_episodes, summarize
 from sim2real.train.vec import build_vec_env, create_env
+from sim2real.train.warmstart import init_from, maybe_save_best
 
 
 @dataclass
@@ -117,6 +119,8 @@ def make_callbacks(cfg: RunConfig, out: Path, venv: Any, vecnorm: Any, eval_prof
                     self.logger.record("eval/success_rate", res["success_rate"])
                 atomic_write_text(out / "evaluations.json", json.dumps(history, indent=1))
                 log(f"[eval @ {n} steps] success {res['success_rate']:.2f}  return {res['mean_return']:.2f}")
+                if cfg.eval.save_best and maybe_save_best(out, self.model, vecnorm, res):
+                    log(f"[eval @ {n} steps] new best: {out / 'best'}")
             if self.next_ckpt > 0 and n >= self.next_ckpt:
                 self.next_ckpt += cfg.checkpoint_freq * max(1, (n - self.next_ckpt) // cfg.checkpoint_freq + 1)
                 save_checkpoint(out, self.model, vecnorm, run_state(self.model, history, adr_state, wall()))
@@ -231,6 +235,9 @@ def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, progress
                 hp.setdefault("batch_size", min(256, n_steps * cfg.n_envs))
             model = cls(cfg.policy, env, policy_kwargs=_policy_kwargs(cfg), seed=cfg.seed, device=cfg.device,
                         tensorboard_log=tb, verbose=verbose, **hp, **extra)
+            if cfg.init_from is not None:
+                init_from(model, vecnorm, cfg.init_from)
+                log(f"initialised the policy from {cfg.init_from}")
         history: list = list(state.get("evaluations", []))
         callbacks = make_callbacks(cfg, out, env, vecnorm, eval_prof if eval_prof is not None else cfg.eval.profile,
                                    history, adr_state, log, wall)
