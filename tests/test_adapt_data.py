@@ -16,9 +16,9 @@ from sim2real.errors import ConfigError, LogError
 
 
 def test_digits_deterministic_disjoint_and_labelled():
-    a = make_digits_split("target_train", "photos", size=16, repeats=1, seed=3)
-    b = make_digits_split("target_train", "photos", size=16, repeats=1, seed=3)
-    c = make_digits_split("target_train", "photos", size=16, repeats=1, seed=4)
+    a = make_digits_split("target_train", "photos", size=16, repeats=1, seed=3, split_seed=3)
+    b = make_digits_split("target_train", "photos", size=16, repeats=1, seed=3, split_seed=3)
+    c = make_digits_split("target_train", "photos", size=16, repeats=1, seed=4, split_seed=3)
     assert a.images.shape[1:] == (16, 16, 3) and a.images.dtype == np.uint8
     np.testing.assert_array_equal(a.images, b.images)
     assert not np.array_equal(a.images, c.images)
@@ -27,7 +27,7 @@ def test_digits_deterministic_disjoint_and_labelled():
     from sklearn.datasets import load_digits
 
     np.testing.assert_array_equal(a.labels[:, 0], load_digits().target[idx["target_train"]])
-    src = make_digits_split("source", "digits", size=16, seed=3)
+    src = make_digits_split("source", "digits", size=16, seed=3, split_seed=3)
     assert np.all(src.images[..., 0] == src.images[..., 2])  # grey source
     assert a.images.std(axis=(1, 2)).mean() > 5  # coloured photo patches, not flat
     # MNIST-M blend: where the digit is dark the patch shows through, colour varies per channel
@@ -186,3 +186,27 @@ def test_rendered_dataset_deterministic_with_labels(tmp_path: Path):
     assert np.all((a.labels[vis, 0] >= 0) & (a.labels[vis, 0] <= w - 1))
     save_dataset(a, tmp_path / "r", progress=False)
     np.testing.assert_array_equal(load_dataset(tmp_path / "r").images, a.images)
+
+
+def test_run_sets_share_one_digit_split_whatever_their_seeds():
+    """Source, target-train and target-test of a run are rendered with different seeds but cut
+    from one permutation of the digits (the run seed), so no digit image is in two sets."""
+    from sklearn.datasets import load_digits
+
+    from sim2real.adapt.trainer import load_domains
+
+    from adapt_tiny import tiny_config, tiny_raw
+
+    targets = load_digits().target
+    for run_seed in (0, 5):
+        cfg = tiny_config(tiny_raw("source_only"), "tiny.yaml", seed=run_seed)
+        d = load_domains(cfg, None, progress=False)
+        idx = split_indices(run_seed)
+        assert not set(idx["source"]) & set(idx["target_train"]) and not set(idx["target_test"]) & set(idx["target_train"])
+        for labels, split in ((d.ys, "source"), (d.yt, "target_train"), (d.y_eval, "target_test")):
+            np.testing.assert_array_equal(labels.numpy().astype(int).ravel(), targets[idx[split]])
+    # rendering seed and split seed are independent: another rendering of the same digits
+    a = make_digits_split("target_test", "photos", size=16, seed=1, split_seed=2)
+    b = make_digits_split("target_test", "photos", size=16, seed=7, split_seed=2)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.images, b.images)

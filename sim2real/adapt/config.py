@@ -44,7 +44,7 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 DATA_KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "digits": {"split": str, "domain": str, "repeats": int, "seed": int},
+    "digits": {"split": str, "domain": str, "repeats": int, "seed": int, "split_seed": int},
     "folder": {"path": str, "limit": int},
     "rosbag": {"path": str, "topic": str, "limit": int, "every": int},
     "render": {"env": str, "profile": (str, dict), "n": int, "seed": int, "robot": str,

@@ -75,19 +75,23 @@ def _jsonable(obj: Any) -> Any:
 
 
 def build_dataset(
-    spec: dict[str, Any], image_size: int, cache_dir: str | Path | None = None, progress: bool = True, seed: int = 0
+    spec: dict[str, Any], image_size: int, cache_dir: str | Path | None = None, progress: bool = True, seed: int = 0,
+    split_seed: int = 0,
 ) -> ImageSet:
     """Build the dataset of one validated spec, resized to ``image_size`` × ``image_size``.
 
     :param cache_dir: where ``render`` specs without their own ``cache:`` write their PNGs.
-    :param seed: run seed, used where the spec has no ``seed`` of its own.
+    :param seed: seed of this set, used where the spec has no ``seed`` of its own.
+    :param split_seed: ``digits`` specs without their own ``split_seed``: the digit split, which
+        must be the same for every set of a run so that they never share a digit.
     """
     kind = spec["type"]
     if kind == "digits":
         from sim2real.adapt.digits import make_digits_split
 
         data = make_digits_split(spec["split"], spec.get("domain", "digits"), size=image_size,
-                                 repeats=spec.get("repeats", 1), seed=spec.get("seed", seed))
+                                 repeats=spec.get("repeats", 1), seed=spec.get("seed", seed),
+                                 split_seed=spec.get("split_seed", split_seed))
     elif kind == "folder":
         data = load_image_folder(spec["path"], limit=spec.get("limit"))
     elif kind == "rosbag":

@@ -74,28 +74,33 @@ def photo_patch(size: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_digits_split(
-    split: str, domain: str, size: int = 32, repeats: int = 1, seed: int = 0
+    split: str, domain: str, size: int = 32, repeats: int = 1, seed: int = 0, split_seed: int = 0
 ) -> ImageSet:
-    """Build one split of the benchmark (see :func:`_make_split`); memoised, arrays are read-only."""
-    data = _make_split(split, domain, size, repeats, seed)
+    """Build one split of the benchmark (see :func:`_make_split`); memoised, arrays are read-only.
+
+    Sets built with the same ``split_seed`` never share a digit image, whatever their ``seed``.
+    """
+    data = _make_split(split, domain, size, repeats, seed, split_seed)
     return ImageSet(data.images, data.labels, data.label_names, meta=dict(data.meta))
 
 
 @lru_cache(maxsize=8)
-def _make_split(split: str, domain: str, size: int, repeats: int, seed: int) -> ImageSet:
+def _make_split(split: str, domain: str, size: int, repeats: int, seed: int, split_seed: int) -> ImageSet:
     """Build one split of the benchmark.
 
     :param split: ``source``, ``target_train`` or ``target_test`` (which digit indices).
     :param domain: ``digits`` (grey digits on black) or ``photos`` (MNIST-M-style blend).
     :param size: output side length in pixels.
     :param repeats: renderings per digit (fresh jitter / photo patch each).
-    :param seed: seeds both the index split and the rendering; same seed → same images.
+    :param seed: seeds the rendering (jitter, photo patches); same seeds → same images.
+    :param split_seed: seeds the permutation of the 1797 digits that :func:`split_indices`
+        cuts into the three splits; use one ``split_seed`` for all sets of an experiment.
     :return: :class:`ImageSet` with ``(N, size, size, 3)`` images and a ``label`` column (0–9).
     """
     if domain not in ("digits", "photos"):
         raise ValueError(f"domain must be 'digits' or 'photos', got {domain!r}")
     digits, targets = _digits()
-    idx = split_indices(seed)[split]
+    idx = split_indices(split_seed)[split]
     # one independent stream per (split, domain) so sets do not change when others do
     tag = {"source": 1, "target_train": 2, "target_test": 3}[split] * 10 + (domain == "photos")
     rng = np.random.default_rng([seed, tag])
@@ -117,5 +122,5 @@ def _make_split(split: str, domain: str, size: int, repeats: int, seed: int) -> 
         images_arr,
         labels_arr,
         ("label",),
-        meta={"benchmark": "digits", "split": split, "domain": domain, "size": size, "seed": seed},
+        meta={"benchmark": "digits", "split": split, "domain": domain, "size": size, "seed": seed, "split_seed": split_seed},
     )

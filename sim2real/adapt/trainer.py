@@ -66,9 +66,9 @@ def load_domains(cfg: AdaptConfig, cache_dir: Path | None, progress: bool = True
     labels) the last ``holdout_fraction`` (default 0.3) of a seeded shuffle of the target set.
     """
     size = cfg.network.image_size
-    src = build_dataset(cfg.data["source"], size, cache_dir, progress, cfg.seed) if "source" in cfg.data else None
-    tgt = build_dataset(cfg.data["target"], size, cache_dir, progress, cfg.seed + 1) if "target" in cfg.data else None
-    ev = build_dataset(cfg.data["target_eval"], size, cache_dir, progress, cfg.seed + 2) if "target_eval" in cfg.data else None
+    src = build_dataset(cfg.data["source"], size, cache_dir, progress, cfg.seed, cfg.seed) if "source" in cfg.data else None
+    tgt = build_dataset(cfg.data["target"], size, cache_dir, progress, cfg.seed + 1, cfg.seed) if "target" in cfg.data else None
+    ev = build_dataset(cfg.data["target_eval"], size, cache_dir, progress, cfg.seed + 2, cfg.seed) if "target_eval" in cfg.data else None
     if tgt is not None and ev is None and tgt.labels is not None and set(cfg.task.label_columns) <= set(tgt.label_names):
         perm = np.random.default_rng(cfg.seed).permutation(len(tgt))
         n_eval = max(1, int(round(cfg.data.get("holdout_fraction", 0.3) * len(tgt))))

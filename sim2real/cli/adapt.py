@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
         for name, spec in cfg.data.items():
             if isinstance(spec, dict):
-                data = build_dataset(spec, cfg.network.image_size, out / "data", progress, cfg.seed)
+                data = build_dataset(spec, cfg.network.image_size, out / "data", progress,
+                                     cfg.seed + {"source": 0, "target": 1, "target_eval": 2}[name], cfg.seed)
                 folder = save_dataset(data, out / "data" / name, progress=progress)
                 print(f"{name}: {len(data)} images -> {folder}")
         return 0
