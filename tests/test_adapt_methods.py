@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -173,3 +174,21 @@ def test_cli_trains_and_reports(tmp_path: Path):
     assert list((out / "tb").iterdir())
     # --resume on a finished run reloads instead of retraining
     assert main(["adapt", str(_write(tmp_path, raw)), "--out", str(out), "--resume", "--no-progress"]) == 0
+
+
+def test_cli_dataset_only_writes_the_sets_training_uses(tmp_path: Path):
+    """``--dataset-only`` writes the same images and labels that ``load_domains`` trains on
+    (same per-set seeds and one digit split)."""
+    from sim2real.adapt.images import load_image_folder
+    from sim2real.cli.main import main
+
+    raw = copy.deepcopy(TINY)
+    raw["seed"] = 4
+    out = tmp_path / "ds"
+    assert main(["adapt", str(_write(tmp_path, raw)), "--dataset-only", "--out", str(out), "--no-progress"]) == 0
+    domains = load_domains(parse_config(raw), None, progress=False)
+    for name, (x, y) in {"source": (domains.xs, domains.ys), "target": (domains.xt, domains.yt),
+                         "target_eval": (domains.x_eval, domains.y_eval)}.items():
+        written = load_image_folder(out / "data" / name)
+        assert np.array_equal(written.images, x.permute(0, 2, 3, 1).numpy()), name
+        np.testing.assert_array_equal(written.labels[:, 0], y.numpy().ravel())

@@ -191,7 +191,7 @@ def _selfens_options(options: dict[str, Any], given: dict[str, Any], task: TaskC
             raise ConfigError(f"expected a number in [0, 1{')' if key == 'teacher_alpha' else ']'}, got {options[key]}",
                               file=file, path=["options", key])
     for key, hi in (("fourier_beta", 0.5), ("fourier_prob", 1.0), ("hue_shift", 0.5)):
-        if not isinstance(options[key], (int, float)) or isinstance(options[key], bool) or not 0.0 <= options[key] <= hi:
+        if not 0.0 <= options[key] <= hi:  # a number: checked against the default's type above
             raise ConfigError(f"expected a number in [0, {hi}], got {options[key]!r}", file=file, path=["options", key])
     if options["predict_with"] not in ("teacher", "student"):
         raise ConfigError(f"expected teacher or student, got {options['predict_with']!r}", file=file,

@@ -59,16 +59,24 @@ def _to_tensors(data: ImageSet, cfg: AdaptConfig, where: str, need_labels: bool)
     return x, y
 
 
+#: seed of each data set without its own ``seed``: run seed + offset (the digit split is the run seed for all)
+SET_SEED_OFFSETS = {"source": 0, "target": 1, "target_eval": 2}
+
+
+def build_set(cfg: AdaptConfig, name: str, cache_dir: str | Path | None, progress: bool = True) -> ImageSet:
+    """Build data set ``name`` (``source``, ``target`` or ``target_eval``) of ``cfg`` at the network's image size."""
+    return build_dataset(cfg.data[name], cfg.network.image_size, cache_dir, progress,
+                         cfg.seed + SET_SEED_OFFSETS[name], split_seed=cfg.seed)
+
+
 def load_domains(cfg: AdaptConfig, cache_dir: Path | None, progress: bool = True) -> Domains:
     """Build source / target-train / held-out target tensors from ``cfg.data``.
 
     The held-out target set is ``data.target_eval`` if given, else (when the target set has
     labels) the last ``holdout_fraction`` (default 0.3) of a seeded shuffle of the target set.
     """
-    size = cfg.network.image_size
-    src = build_dataset(cfg.data["source"], size, cache_dir, progress, cfg.seed, cfg.seed) if "source" in cfg.data else None
-    tgt = build_dataset(cfg.data["target"], size, cache_dir, progress, cfg.seed + 1, cfg.seed) if "target" in cfg.data else None
-    ev = build_dataset(cfg.data["target_eval"], size, cache_dir, progress, cfg.seed + 2, cfg.seed) if "target_eval" in cfg.data else None
+    src, tgt, ev = (build_set(cfg, name, cache_dir, progress) if name in cfg.data else None
+                    for name in ("source", "target", "target_eval"))
     if tgt is not None and ev is None and tgt.labels is not None and set(cfg.task.label_columns) <= set(tgt.label_names):
         perm = np.random.default_rng(cfg.seed).permutation(len(tgt))
         n_eval = max(1, int(round(cfg.data.get("holdout_fraction", 0.3) * len(tgt))))

@@ -37,12 +37,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / "adapt" / Path(args.config).stem
     progress = not args.no_progress
     if args.dataset_only:
-        from sim2real.adapt.data import build_dataset, save_dataset
+        from sim2real.adapt.data import save_dataset
+        from sim2real.adapt.trainer import build_set
 
         for name, spec in cfg.data.items():
             if isinstance(spec, dict):
-                data = build_dataset(spec, cfg.network.image_size, out / "data", progress,
-                                     cfg.seed + {"source": 0, "target": 1, "target_eval": 2}[name], cfg.seed)
+                data = build_set(cfg, name, out / "data", progress)
                 folder = save_dataset(data, out / "data" / name, progress=progress)
                 print(f"{name}: {len(data)} images -> {folder}")
         return 0

@@ -32,7 +32,8 @@ from typing import Any, Mapping
 
 
 from sim2real._io import data_dir, read_yaml_file
-from sim2real.errors import ConfigError
+from sim2real.errors import CheckpointError, ConfigError
+from sim2real.train.warmstart import find_init_model
 
 ALGOS = ("ppo", "sac", "epopt_ppo")
 POLICIES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
@@ -417,8 +418,9 @@ def parse_run_config(data: Any, file: str | None = None) -> RunConfig:
         init_from = chk.string(data["init_from"], ("init_from",))
         if file and not Path(init_from).is_absolute() and (Path(file).parent / init_from).exists():
             init_from = str((Path(file).parent / init_from).resolve())  # relative to the run config file
-        ip = Path(init_from)
-        if not ((ip.is_file() and ip.suffix == ".zip") or (ip / "model.zip").is_file()):
+        try:
+            find_init_model(init_from)
+        except CheckpointError:
             chk.fail(("init_from",), f"{init_from}: no trained policy there (expected a run folder, its best/ "
                      f"folder or a model.zip file)")
         if algo == "sac":
