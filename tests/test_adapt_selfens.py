@@ -76,6 +76,9 @@ def test_zero_consistency_weight_equals_source_only_update(domains):
     for a, b in zip(se.head.parameters(), so.head.parameters()):
         torch.testing.assert_close(a, b)
     assert not all(torch.equal(a, b) for a, b in zip(se.head.parameters(), se.teacher_head.parameters()))
+    # the target batch still goes through the student (without autograd): its BatchNorm layers counted both batches
+    bn = [m for m in se.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn and all(int(m.num_batches_tracked) == 2 for m in bn)
 
 
 def test_consistency_gradient_comes_from_the_teacher(domains):

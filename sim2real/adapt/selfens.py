@@ -283,6 +283,7 @@ class SelfEnsembling(Method):
             xs_aug, ys = shift_images(xs_aug, ds), ys + self._label_offset(ds)
             xt_student, xt_teacher = shift_images(xt_student, da), shift_images(xt_teacher, db)
         n = xs.shape[0]
+        w = self.consistency_weight(step, total)
         self.teacher_encoder.train(True)  # batch statistics; running stats track the batches it sees
         if opt["combine_batches"]:  # one batch of source + target: BatchNorm statistics of both domains
             out = self._raw(self.encoder, self.head, torch.cat([xs_aug, xt_student]))
@@ -293,7 +294,10 @@ class SelfEnsembling(Method):
                 teacher_t = self._raw(self.teacher_encoder, self.teacher_head, torch.cat([xs_teacher, xt_teacher]))[n:]
         else:
             sup = self.loss(self.head(self.encoder(xs_aug)), ys)  # source batch alone: its own BN statistics
-            student_t = self._raw(self.encoder, self.head, xt_student)  # target batch alone
+            # target batch alone (it still updates the student's BatchNorm running statistics); with a zero
+            # consistency weight its gradient is exactly zero, so it is computed without autograd
+            with torch.set_grad_enabled(w > 0):
+                student_t = self._raw(self.encoder, self.head, xt_student)
             with torch.no_grad():  # the teacher only sees target batches
                 teacher_t = self._raw(self.teacher_encoder, self.teacher_head, xt_teacher)
         if equi:  # both predictions back in the unshifted frame (normalised units)
@@ -301,8 +305,7 @@ class SelfEnsembling(Method):
             student_t = student_t - self._label_offset(da) / scale
             teacher_t = teacher_t - self._label_offset(db) / scale
         unsup, logs = self.unsupervised_loss(student_t, teacher_t)
-        w = self.consistency_weight(step, total)
-        loss = sup + w * unsup
+        loss = sup + w * unsup if w > 0 else sup
         self.optimizers["task"].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers["task"].step()
