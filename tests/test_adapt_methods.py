@@ -17,7 +17,7 @@ from sim2real.adapt.nets import GradientReversal, dann_lambda, grad_reverse
 from sim2real.adapt.trainer import load_domains, read_checkpoint, train
 from sim2real.errors import CheckpointError, ConfigError
 
-from adapt_tiny import tiny_raw
+from adapt_tiny import interrupt_at_step, tiny_raw
 
 TINY: dict[str, Any] = tiny_raw("dann", steps=4, checkpoint_every=2)
 
@@ -66,18 +66,11 @@ def test_method_trains_checkpoints_and_resumes_exactly(name: str, domains, tmp_p
     assert (tmp_path / "full" / "encoder.pt").is_file() and (tmp_path / "full" / "predictor.pt").is_file()
 
     # interrupt a second run after the step-2 checkpoint, then resume it
-    orig = type(full).train_step
-
-    def flaky(self, step, *args):
-        if step == 2:
-            raise _Interrupt
-        return orig(self, step, *args)
-
-    monkeypatch.setattr(type(full), "train_step", flaky)
+    undo = interrupt_at_step(monkeypatch, type(full), 2, _Interrupt)
     with pytest.raises(_Interrupt):
         train(cfg, tmp_path / "cut", domains, progress=False, log_tensorboard=False)
     assert read_checkpoint(tmp_path / "cut" / "checkpoint.pt")["step"] == 2
-    monkeypatch.setattr(type(full), "train_step", orig)
+    undo()
     resumed, _ = train(cfg, tmp_path / "cut", domains, resume=True, progress=False, log_tensorboard=False)
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys()

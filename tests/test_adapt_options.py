@@ -13,7 +13,7 @@ from sim2real.adapt.nets import Encoder, NetworkConfig
 from sim2real.adapt.trainer import load_domains, read_checkpoint, train
 from sim2real.errors import ConfigError
 
-from adapt_tiny import tiny_config, tiny_raw
+from adapt_tiny import assert_same_modules, interrupt_at_step, tiny_config, tiny_raw
 
 RAW: dict[str, Any] = tiny_raw("dann", steps=3)
 
@@ -118,24 +118,15 @@ def test_cosine_lr_schedule_scales_every_optimizer_and_resumes_exactly(domains, 
     assert constant.optimizers["all"].param_groups[0]["lr"] == RAW["train"]["lr"]
 
     # a run cut at step 2 and resumed ends with the same weights and learning rates as an uncut one
-    orig = PixelDA.train_step
-
-    def cut(self, step, *args):
-        if step == 2:
-            raise KeyboardInterrupt
-        return orig(self, step, *args)
-
-    monkeypatch.setattr(PixelDA, "train_step", cut)
+    undo = interrupt_at_step(monkeypatch, PixelDA, 2, KeyboardInterrupt)
     raw = tiny_raw("pixelda", steps=4, checkpoint_every=1)
     cfg_cut = tiny_config(raw, "px.yaml", train={**raw["train"], "lr_schedule": "cosine"})
     with pytest.raises(KeyboardInterrupt):
         train(cfg_cut, tmp_path / "cut", domains, progress=False, log_tensorboard=False)
-    monkeypatch.setattr(PixelDA, "train_step", orig)
+    undo()
     uncut, _ = train(cfg_cut, tmp_path / "uncut", domains, progress=False, log_tensorboard=False)
     resumed, _ = train(cfg_cut, tmp_path / "cut", domains, resume=True, progress=False, log_tensorboard=False)
-    for name, mod in uncut.modules.items():
-        for (k, a), b in zip(mod.state_dict().items(), resumed.modules[name].state_dict().values()):
-            torch.testing.assert_close(a, b, msg=f"{name}.{k} differs after resume")
+    assert_same_modules(uncut, resumed)
     for k, o in uncut.optimizers.items():
         assert [g["lr"] for g in o.param_groups] == [g["lr"] for g in resumed.optimizers[k].param_groups]
     # and the schedule changed training: a constant-rate run ends elsewhere

@@ -17,7 +17,7 @@ from sim2real.adapt.selfens import SelfEnsembling, augment, fourier_style
 from sim2real.adapt.trainer import load_domains, read_checkpoint, train
 from sim2real.errors import ConfigError
 
-from adapt_tiny import tiny_config, tiny_raw
+from adapt_tiny import assert_same_modules, interrupt_at_step, tiny_config, tiny_raw
 
 RAW: dict[str, Any] = tiny_raw("selfens", steps=4, checkpoint_every=2)
 
@@ -150,21 +150,12 @@ def test_trains_checkpoints_and_resumes_exactly(domains, tmp_path: Path, monkeyp
     class Interrupt(Exception):
         pass
 
-    orig = SelfEnsembling.train_step
-
-    def flaky(self, step, *args):
-        if step == 2:
-            raise Interrupt
-        return orig(self, step, *args)
-
-    monkeypatch.setattr(SelfEnsembling, "train_step", flaky)
+    undo = interrupt_at_step(monkeypatch, SelfEnsembling, 2, Interrupt)
     with pytest.raises(Interrupt):
         train(cfg, tmp_path / "cut", domains, progress=False, log_tensorboard=False)
-    monkeypatch.setattr(SelfEnsembling, "train_step", orig)
+    undo()
     resumed, _ = train(cfg, tmp_path / "cut", domains, resume=True, progress=False, log_tensorboard=False)
-    for name, mod in full.modules.items():
-        for (k, a), b in zip(mod.state_dict().items(), resumed.modules[name].state_dict().values()):
-            torch.testing.assert_close(a, b, msg=f"{name}.{k} differs after resume")
+    assert_same_modules(full, resumed)
 
 
 def test_cli_runs_from_config_and_reports(tmp_path: Path):
