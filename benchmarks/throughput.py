@@ -12,7 +12,10 @@ For each registered env id (ids that are not registered are skipped), in the sam
   with velocities and ``getJointStates`` of root and leg joints; quadrotor: per physics step
   the base pose (and velocity for the rotor drag) and the resultant of the four rotor
   thrusts, yaw torque and drag as one force and one torque, per control step pose and
-  velocity);
+  velocity). A torque-controlled robot with armature (the hopper: rotor inertia 1.0 per
+  joint) is simulated with it in both loops: PyBullet has no joint-space armature, so the
+  bare loop makes the world's per-physics-step torque computation too
+  (``PhysicsWorld._armature_torques``: joint states, mass matrix, inverse dynamics);
 * ``ratio`` = env / bare steps/s by wall-clock, ``cpu ratio`` the same by thread CPU time
   (what an idle machine would show: PyBullet DIRECT and the envs are single-threaded, and
   CPU time does not count the time other processes hold the core). Target >= 0.9; PASS/MISS
@@ -191,6 +194,8 @@ class BareLoop:
             self.kp, self.kd = j["position_gain"].tolist(), j["velocity_gain"].tolist()
         for j in range(p.getNumJoints(self.body, physicsClientId=cid)):
             p.resetJointState(self.body, j, 0.0, physicsClientId=cid)
+        world._armature_prev = None  # a new state: no previous physics step's constraint force
+        self.count = 0
         if self.torso is None:
             for j, q0 in zip(self.joints, self.world.home):
                 p.resetJointState(self.body, j, float(q0), physicsClientId=cid)
@@ -199,6 +204,9 @@ class BareLoop:
     def run(self, steps: int) -> tuple[float, float]:
         """(wall, CPU) seconds spent in ``steps`` control steps (resets excluded)."""
         cid, body, joints, mode, read = self.cid, self.body, self.joints, self.mode, self.read
+        # the robot's joint-space armature (the hopper's rotor inertia): PyBullet has none, so
+        # simulating this robot takes the world's per-physics-step torque computation here too
+        armature = self.world._armature_torques if self.world._armature is not None else None
         wall = cpu = 0.0
         t, c = time.perf_counter(), time.thread_time()
         for _ in range(steps):
@@ -214,8 +222,10 @@ class BareLoop:
             if mode == "torque":
                 torques = cmd.tolist()
                 for _ in range(self.substeps):
-                    p.setJointMotorControlArray(body, joints, p.TORQUE_CONTROL, forces=torques, physicsClientId=cid)
+                    sent = torques if armature is None else armature(torques, self.count)
+                    p.setJointMotorControlArray(body, joints, p.TORQUE_CONTROL, forces=sent, physicsClientId=cid)
                     p.stepSimulation(physicsClientId=cid)
+                    self.count += 1
             else:
                 for _ in range(self.substeps):
                     p.stepSimulation(physicsClientId=cid)

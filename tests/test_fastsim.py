@@ -218,9 +218,12 @@ def test_kernel_rejects_bad_input():
         world.close()
 
 
-def _hopper_run(use_compiled: bool, monkeypatch: Any) -> list[Any]:
+NO_ARMATURE = {"params": {"arm": {"param": "armature", "distribution": "constant", "value": 0.0, "operation": "abs"}}}
+
+
+def _hopper_run(use_compiled: bool, monkeypatch: Any, profile: Any = "epopt_hopper") -> list[Any]:
     monkeypatch.setattr(compiled, "ENABLED", use_compiled)
-    env = gym.make("sim2real/Hopper-v0", profile="epopt_hopper")
+    env = gym.make("sim2real/Hopper-v0", profile=profile)
     try:
         assert (env.unwrapped.world._fast is not None) == use_compiled
         rng = np.random.default_rng(5)
@@ -230,12 +233,29 @@ def _hopper_run(use_compiled: bool, monkeypatch: Any) -> list[Any]:
 
 
 @needs_kernel
-def test_compiled_torque_loop_matches_python(monkeypatch):
-    """The hopper's torque substeps (PhysicsWorld.step's torque fast path) from C and from Python."""
-    compiled_run = _hopper_run(True, monkeypatch)
-    python_run = _hopper_run(False, monkeypatch)
+@pytest.mark.parametrize("profile", ["epopt_hopper", NO_ARMATURE], ids=["armature", "no-armature"])
+def test_compiled_torque_loop_matches_python(monkeypatch, profile):
+    """The hopper's torque substeps from C and from Python: with armature (randomized 0.5-1.5,
+    the joint-space armature solve, ``armature_solve`` / ``world._armature_solve``) and without
+    (PhysicsWorld.step's torque fast path, ``torque_steps``)."""
+    compiled_run = _hopper_run(True, monkeypatch, profile)
+    python_run = _hopper_run(False, monkeypatch, profile)
     assert sum(1 for r in compiled_run if len(r) == 5 and r[2]) >= 2  # falls and resets were exercised
     assert _same(compiled_run, python_run)
+
+
+@needs_kernel
+def test_armature_solve_checks_its_input():
+    fast = compiled.module() or compiled._built
+    eye = [[1.0, 0.0], [0.0, 1.0]]
+    sent, applied = fast.armature_solve(eye, [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1], [1.0], [2.0], None, 0.002)
+    assert sent == [1.0] and applied == [0.0, 1.0]  # (1 + 1)·q̈ = 2 → q̈ = 1, sent 2 − 1·1
+    with pytest.raises(ValueError, match="mass matrix"):
+        fast.armature_solve([[1.0]], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1], [1.0], [2.0], None, 0.002)
+    with pytest.raises(ValueError, match="out of range"):
+        fast.armature_solve(eye, [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [2], [1.0], [2.0], None, 0.002)
+    with pytest.raises(ValueError, match="prev"):
+        fast.armature_solve(eye, [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1], [1.0], [2.0], (eye,), 0.002)
 
 
 @needs_kernel

@@ -86,11 +86,7 @@ class HopperEnv(SimEnv):
         noise = rng.uniform(-self.reset_noise, self.reset_noise, size=(2, len(self._all)))
         for k, j in enumerate(self._all):
             p.resetJointState(w.robot_id, j, float(noise[0, k]), float(noise[1, k]), physicsClientId=cid)
-        self._x = self._root_state()[0][0]
-
-    def _root_state(self) -> tuple[np.ndarray, np.ndarray]:
-        states = p.getJointStates(self.world.robot_id, self._root, physicsClientId=self.world.client)
-        return np.array([s[0] for s in states]), np.array([s[1] for s in states])
+        self._x = self._read()[2]
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """:meth:`SimEnv.step`. For a float32/float64 array action of the right shape and no
@@ -134,16 +130,16 @@ class HopperEnv(SimEnv):
             z, pitch, x = fast.hopper_observe(p.getLinkState, p.getJointStates, p.getMatrixFromQuaternion, rid,
                                               self._torso, self._all, cid, self._obs_low32, self._obs_high32, obs)
         else:
-            (_, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
+            (x, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
                 rid, self._torso, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid)
             states = p.getJointStates(rid, self._all, physicsClientId=cid)
             r0, r1, r2, r3, r4, r5, r6, r7, r8 = p.getMatrixFromQuaternion(orn)
             if self._three_legs:  # the hopper's thigh, leg, foot: unpacked directly
-                (x, _, _, _), _, (pitch, _, _, _), (q0, v0, _, _), (q1, v1, _, _), (q2, v2, _, _) = states
+                _, _, (pitch, _, _, _), (q0, v0, _, _), (q1, v1, _, _), (q2, v2, _, _) = states
                 values = (z, pitch, q0, q1, q2, vx, vy, vz, r0 * wx + r3 * wy + r6 * wz,
                           r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz, v0, v1, v2)
             else:
-                (x, _, _, _), _, (pitch, _, _, _), *legs = states
+                _, _, (pitch, _, _, _), *legs = states
                 values = (z, pitch, *[s[0] for s in legs], vx, vy, vz, r0 * wx + r3 * wy + r6 * wz,
                           r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz, *[s[1] for s in legs])
             # one ufunc call: round to float32, then clip to the float32 bounds = float32(clip(float64))
@@ -165,15 +161,15 @@ class HopperEnv(SimEnv):
             "is_healthy": healthy}
 
     def _read(self) -> tuple[float, float, float, tuple[float, ...]]:
-        """Torso height (m), pitch (rad), root x (m) and the unclipped observation as floats.
+        """Torso height (m), pitch (rad), torso x (m) and the unclipped observation as floats.
 
         One ``getLinkState`` (torso pose + velocity) and one ``getJointStates`` (root + legs)
         per call, indices cached at construction (the fast path of :meth:`step` inlines it)."""
         w = self.world
         cid, rid = w.client, w.robot_id
-        (_, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
+        (x, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
             rid, self._torso, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid)
-        (x, _, _, _), _, (pitch, _, _, _), *legs = p.getJointStates(rid, self._all, physicsClientId=cid)
+        _, _, (pitch, _, _, _), *legs = p.getJointStates(rid, self._all, physicsClientId=cid)
         self._root_x, self._pitch = x, pitch
         r0, r1, r2, r3, r4, r5, r6, r7, r8 = p.getMatrixFromQuaternion(orn)
         values = (z, pitch, *[s[0] for s in legs], vx, vy, vz,

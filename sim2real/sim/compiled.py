@@ -3,7 +3,8 @@
 ``setup.py`` builds the C extension ``sim2real.sim._fastsim`` where a C compiler and the Python
 headers are available (``pip install`` prints a warning and goes on without it otherwise). It
 holds the quadrotor's per-physics-step loop (rotor model, body-rate and velocity controllers),
-the quadrotor env's observation and reward, and the torque-control substep loop. Every one of
+the quadrotor env's observation and reward, the torque-control substep loop, the hopper's
+observation read and the joint-space armature solve (``armature_solve``). Every one of
 them has a Python twin doing the same operations in the same order, so results are the same bit
 for bit with or without it (``tests/test_fastsim.py``); only the speed differs.
 

@@ -7,11 +7,17 @@ Setters take final values and track what changed, so :meth:`restore_nominal` onl
 that. Inside ``with world.batch():`` PyBullet calls are deferred and merged into one
 ``changeDynamics`` per link.
 
-Armature (rotor inertia J about the joint axis a) is added to the diagonal inertia of the
-link the joint drives as J·a², with a in that link's inertial frame — exact when the axis
-is a principal axis (true for the shipped robots), an approximation otherwise since
-PyBullet only takes diagonal inertias. MJCF models put a massless dummy link on each
-joint; the armature then goes to the first massive link below it through fixed joints.
+Armature (rotor inertia J of a geared motor, as seen at the joint) is MuJoCo's: J on the
+joint's diagonal of the joint-space mass matrix, nothing else. PyBullet has no such term, so in
+torque mode on a fixed-base model (the hopper) the world computes it: before every physics step
+it sends the torques that give the model the acceleration (M + diag J)⁻¹(τ − bias − D q̇)
+(:meth:`PhysicsWorld._armature_torques`); contact and joint-limit forces still come from
+PyBullet's solver with M alone. In position/velocity mode PyBullet's motor constraints set the
+joint torques inside its solver, so there (and on floating bases) J·a² is added to the diagonal
+inertia of the link the joint drives instead, a in that link's inertial frame: this also resists
+the link's absolute rotation (couples into every joint above it), a coarser model. MJCF models
+put a massless dummy link on each joint; the armature then goes to the first massive link below
+it through fixed joints.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class WorldDynamics:
     joint_axes: np.ndarray
     n_model_joints: int
     _joint_list: list[int]
+    mode: str
 
     def _init_dynamics_state(self) -> None:
         self._dirty_links: set[str] = set()
@@ -211,7 +218,7 @@ class WorldDynamics:
         """Link inertia diagonal · mass scale + armature of the joint driving the link (a·a² on the diagonal)."""
         inertia = self.current["links"][name]["inertia"] * self._inertia_scale[name]
         k = self._armature_joint_of.get(name)
-        if k is not None:
+        if k is not None and not self._joint_armature:
             arm = self.current["joints"]["armature"][k]
             if arm:
                 inertia = inertia + arm * self._armature_axis[k] ** 2
@@ -226,6 +233,8 @@ class WorldDynamics:
         names = {i: nm for nm, i in self.link_index.items() if nm in self.current["links"]}
         self._armature_joint_of: dict[str, int] = {}
         self._armature_axis: dict[int, np.ndarray] = {}
+        self._joint_armature = self._uses_joint_armature()
+        self._armature: list[float] | None = None  # joint-space armature per controlled joint, if any
         for k, j in enumerate(self._joint_list):
             link = j
             while p.getDynamicsInfo(rid, link, physicsClientId=cid)[0] == 0.0:
@@ -244,6 +253,33 @@ class WorldDynamics:
             self._armature_axis[k] = np.abs(com_rot(link).T @ axis_world)
             self._armature_joint_of[name] = k
 
+    def _uses_joint_armature(self) -> bool:
+        """Armature in joint space (MuJoCo's) needs the world to compute the torques: torque mode
+        on a fixed-base model with controlled joints. Otherwise it goes on the link inertia."""
+        return self.mode == "torque" and bool(self._joint_list) and self.robot.model.fixed_base
+
+    def _sync_armature_model(self) -> None:
+        """Follow a control-mode change: move the armature between the link inertias and the
+        joint-space torques; refresh the per-joint values the stepping loops use."""
+        joint_space = self._uses_joint_armature()
+        if joint_space != self._joint_armature:
+            self._joint_armature = joint_space
+            if not joint_space:
+                self._check_armature_carriers(self.current["joints"]["armature"])
+            for name in self._armature_joint_of:
+                self._pushed_links.pop(name, None)
+                p.changeDynamics(self.robot_id, self.link_index[name], localInertiaDiagonal=self._effective_inertia(name),
+                                 physicsClientId=self.client)
+        arm = self.current["joints"]["armature"]
+        self._armature = arm.tolist() if self._joint_armature and np.any(arm > 0) else None
+
+    def _check_armature_carriers(self, values: np.ndarray) -> None:
+        unsupported = [self.robot.joint_names[k] for k in range(len(values))
+                       if values[k] and k not in self._armature_joint_of.values()]
+        if unsupported:
+            raise EnvError(f"armature of joints {unsupported} has no massive link listed in robot.yaml "
+                           f"'links' to carry it in {self.mode} control mode ({self.robot.file})")
+
     def set_joint(self, field_name: str, values: np.ndarray) -> None:
         """Set a per-joint quantity for all controlled joints (``damping``, ``friction`` (N·m),
         ``armature`` (kg·m²), ``strength`` (× max effort), ``position_gain``, ``velocity_gain``)."""
@@ -257,12 +293,10 @@ class WorldDynamics:
                 self._pending_damping = True
             else:
                 self._push_damping()
+        elif field_name == "armature" and self._joint_armature:
+            self._armature = values.tolist() if np.any(values > 0) else None
         elif field_name == "armature":
-            unsupported = [self.robot.joint_names[k] for k in range(len(values))
-                           if values[k] and k not in self._armature_joint_of.values()]
-            if unsupported:
-                raise EnvError(f"armature of joints {unsupported} has no massive link listed in robot.yaml "
-                               f"'links' to carry it ({self.robot.file})")
+            self._check_armature_carriers(values)
             for name, k in self._armature_joint_of.items():
                 if values[k] != old[k]:
                     if self._batch:

@@ -77,6 +77,54 @@ class Push:
                                                 if np.any(self.torque) else None)
 
 
+def _armature_solve(mass: Sequence[Sequence[float]], bias: Sequence[float], qd: list[float], damping: list[float],
+                    dofs: list[int], armature: list[float], torque: list[float],
+                    prev: tuple[Any, list[float], list[float]] | None, h: float) -> tuple[list[float], list[float]]:
+    """The arithmetic of :meth:`PhysicsWorld._armature_torques` in plain floats (the C twin
+    ``_fastsim.armature_solve`` does the same operations in the same order): the torques to send
+    and the forces applied in this physics step (−bias − D q̇ + sent torques), over the movable
+    joints (``dofs``: the controlled joints' indices among them); ``prev`` = (M, applied forces, q̇)
+    of the previous physics step or ``None``; ``h`` the physics step (s)."""
+    n = len(qd)
+    # applied forces but the torques: −bias − D q̇ (bias: gravity, Coriolis, centrifugal)
+    applied = [-b - d * v for b, d, v in zip(bias, damping, qd)]
+    force = list(applied)
+    if prev is not None:  # + the previous step's constraint force g = M_prev·Δq̇/h − applied_prev
+        mass_prev, applied_prev, qd_prev = prev
+        acc = [(v - w) / h for v, w in zip(qd, qd_prev)]
+        for i in range(n):
+            row = mass_prev[i]
+            g = -applied_prev[i]
+            for j in range(n):
+                g += row[j] * acc[j]
+            force[i] += g
+    eff = [list(row) for row in mass]
+    for k, i in enumerate(dofs):
+        force[i] += torque[k]
+        eff[i][i] += armature[k]
+    # Gaussian elimination without pivoting (symmetric positive definite)
+    for k in range(n):
+        rk, pivot = eff[k], eff[k][k]
+        for i in range(k + 1, n):
+            ri = eff[i]
+            f = ri[k] / pivot
+            if f != 0.0:
+                for j in range(k + 1, n):
+                    ri[j] -= f * rk[j]
+                force[i] -= f * force[k]
+    x = [0.0] * n
+    for i in range(n - 1, -1, -1):
+        ri = eff[i]
+        acc_i = force[i]
+        for j in range(i + 1, n):
+            acc_i -= ri[j] * x[j]
+        x[i] = acc_i / ri[i]
+    sent = [torque[k] - armature[k] * x[i] for k, i in enumerate(dofs)]
+    for k, i in enumerate(dofs):
+        applied[i] += sent[k]
+    return sent, applied
+
+
 class PhysicsWorld(WorldDynamics):
     """PyBullet world for one robot.
 
@@ -206,6 +254,13 @@ class PhysicsWorld(WorldDynamics):
         self.ee_index = self.link_index[robot.end_effector_link] if robot.end_effector_link else None
         self.link_names = ["base", *robot.links]
         self.movable_joints = [i[0] for i in infos if i[2] != p.JOINT_FIXED]
+        # joint-space armature (_armature_torques): each controlled joint's index among the movable
+        # ones (the mass matrix's order), the other movable joints' damping (N·m·s/rad)
+        self._armature_dofs = [self.movable_joints.index(j) for j in self._joint_list]
+        self._dof_damping = [0.0 if j in self._joint_list else infos[j][6] for j in self.movable_joints]
+        self._zero_dofs = [0.0] * len(self.movable_joints)
+        #: (physics step it is for, M, applied forces, q̇) of the last armature step (_armature_torques)
+        self._armature_prev: tuple[int, Any, list[float], list[float]] | None = None
         passive = [j for j in self.movable_joints if j not in self._joint_list]
         self._passive_initial = [(j, p.getJointState(rid, j, physicsClientId=cid)[0]) for j in passive]
 
@@ -255,6 +310,7 @@ class PhysicsWorld(WorldDynamics):
             p.resetJointState(rid, j, a, 0.0, physicsClientId=cid)
         for j, a, v in zip(self._joint_list, q, qd):
             p.resetJointState(rid, j, float(a), float(v), physicsClientId=cid)
+        self._armature_prev = None
 
     def link_position(self, link: int) -> np.ndarray:
         """World position (m) of a link frame (-1: the base link frame)."""
@@ -295,6 +351,34 @@ class PhysicsWorld(WorldDynamics):
                                         forces=[float(f) for f in j["friction"]], physicsClientId=cid)
         self._friction_torque = bool(self.mode != "torque" and np.any(j["friction"] > 0))
         self._friction_list = [float(f) for f in j["friction"]]
+        self._sync_armature_model()
+
+    def _armature_torques(self, torque: list[float], count: int) -> list[float]:
+        """The torques to send for ``torque`` (N·m per controlled joint) before physics step
+        ``count`` so that the model moves as with each joint's armature J on its diagonal of the
+        joint-space mass matrix (MuJoCo's armature, see :mod:`sim2real.sim.dynamics`):
+
+        q̈ = (M + diag J)⁻¹(τ − bias − D q̇ + g) over all movable joints, sent as τ − J q̈; PyBullet's
+        M q̈ = τ' − bias − D q̇ + g then gives that q̈. g is the generalized force of contacts, joint
+        limits and friction motors, which PyBullet's solver computes inside its step: it is taken
+        from the previous physics step (its M, applied forces and the velocity change it made),
+        so a resting contact or a joint at its limit takes its share of the torque as in MuJoCo.
+        Without a previous step (after :meth:`hold`, a state reset or a rebuild) g = 0."""
+        cid, rid, dofs = self.client, self.robot_id, self._armature_dofs
+        states = p.getJointStates(rid, self.movable_joints, physicsClientId=cid)
+        q = [s[0] for s in states]
+        qd = [s[1] for s in states]
+        mass = p.calculateMassMatrix(rid, q, physicsClientId=cid)
+        bias = p.calculateInverseDynamics(rid, q, qd, self._zero_dofs, physicsClientId=cid)
+        damping = self._dof_damping
+        for k, v in zip(dofs, self.current["joints"]["damping"].tolist()):
+            damping[k] = v
+        prev = self._armature_prev
+        last = prev[1:] if prev is not None and prev[0] == count else None
+        solve = _armature_solve if self._fast is None else self._fast.armature_solve
+        sent, applied = solve(mass, bias, qd, damping, dofs, self._armature, torque, last, self.physics_dt)
+        self._armature_prev = (count + 1, mass, applied, qd)
+        return sent
 
     @property
     def active(self) -> np.ndarray:
@@ -317,6 +401,7 @@ class PhysicsWorld(WorldDynamics):
         """Make the current joint state the active command (position: hold here; others: zero)."""
         q, _ = self.joint_state()
         self._queue.clear()
+        self._armature_prev = None
         self.active = q.copy() if self.mode == "position" else np.zeros(len(self._joint_list))
         self._issue(self.active)
 
@@ -326,6 +411,7 @@ class PhysicsWorld(WorldDynamics):
         with the commands still in flight under action latency."""
         self.active = np.asarray(active, dtype=float).copy()
         self._issue(self.active)
+        self._armature_prev = None
         self._queue = deque((int(t), np.asarray(c, dtype=float)) for t, c in sorted(pending, key=lambda x: x[0]))
 
     def _issue(self, cmd: np.ndarray | list[float]) -> None:
@@ -386,9 +472,14 @@ class PhysicsWorld(WorldDynamics):
                 torque = self._torque
             cid, rid, joints = self.client, self.robot_id, self._joint_list
             step_sim, set_motors, torque_control = p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
+            armature = self._armature_torques if self._armature is not None else None
             if capture is None:
                 fast = self._fast
-                if fast is not None:  # the same calls from C (sim2real.sim.compiled)
+                if armature is not None:  # joint-space armature: the torques to send, per physics step
+                    for k in range(self.substeps):
+                        set_motors(rid, joints, torque_control, forces=armature(torque, count + k), physicsClientId=cid)
+                        step_sim(physicsClientId=cid)
+                elif fast is not None:  # the same calls from C (sim2real.sim.compiled)
                     fast.torque_steps(self.substeps, set_motors, step_sim, rid, joints, torque_control, torque, cid)
                 else:
                     for _ in range(self.substeps):
@@ -397,7 +488,8 @@ class PhysicsWorld(WorldDynamics):
                 self.physics_step_count = count + self.substeps
                 return
             for k in range(1, self.substeps + 1):
-                set_motors(rid, joints, torque_control, forces=torque, physicsClientId=cid)
+                sent = torque if armature is None else armature(torque, count + k - 1)
+                set_motors(rid, joints, torque_control, forces=sent, physicsClientId=cid)
                 step_sim(physicsClientId=cid)
                 if k == capture_at:
                     self.physics_step_count = count + k
@@ -412,9 +504,11 @@ class PhysicsWorld(WorldDynamics):
             # torques act for one physics step only: re-send them before every step
             cid, rid, joints = self.client, self.robot_id, self._joint_list
             step_sim, set_motors, torque_control = p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
+            armature = self._armature is not None
             for k in range(1, self.substeps + 1):
                 self._activate_due(count)
-                set_motors(rid, joints, torque_control, forces=self._torque, physicsClientId=cid)
+                torque = self._armature_torques(self._torque, count) if armature else self._torque
+                set_motors(rid, joints, torque_control, forces=torque, physicsClientId=cid)
                 step_sim(physicsClientId=cid)
                 count += 1
                 if capture is not None and k == capture_at:
@@ -468,7 +562,8 @@ class PhysicsWorld(WorldDynamics):
         for k in range(1, self.substeps + 1):
             self._activate_due(count)
             if torque_mode:
-                set_motors(rid, joints, torque_control, forces=self._torque, physicsClientId=cid)
+                torque = self._torque if self._armature is None else self._armature_torques(self._torque, count)
+                set_motors(rid, joints, torque_control, forces=torque, physicsClientId=cid)
             elif friction:
                 self._apply_friction_torque()
             pushes = self.pushes
