@@ -52,6 +52,7 @@ class WorldDynamics:
     joint_axes: np.ndarray
     n_model_joints: int
     _joint_list: list[int]
+    _single_dof_joints: bool
     mode: str
 
     def _init_dynamics_state(self) -> None:
@@ -255,8 +256,10 @@ class WorldDynamics:
 
     def _uses_joint_armature(self) -> bool:
         """Armature in joint space (MuJoCo's) needs the world to compute the torques: torque mode
-        on a fixed-base model with controlled joints. Otherwise it goes on the link inertia."""
-        return self.mode == "torque" and bool(self._joint_list) and self.robot.model.fixed_base
+        on a fixed-base model with controlled joints, all movable joints one-DOF (the mass matrix
+        is indexed by joint). Otherwise it goes on the link inertia."""
+        return (self.mode == "torque" and bool(self._joint_list) and self.robot.model.fixed_base
+                and self._single_dof_joints)
 
     def _sync_armature_model(self) -> None:
         """Follow a control-mode change: move the armature between the link inertias and the

@@ -276,6 +276,7 @@ class PhysicsWorld(WorldDynamics):
         self._armature_dofs = [self.movable_joints.index(j) for j in self._joint_list]
         self._dof_damping = [0.0 if j in self._joint_list else infos[j][6] for j in self.movable_joints]
         self._zero_dofs = [0.0] * len(self.movable_joints)
+        self._single_dof_joints = all(infos[j][2] in (p.JOINT_REVOLUTE, p.JOINT_PRISMATIC) for j in self.movable_joints)
         #: (physics step it is for, M, applied forces, q̇) of the last armature step (_armature_torques)
         self._armature_prev: tuple[int, Any, list[float], list[float]] | None = None
         passive = [j for j in self.movable_joints if j not in self._joint_list]
