@@ -145,7 +145,7 @@ class HopperEnv(SimEnv):
             # one ufunc call: round to float32, then clip to the float32 bounds = float32(clip(float64))
             # of the general path (rounding is monotone)
             obs = clip_(values, self._obs_low32, self._obs_high32, dtype=np.float32)
-        self._root_x, self._pitch = x, pitch
+        self._torso_x, self._pitch = x, pitch
         lo, hi = self._z_bounds
         z = z if z > lo else lo  # the clipped base height (obs[0])
         z = z if z < hi else hi
@@ -170,7 +170,7 @@ class HopperEnv(SimEnv):
         (x, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
             rid, self._torso, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid)
         _, _, (pitch, _, _, _), *legs = p.getJointStates(rid, self._all, physicsClientId=cid)
-        self._root_x, self._pitch = x, pitch
+        self._torso_x, self._pitch = x, pitch
         r0, r1, r2, r3, r4, r5, r6, r7, r8 = p.getMatrixFromQuaternion(orn)
         values = (z, pitch, *[s[0] for s in legs], vx, vy, vz,
                   r0 * wx + r3 * wy + r6 * wz, r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz,
@@ -197,5 +197,5 @@ class HopperEnv(SimEnv):
         aa = 0.0
         for v in action.tolist():  # left to right, as the fast path
             aa += v * v
-        reward, healthy, x_velocity = self._reward(self._root_x, float(obs[0]), self._pitch, aa)  # floats of _observe
-        return reward, not healthy, {"x_position": self._root_x, "x_velocity": x_velocity, "is_healthy": bool(healthy)}
+        reward, healthy, x_velocity = self._reward(self._torso_x, float(obs[0]), self._pitch, aa)  # floats of _observe
+        return reward, not healthy, {"x_position": self._torso_x, "x_velocity": x_velocity, "is_healthy": bool(healthy)}
