@@ -185,7 +185,7 @@ class HopperEnv(SimEnv):
         return action * self.action_scale
 
     def _reward(self, x: float, z: float, pitch: float, aa: float) -> tuple[float, bool, float]:
-        """(reward, healthy, forward velocity m/s) from the root x (m), the clipped torso height
+        """(reward, healthy, forward velocity m/s) from the torso centre's x (m), the clipped torso height
         (m), the pitch (rad) and ``a·a`` of the applied action (inlined in the fast path of :meth:`step`)."""
         x_velocity = (x - self._x) / self.world.control_dt
         self._x = x
