@@ -209,3 +209,19 @@ def test_floor_contact_params_are_validated(tmp_path, params, match):
     f.write_text(yaml.safe_dump(raw))
     with pytest.raises(RobotError, match=match):
         PhysicsWorld(load_robot(f))
+
+
+def test_floor_contact_follows_a_model_param_entry():
+    """A ``model_param`` entry on the floor contact is applied at each reset, and undone."""
+    entry = {"param": "model_param", "targets": ["floor_contact_stiffness"], "distribution": "constant",
+             "value": 0.5, "operation": "scale"}
+    env = HopperEnv(profile={"params": {"soft": entry}}, max_episode_steps=None)
+    try:
+        cid, floor = env.world.client, env.world.floor_id
+        env.reset(seed=0)
+        assert p.getDynamicsInfo(floor, -1, physicsClientId=cid)[9] == pytest.approx(4000.0)
+        env.set_profile("nominal")
+        env.reset(seed=0)
+        assert p.getDynamicsInfo(floor, -1, physicsClientId=cid)[9] == pytest.approx(8000.0)
+    finally:
+        env.close()

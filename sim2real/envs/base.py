@@ -128,6 +128,7 @@ class SimEnv(gym.Env):
         self.world.headless = not self._renders_robot()  # com_offset rebuilds skip the renderer
         self.runner.reset(self.np_random, randomize=bool(options.get("randomize", True)),
                           pinned=options.get("params"), reseed=seed is not None)
+        self.world.apply_floor_contact()  # model_params may have been randomized
         self._reset_task()
         self.world.hold()
         self._elapsed = 0

@@ -166,11 +166,12 @@ class PhysicsWorld(WorldDynamics):
         self.floor_id = -1
         if floor:
             self.floor_id = p.loadURDF(str(pybullet_data.getDataPath()) + "/plane.urdf", physicsClientId=cid)
-            self._set_floor_contact()
         self.robot_id = self._load_robot()
         self._builder: BodyBuilder | None = None
         self._index_model()
         self.model_params: dict[str, Any] = dict(robot.model_params)
+        self._floor_contact: tuple[float, float] | None = None
+        self.apply_floor_contact()
         self.render_settings = RenderSettings()
         self.physics_step_count = 0
         self._record_nominal()
@@ -203,14 +204,16 @@ class PhysicsWorld(WorldDynamics):
         self.hold()
 
     # ------------------------------------------------------------------ loading
-    def _set_floor_contact(self) -> None:
-        """robot.yaml ``model_params`` ``floor_contact_stiffness`` (N/m) and ``floor_contact_damping``
-        (N·s/m, both or neither): a compliant spring-damper floor contact instead of PyBullet's rigid
-        one. The hopper's values reproduce a drop test of MuJoCo's soft default contact
-        (solref 0.02 s): ~2.5 cm compression and the rebound of a 0.2 m drop (docs/envs.md)."""
-        mp, file = self.robot.model_params, str(self.robot.file)
+    def apply_floor_contact(self) -> None:
+        """``model_params`` ``floor_contact_stiffness`` (N/m) and ``floor_contact_damping`` (N·s/m,
+        both or neither, from robot.yaml or a ``model_param`` profile entry): a compliant
+        spring-damper floor contact instead of PyBullet's rigid one. Called at construction and by
+        the envs after each reset's randomization (one ``changeDynamics`` when the values changed).
+        The hopper's values reproduce a drop test of MuJoCo's soft default contact (solref 0.02 s):
+        ~2.5 cm compression and the rebound of a 0.2 m drop (docs/envs.md)."""
+        mp, file = self.model_params, str(self.robot.file)
         k, c = mp.get("floor_contact_stiffness"), mp.get("floor_contact_damping")
-        if k is None and c is None:
+        if (k is None and c is None) or self.floor_id < 0 or self._floor_contact == (k, c):
             return
         for key, v in (("floor_contact_stiffness", k), ("floor_contact_damping", c)):
             if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
@@ -218,6 +221,7 @@ class PhysicsWorld(WorldDynamics):
                                  f" (set both floor_contact_stiffness and floor_contact_damping, or neither); got {v!r}",
                                  file=file, path=("model_params", key))
         p.changeDynamics(self.floor_id, -1, contactStiffness=float(k), contactDamping=float(c), physicsClientId=self.client)
+        self._floor_contact = (k, c)
 
     def _load_robot(self) -> int:
         m, cid = self.robot.model, self.client
