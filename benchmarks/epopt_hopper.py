@@ -4,6 +4,7 @@
                                       [--total-timesteps N] [--steps NAME=N ...] [--skip-train]
                                       [--skip-iters K] [--n-models N] [--warmup-steps N]
                                       [--run NAME=DIR ...] [--checkpoint final|best]
+                                      [--seed N] [--only NAME ...]
 
 Trains (or resumes) ``hopper_mass6.yaml`` (PPO, torso mass fixed at 6 kg) and
 ``epopt_hopper.yaml`` (EPOpt-ε, ε = 0.1, on the ``epopt_hopper`` ensemble), then
@@ -25,7 +26,10 @@ steps each policy actually trained and every override are printed with
 the table and written to ``eval/budget.json``, so a reduced run is labelled as such.
 ``--skip-train --run NAME=DIR`` evaluates runs trained elsewhere, and ``--checkpoint best``
 evaluates each run's best-evaluated policy (``DIR/best/``, written with ``eval.save_best``)
-instead of its last one.
+instead of its last one. ``--seed N`` trains every run (the ε = 1 warm-up included) with seed N
+instead of the configs' seed 0, for a curve per seed; ``--only NAME`` trains and evaluates one
+policy, so two can train side by side in two processes (each with its own ``--out``) and be
+evaluated together afterwards with ``--skip-train --run``.
 """
 
 from __future__ import annotations
@@ -80,20 +84,27 @@ def main() -> None:
                     help="evaluate the run folder DIR for NAME instead of OUT/NAME (with --skip-train); repeatable")
     ap.add_argument("--checkpoint", choices=("final", "best"), default="best",
                     help="evaluate each run's final policy or its best-evaluated one (RUN/best/, eval.save_best)")
+    ap.add_argument("--seed", type=int, help="train every run (the warm-up included) with this seed "
+                                             "instead of the configs' seed")
+    ap.add_argument("--only", action="append", choices=list(CONFIGS), metavar="NAME",
+                    help=f"train and evaluate only this policy (one of {list(CONFIGS)}); repeatable")
     args = ap.parse_args()
+    names = [n for n in CONFIGS if n in (args.only or CONFIGS)]
+    if args.seed is not None and args.seed < 0:
+        ap.error(f"--seed {args.seed}: expected a non-negative integer")
     runs: dict[str, Path] = {}
     for item in args.run:
         name, sep, d = item.partition("=")
-        if not sep or name not in CONFIGS or not d:
-            ap.error(f"--run {item!r}: expected NAME=DIR with NAME one of {list(CONFIGS)}")
+        if not sep or name not in names or not d:
+            ap.error(f"--run {item!r}: expected NAME=DIR with NAME one of {names}")
         runs[name] = Path(d)
     if runs and not args.skip_train:
         ap.error("--run needs --skip-train (it evaluates runs trained elsewhere)")
     steps: dict[str, int] = {}
     for item in args.steps:
         name, sep, n = item.partition("=")
-        if not sep or name not in CONFIGS or not n.isdigit() or int(n) <= 0:
-            ap.error(f"--steps {item!r}: expected NAME=N with NAME one of {list(CONFIGS)} and N a positive integer")
+        if not sep or name not in names or not n.isdigit() or int(n) <= 0:
+            ap.error(f"--steps {item!r}: expected NAME=N with NAME one of {names} and N a positive integer")
         steps[name] = int(n)
 
     from sim2real.train.config import load_run_config
@@ -104,8 +115,10 @@ def main() -> None:
     out = Path(args.out)
     dirs = {}
     shipped: dict[str, int] = {}
-    for name, cfg_name in CONFIGS.items():
-        cfg = load_run_config(cfg_name)
+    seed = {} if args.seed is None else {"seed": args.seed}
+    for name in names:
+        cfg_name = CONFIGS[name]
+        cfg = load_run_config(cfg_name).with_overrides(**seed)
         if name in steps or args.total_timesteps:
             cfg = cfg.with_overrides(total_timesteps=steps.get(name, args.total_timesteps))
         if cfg.epopt is not None and (args.skip_iters is not None or args.n_models is not None):
@@ -119,7 +132,7 @@ def main() -> None:
         if cfg.epopt is not None and args.warmup_steps > 0 and not args.skip_train and not done:
             warm = out / "epopt_warmup_e1"
             wcfg = load_run_config("hopper_mass6")
-            wcfg = wcfg.with_overrides(profile=cfg.profile, total_timesteps=args.warmup_steps,
+            wcfg = wcfg.with_overrides(profile=cfg.profile, total_timesteps=args.warmup_steps, **seed,
                                        eval=dataclasses.replace(wcfg.eval, profile=cfg.eval.profile, save_best=True),
                                        description=f"EPOpt epsilon = 1 phase: PPO on {cfg.profile}")
             if not args.skip_train and not (warm / "report.json").is_file():
@@ -157,7 +170,7 @@ def main() -> None:
     paths = write_results(out / "eval", results, [axis], {"env_id": base.env_id, "episodes": args.episodes,
                                                           "profile": "torso mass sweep"})
     budget = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-              "episodes": args.episodes, "policies": {}}
+              "episodes": args.episodes, "seed": args.seed, "policies": {}}
     for p, d in dirs.items():
         rep, run = d / "report.json", d / "run.yaml"
         info = json.loads(rep.read_text()) if rep.is_file() else {}
@@ -190,11 +203,11 @@ def main() -> None:
     if reduced and paths.get("png0"):
         _label_png(Path(paths["png0"]), "REDUCED BUDGET: " + "; ".join(reduced))
     print(f"\nMean return vs torso mass ({args.episodes} episodes per point)\n")
-    print("| torso mass (kg) | " + " | ".join(CONFIGS) + " |")
-    print("|---|" + "---|" * len(CONFIGS))
+    print("| torso mass (kg) | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
     for m in axis.values:
-        print(f"| {m:g} | " + " | ".join(f"{ret[(p, m)]:.0f}" for p in CONFIGS) + " |")
-    for p in CONFIGS:
+        print(f"| {m:g} | " + " | ".join(f"{ret[(p, m)]:.0f}" for p in names) + " |")
+    for p in names:
         vals = np.array([ret[(p, m)] for m in axis.values])
         print(f"{p}: worst {vals.min():.0f}, mean {vals.mean():.0f}")
     print(f"\nplot: {paths.get('png0')}, numbers: {paths['csv']}")
