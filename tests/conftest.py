@@ -9,3 +9,21 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # Ray and torch should not grab every core of the shared 2-core machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """``load_benchmark("osi")`` imports ``benchmarks/osi.py`` as a module (the scripts are not a package)."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

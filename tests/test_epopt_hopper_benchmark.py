@@ -4,23 +4,16 @@ from it, the torso-mass sweep, ``--seed`` reaching every run and ``--only`` sele
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_epopt_hopper", ROOT / "benchmarks" / "epopt_hopper.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("epopt_hopper")
 
 
 def _run(bench, monkeypatch, *argv: str) -> None:

@@ -173,17 +173,13 @@ def test_osi_cli_tiny(tmp_path: Path, one_thread, capsys) -> None:
     assert "history: expected an integer >= 1" in capsys.readouterr().err
 
 
-def test_benchmark_scenarios_match_the_shipped_up_profile() -> None:
+def test_benchmark_scenarios_match_the_shipped_up_profile(load_benchmark) -> None:
     """Every out-of-range scenario of benchmarks/osi.py moves one μ entry of up_arm_profile.yaml
     outside its training range, and the UP env shows exactly those 4 shared parameters."""
-    import importlib.util
-
     import yaml
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("bench_osi", root / "benchmarks" / "osi.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("osi")
     base = yaml.safe_load((root / "configs" / "sysid" / "up_arm_profile.yaml").read_text())
     env = make_up_env("sim2real/KukaReach-v0", profile=base, max_episode_steps=5)
     assert [c[0] for c in env.get_wrapper_attr("components")] == ["motor_strength", "joint_damping", "link_mass",
