@@ -4,7 +4,7 @@
                                       [--total-timesteps N] [--steps NAME=N ...] [--skip-train]
                                       [--skip-iters K] [--n-models N] [--warmup-steps N]
                                       [--run NAME=DIR ...] [--checkpoint final|best]
-                                      [--seed N] [--only NAME ...]
+                                      [--seed N] [--only NAME ...] [--warmup-from mass6_ppo|PATH]
 
 Trains (or resumes) ``hopper_mass6.yaml`` (PPO, torso mass fixed at 6 kg) and
 ``epopt_hopper.yaml`` (EPOpt-ε, ε = 0.1, on the ``epopt_hopper`` ensemble), then
@@ -29,7 +29,9 @@ evaluates each run's best-evaluated policy (``DIR/best/``, written with ``eval.s
 instead of its last one. ``--seed N`` trains every run (the ε = 1 warm-up included) with seed N
 instead of the configs' seed 0, for a curve per seed; ``--only NAME`` trains and evaluates one
 policy, so two can train side by side in two processes (each with its own ``--out``) and be
-evaluated together afterwards with ``--skip-train --run``.
+evaluated together afterwards with ``--skip-train --run``. ``--warmup-from mass6_ppo`` starts the
+ε = 1 warm-up from the mass-6 PPO run's best policy (``OUT/mass6_ppo/best``, trained first) instead
+of from scratch (``--warmup-from PATH``: any run folder, ``best/`` folder or ``model.zip``).
 """
 
 from __future__ import annotations
@@ -88,8 +90,22 @@ def main() -> None:
                                              "instead of the configs' seed")
     ap.add_argument("--only", action="append", choices=list(CONFIGS), metavar="NAME",
                     help=f"train and evaluate only this policy (one of {list(CONFIGS)}); repeatable")
+    ap.add_argument("--warmup-from", metavar="mass6_ppo|PATH",
+                    help="start the epsilon = 1 warm-up run from this policy instead of from scratch: "
+                         "'mass6_ppo' (OUT/mass6_ppo's best policy, trained first) or a run folder, best/ "
+                         "folder or model.zip")
     args = ap.parse_args()
     names = [n for n in CONFIGS if n in (args.only or CONFIGS)]
+    if args.warmup_from is not None:
+        if args.warmup_steps <= 0:
+            ap.error("--warmup-from needs a warm-up run (--warmup-steps > 0)")
+        if args.warmup_from != "mass6_ppo":
+            from sim2real.errors import CheckpointError
+            from sim2real.train.warmstart import find_init_model
+            try:
+                find_init_model(args.warmup_from)
+            except CheckpointError as exc:
+                ap.error(f"--warmup-from: {exc}")
     if args.seed is not None and args.seed < 0:
         ap.error(f"--seed {args.seed}: expected a non-negative integer")
     runs: dict[str, Path] = {}
@@ -132,12 +148,23 @@ def main() -> None:
         if cfg.epopt is not None and args.warmup_steps > 0 and not args.skip_train and not done:
             warm = out / "epopt_warmup_e1"
             wcfg = load_run_config("hopper_mass6")
+            winit = None
+            if args.warmup_from == "mass6_ppo":
+                m6 = dirs.get("mass6_ppo", out / "mass6_ppo")
+                winit = str(m6 / "best" if (m6 / "best" / "model.zip").is_file() else m6)
+                if not (Path(winit) / "model.zip").is_file():
+                    ap.error(f"--warmup-from mass6_ppo: {m6} holds no trained policy (train mass6_ppo first)")
+            elif args.warmup_from is not None:
+                winit = args.warmup_from
             wcfg = wcfg.with_overrides(profile=cfg.profile, total_timesteps=args.warmup_steps, **seed,
+                                       init_from=winit,
                                        eval=dataclasses.replace(wcfg.eval, profile=cfg.eval.profile, save_best=True),
                                        description=f"EPOpt epsilon = 1 phase: PPO on {cfg.profile}")
             if not args.skip_train and not (warm / "report.json").is_file():
                 resume = (warm / "checkpoints" / "latest.json").is_file()
-                print(f"== training epopt_warmup_e1 (hopper_mass6.yaml on {cfg.profile}, {args.warmup_steps} steps)")
+                start = f", from {winit}" if winit else ""
+                print(f"== training epopt_warmup_e1 (hopper_mass6.yaml on {cfg.profile}, {args.warmup_steps} steps"
+                      f"{start})")
                 train(wcfg, warm, resume=resume)
             # its best-evaluated policy (its final one when it never evaluated, e.g. a tiny budget)
             src = warm / "best" if (warm / "best" / "model.zip").is_file() else warm

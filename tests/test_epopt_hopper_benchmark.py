@@ -57,3 +57,26 @@ def test_bad_arguments_stop_before_training(bench, monkeypatch, tmp_path, capsys
         _run(bench, monkeypatch, "--out", str(tmp_path / "b"), *argv)
     assert exc.value.code == 2 and msg in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_warmup_from_mass6_starts_the_warmup_from_the_mass6_policy(bench, monkeypatch, tmp_path, capsys):
+    out = tmp_path / "bench"
+    _run(bench, monkeypatch, "--out", str(out), "--warmup-from", "mass6_ppo", "--total-timesteps", "1",
+         "--warmup-steps", "1", "--n-models", "2", "--masses", "6:6:1", "--episodes", "1", "--workers", "1",
+         "--checkpoint", "final")
+    assert "from " + str(out / "mass6_ppo") in capsys.readouterr().out
+    warm = yaml.safe_load((out / "epopt_warmup_e1" / "run.yaml").read_text())
+    assert warm["init_from"] == str(out / "mass6_ppo")  # a tiny run never evaluates: its final policy
+    assert yaml.safe_load((out / "epopt_e0.1" / "run.yaml").read_text())["init_from"] == str(out / "epopt_warmup_e1")
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--only", "epopt_e0.1", "--warmup-from", "mass6_ppo"], "holds no trained policy"),
+    (["--warmup-from", "no/such/run"], "--warmup-from: init_from no/such/run: no model.zip"),
+    (["--warmup-from", "mass6_ppo", "--warmup-steps", "0"], "needs a warm-up run"),
+])
+def test_bad_warmup_from_stops_before_training(bench, monkeypatch, tmp_path, capsys, argv, msg):
+    with pytest.raises(SystemExit) as exc:
+        _run(bench, monkeypatch, "--out", str(tmp_path / "b"), *argv)
+    assert exc.value.code == 2 and msg in capsys.readouterr().err
+    assert not (tmp_path / "b" / "epopt_warmup_e1").exists() and not (tmp_path / "b" / "epopt_e0.1").exists()
