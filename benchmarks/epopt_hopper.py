@@ -4,7 +4,7 @@
                                       [--total-timesteps N] [--steps NAME=N ...] [--skip-train]
                                       [--skip-iters K] [--n-models N] [--warmup-steps N]
                                       [--run NAME=DIR ...] [--checkpoint final|best]
-                                      [--seed N] [--only NAME ...] [--warmup-from mass6_ppo|PATH]
+                                      [--seed N] [--only NAME ...] [--warmup-from mass6_ppo|scratch|PATH]
 
 Trains (or resumes) ``hopper_mass6.yaml`` (PPO, torso mass fixed at 6 kg) and
 ``epopt_hopper.yaml`` (EPOpt-ε, ε = 0.1, on the ``epopt_hopper`` ensemble), then
@@ -13,12 +13,15 @@ and writes ``results.csv``/``results.json``, ``sweep.png`` (return vs mass) and 
 Rajeswaran et al. (2017, Fig. 2) report the single-model policy collapsing away from
 its training mass while EPOpt stays high over the whole range.
 
-By default (what the README's figure measured) EPOpt's ε = 1 phase runs first as a separate PPO
-run on the ensemble (``--warmup-steps 1200000``, ``hopper_mass6.yaml``'s settings), EPOpt then
-starts from its best policy, and each run's best-evaluated policy is evaluated (``--checkpoint
-best``); the shipped configs train 1.5M (PPO at 6 kg) and 0.8M (EPOpt) steps, about 30 + 25 + 10
-minutes on one core each. ``--warmup-steps 0`` trains EPOpt standalone (its ``skip_iters`` ε = 1
-iterations first). ``--total-timesteps`` (and, so that
+By default (what the README's figure measured, seeds 0, 1 and 2) the mass-6 PPO policy trains
+first; EPOpt's ε = 1 phase then runs as a separate PPO run on the ensemble, started from the mass-6
+policy's best (``--warmup-from mass6_ppo``, ``--warmup-steps 600000``, ``hopper_mass6.yaml``'s
+settings); EPOpt starts from the warm-up's best policy, and each run's best-evaluated policy is
+evaluated (``--checkpoint best``). The shipped configs train 1.5M (PPO at 6 kg) and 0.8M (EPOpt)
+steps: about 20 + 8 + 7 minutes of training and 5 of evaluation on one core.
+``--warmup-from scratch`` starts the warm-up from a fresh policy (it did not learn to hop in
+1.2–2M steps in 2 of 3 seeds); ``--warmup-steps 0`` trains EPOpt standalone (its ``skip_iters``
+ε = 1 iterations first). ``--total-timesteps`` (and, so that
 a short EPOpt run still reaches its CVaR phase, ``--skip-iters`` / ``--n-models``) run a
 reduced budget (``--steps mass6_ppo=600000`` sets one policy's budget only); a run folder
 that already holds a checkpoint is resumed from it, so a budget can be raised in steps. The
@@ -29,9 +32,9 @@ evaluates each run's best-evaluated policy (``DIR/best/``, written with ``eval.s
 instead of its last one. ``--seed N`` trains every run (the ε = 1 warm-up included) with seed N
 instead of the configs' seed 0, for a curve per seed; ``--only NAME`` trains and evaluates one
 policy, so two can train side by side in two processes (each with its own ``--out``) and be
-evaluated together afterwards with ``--skip-train --run``. ``--warmup-from mass6_ppo`` starts the
-ε = 1 warm-up from the mass-6 PPO run's best policy (``OUT/mass6_ppo/best``, trained first) instead
-of from scratch (``--warmup-from PATH``: any run folder, ``best/`` folder or ``model.zip``).
+evaluated together afterwards with ``--skip-train --run`` (``--only epopt_e0.1`` needs
+``OUT/mass6_ppo`` trained, or ``--warmup-from scratch|PATH``). ``--warmup-from PATH`` starts the
+warm-up from any run folder, ``best/`` folder or ``model.zip``.
 """
 
 from __future__ import annotations
@@ -77,10 +80,10 @@ def main() -> None:
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--skip-iters", type=int, help="override epopt.skip_iters (reduced budgets)")
     ap.add_argument("--n-models", type=int, help="override epopt.n_models (reduced budgets)")
-    ap.add_argument("--warmup-steps", type=int, default=1200000, metavar="N",
+    ap.add_argument("--warmup-steps", type=int, default=600000, metavar="N",
                     help="run EPOpt's epsilon = 1 phase as a separate run first: hopper_mass6.yaml's PPO on the "
                          "epopt_hopper ensemble for N steps (OUT/epopt_warmup_e1), then start the EPOpt run from "
-                         "its best-evaluated policy (init_from) with skip_iters 0 (default 1200000; 0: EPOpt "
+                         "its best-evaluated policy (init_from) with skip_iters 0 (default 600000; 0: EPOpt "
                          "standalone with its skip_iters)")
     ap.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
                     help="evaluate the run folder DIR for NAME instead of OUT/NAME (with --skip-train); repeatable")
@@ -90,22 +93,22 @@ def main() -> None:
                                              "instead of the configs' seed")
     ap.add_argument("--only", action="append", choices=list(CONFIGS), metavar="NAME",
                     help=f"train and evaluate only this policy (one of {list(CONFIGS)}); repeatable")
-    ap.add_argument("--warmup-from", metavar="mass6_ppo|PATH",
-                    help="start the epsilon = 1 warm-up run from this policy instead of from scratch: "
-                         "'mass6_ppo' (OUT/mass6_ppo's best policy, trained first) or a run folder, best/ "
-                         "folder or model.zip")
+    ap.add_argument("--warmup-from", metavar="mass6_ppo|scratch|PATH",
+                    help="the policy the epsilon = 1 warm-up run starts from: 'mass6_ppo' (default: "
+                         "OUT/mass6_ppo's best policy, trained first), 'scratch' (a fresh policy) or a run "
+                         "folder, best/ folder or model.zip")
     args = ap.parse_args()
     names = [n for n in CONFIGS if n in (args.only or CONFIGS)]
-    if args.warmup_from is not None:
-        if args.warmup_steps <= 0:
-            ap.error("--warmup-from needs a warm-up run (--warmup-steps > 0)")
-        if args.warmup_from != "mass6_ppo":
-            from sim2real.errors import CheckpointError
-            from sim2real.train.warmstart import find_init_model
-            try:
-                find_init_model(args.warmup_from)
-            except CheckpointError as exc:
-                ap.error(f"--warmup-from: {exc}")
+    if args.warmup_from is not None and args.warmup_steps <= 0:
+        ap.error("--warmup-from needs a warm-up run (--warmup-steps > 0)")
+    warmup_from = args.warmup_from or "mass6_ppo"
+    if args.warmup_steps > 0 and warmup_from not in ("mass6_ppo", "scratch"):
+        from sim2real.errors import CheckpointError
+        from sim2real.train.warmstart import find_init_model
+        try:
+            find_init_model(warmup_from)
+        except CheckpointError as exc:
+            ap.error(f"--warmup-from: {exc}")
     if args.seed is not None and args.seed < 0:
         ap.error(f"--seed {args.seed}: expected a non-negative integer")
     runs: dict[str, Path] = {}
@@ -149,13 +152,14 @@ def main() -> None:
             warm = out / "epopt_warmup_e1"
             wcfg = load_run_config("hopper_mass6")
             winit = None
-            if args.warmup_from == "mass6_ppo":
+            if warmup_from == "mass6_ppo":
                 m6 = dirs.get("mass6_ppo", out / "mass6_ppo")
                 winit = str(m6 / "best" if (m6 / "best" / "model.zip").is_file() else m6)
                 if not (Path(winit) / "model.zip").is_file():
-                    ap.error(f"--warmup-from mass6_ppo: {m6} holds no trained policy (train mass6_ppo first)")
-            elif args.warmup_from is not None:
-                winit = args.warmup_from
+                    ap.error(f"--warmup-from mass6_ppo: {m6} holds no trained policy (train mass6_ppo first, "
+                             f"or start the warm-up elsewhere: --warmup-from scratch|PATH)")
+            elif warmup_from != "scratch":
+                winit = warmup_from
             wcfg = wcfg.with_overrides(profile=cfg.profile, total_timesteps=args.warmup_steps, **seed,
                                        init_from=winit,
                                        eval=dataclasses.replace(wcfg.eval, profile=cfg.eval.profile, save_best=True),

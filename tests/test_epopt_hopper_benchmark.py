@@ -25,7 +25,7 @@ def test_seeded_epopt_only_run_trains_warmup_then_epopt_and_sweeps(bench, monkey
     monkeypatch.setenv("MPLBACKEND", "Agg")
     out = tmp_path / "bench"
     _run(bench, monkeypatch, "--out", str(out), "--only", "epopt_e0.1", "--seed", "3", "--total-timesteps", "1",
-         "--warmup-steps", "1", "--n-models", "2", "--masses", "4:6:2", "--episodes", "1", "--workers", "1",
+         "--warmup-steps", "1", "--warmup-from", "scratch", "--n-models", "2", "--masses", "4:6:2", "--episodes", "1", "--workers", "1",
          "--checkpoint", "final")
     text = capsys.readouterr().out
     warm, epopt = out / "epopt_warmup_e1", out / "epopt_e0.1"
@@ -35,7 +35,8 @@ def test_seeded_epopt_only_run_trains_warmup_then_epopt_and_sweeps(bench, monkey
         assert yaml.safe_load((run / "run.yaml").read_text())["seed"] == 3
     ecfg = yaml.safe_load((epopt / "run.yaml").read_text())
     assert ecfg["init_from"] == str(warm) and ecfg["epopt"]["skip_iters"] == 0 and ecfg["epopt"]["n_models"] == 2
-    assert yaml.safe_load((warm / "run.yaml").read_text())["profile"] == "epopt_hopper"
+    wcfg = yaml.safe_load((warm / "run.yaml").read_text())
+    assert wcfg["profile"] == "epopt_hopper" and wcfg.get("init_from") is None  # --warmup-from scratch
     budget = json.loads((out / "eval" / "budget.json").read_text())
     assert budget["seed"] == 3 and list(budget["policies"]) == ["epopt_e0.1"]
     assert "epopt_warmup_e1" in budget
@@ -59,9 +60,9 @@ def test_bad_arguments_stop_before_training(bench, monkeypatch, tmp_path, capsys
     assert not (tmp_path / "b").exists()
 
 
-def test_warmup_from_mass6_starts_the_warmup_from_the_mass6_policy(bench, monkeypatch, tmp_path, capsys):
+def test_warmup_starts_from_the_mass6_policy_by_default(bench, monkeypatch, tmp_path, capsys):
     out = tmp_path / "bench"
-    _run(bench, monkeypatch, "--out", str(out), "--warmup-from", "mass6_ppo", "--total-timesteps", "1",
+    _run(bench, monkeypatch, "--out", str(out), "--total-timesteps", "1",
          "--warmup-steps", "1", "--n-models", "2", "--masses", "6:6:1", "--episodes", "1", "--workers", "1",
          "--checkpoint", "final")
     assert "from " + str(out / "mass6_ppo") in capsys.readouterr().out
@@ -71,7 +72,7 @@ def test_warmup_from_mass6_starts_the_warmup_from_the_mass6_policy(bench, monkey
 
 
 @pytest.mark.parametrize("argv,msg", [
-    (["--only", "epopt_e0.1", "--warmup-from", "mass6_ppo"], "holds no trained policy"),
+    (["--only", "epopt_e0.1"], "holds no trained policy"),
     (["--warmup-from", "no/such/run"], "--warmup-from: init_from no/such/run: no model.zip"),
     (["--warmup-from", "mass6_ppo", "--warmup-steps", "0"], "needs a warm-up run"),
 ])
