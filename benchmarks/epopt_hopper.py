@@ -13,7 +13,7 @@ and writes ``results.csv``/``results.json``, ``sweep.png`` (return vs mass) and 
 Rajeswaran et al. (2017, Fig. 2) report the single-model policy collapsing away from
 its training mass while EPOpt stays high over the whole range.
 
-By default (what the README's figure measured, seeds 0, 1 and 2) the mass-6 PPO policy trains
+By default (what the README's table measured, seeds 0–3) the mass-6 PPO policy trains
 first; EPOpt's ε = 1 phase then runs as a separate PPO run on the ensemble, started from the mass-6
 policy's best (``--warmup-from mass6_ppo``, ``--warmup-steps 600000``, ``hopper_mass6.yaml``'s
 settings); EPOpt starts from the warm-up's best policy, and each run's best-evaluated policy is
