@@ -68,6 +68,12 @@ def _label_png(path: Path, text: str) -> None:
     plt.close(fig)
 
 
+def _best_or_final(run: Path) -> Path:
+    """A run's best-evaluated policy (``run/best``), or the run folder itself (its final policy) when
+    it never evaluated, e.g. on a tiny budget."""
+    return run / "best" if (run / "best" / "model.zip").is_file() else run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/epopt_hopper")
@@ -154,7 +160,7 @@ def main() -> None:
             winit = None
             if warmup_from == "mass6_ppo":
                 m6 = dirs.get("mass6_ppo", out / "mass6_ppo")
-                winit = str(m6 / "best" if (m6 / "best" / "model.zip").is_file() else m6)
+                winit = str(_best_or_final(m6))
                 if not (Path(winit) / "model.zip").is_file():
                     ap.error(f"--warmup-from mass6_ppo: {m6} holds no trained policy (train mass6_ppo first, "
                              f"or start the warm-up elsewhere: --warmup-from scratch|PATH)")
@@ -170,8 +176,7 @@ def main() -> None:
                 print(f"== training epopt_warmup_e1 (hopper_mass6.yaml on {cfg.profile}, {args.warmup_steps} steps"
                       f"{start})")
                 train(wcfg, warm, resume=resume)
-            # its best-evaluated policy (its final one when it never evaluated, e.g. a tiny budget)
-            src = warm / "best" if (warm / "best" / "model.zip").is_file() else warm
+            src = _best_or_final(warm)
             cfg = cfg.with_overrides(init_from=str(src),
                                      epopt=dataclasses.replace(cfg.epopt, skip_iters=0))
         if args.skip_train or done:
@@ -203,7 +208,7 @@ def main() -> None:
     budget = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
               "episodes": args.episodes, "seed": args.seed, "policies": {}}
     for p, d in dirs.items():
-        rep, run = d / "report.json", d / "run.yaml"
+        rep = d / "report.json"
         info = json.loads(rep.read_text()) if rep.is_file() else {}
         latest = d / "checkpoints" / "latest.json"
         if info.get("num_timesteps") is None and latest.is_file():  # a run stopped early: its last checkpoint

@@ -150,7 +150,7 @@ def check_hyperparameters(chk: Checker, algo: str, hp: dict, path: tuple, policy
                 if len(value) != 2 or value[1] not in ("step", "episode"):
                     chk.fail(kpath, f"expected an integer or [n, 'step'|'episode'], got {value!r}")
                 hp[key] = (chk.integer(value[0], kpath + (0,), 1), value[1])
-            elif isinstance(default, int) and key not in ("learning_rate", "clip_range", "clip_range_vf"):
+            elif isinstance(default, int) and key not in _SCHEDULED:
                 if value is None and key == "target_kl":
                     continue
                 hp[key] = chk.integer(value, kpath)
