@@ -5,7 +5,8 @@
         [--pos-noise 0.001] [--vel-noise 0.01] [--amplitude 0.4] [--csv] [--overwrite]
     sim2real record --robot kuka_iiwa --profile P --seed 0 --policy runs/x/export/policy.pt --duration 30 --out logs/p
 
-Writes a rosbag2 directory ``OUT`` (or ``OUT.csv`` with ``--csv``) with the topics and types of
+Writes a rosbag2 directory ``OUT`` (with ``--csv``: the CSV file ``OUT`` itself; name it ``*.csv``,
+the suffix by which ``sim2real calibrate --log`` reads a log as CSV) with the topics and types of
 the real robot (``sensor_msgs/JointState`` on ``ros2.topics.joint_states`` with the
 ``ros2.joint_names``, ``std_msgs/Float64MultiArray`` on ``ros2.topics.command``), and
 ``OUT.truth.yaml`` with the parameters the simulation ran with.
@@ -27,7 +28,7 @@ def register(subparsers: Any) -> None:
     src.add_argument("--excitation", choices=("chirp", "multisine", "prbs"), help="identification signal")
     src.add_argument("--policy", help="exported policy (policy.pt with policy.yaml next to it) driving its env")
     p.add_argument("--duration", type=float, default=30.0, help="log length in seconds (default 30)")
-    p.add_argument("--out", required=True, help="output bag directory (or CSV path with --csv)")
+    p.add_argument("--out", required=True, help="output bag directory; with --csv the CSV file itself (name it *.csv)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage (default mcap)")
     p.add_argument("--compression", choices=("none", "file", "message"), default="none", help="zstd compression")
     p.add_argument("--command-type", choices=("array", "trajectory"), default="array",
@@ -36,7 +37,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pos-noise", type=float, default=0.0, help="sensor noise std on positions (rad)")
     p.add_argument("--vel-noise", type=float, default=0.0, help="sensor noise std on velocities (rad/s)")
     p.add_argument("--effort-noise", type=float, default=0.0, help="sensor noise std on joint efforts (N·m)")
-    p.add_argument("--csv", action="store_true", help="write CSV (docs/sysid.md layout) instead of a bag")
+    p.add_argument("--csv", action="store_true", help="write the CSV file OUT (docs/sysid.md layout) instead of a bag")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     from sim2real.cli._quadrotor_sysid import add_record_arguments
 
