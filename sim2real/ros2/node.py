@@ -28,7 +28,7 @@ from sim2real.ros2.observation import (
 )
 from sim2real.ros2.params import NODE_NAME, validate_params
 from sim2real.ros2.policy import CallablePolicy, PolicySpec, load_policy
-from sim2real.ros2.safety import SafetyConfig, SafetyLayer
+from sim2real.ros2.safety import SafetyConfig, SafetyLayer, joint_position_limits
 from sim2real.ros2.stats import LoopStats
 from sim2real.ros2.transport import Transport, make_transport
 
@@ -53,6 +53,35 @@ def set_realtime_priority(priority: int) -> bool:
 
 def _topic(params: dict[str, Any], robot: RobotDescription, key: str, robot_key: str, default: str) -> str:
     return params[f"topics.{key}"] or str(robot.ros2.topics.get(robot_key, "")) or default
+
+
+def safety_layer(params: dict[str, Any], lower: np.ndarray, upper: np.ndarray, step: np.ndarray) -> SafetyLayer:
+    """Safety layer with command limits ``lower``/``upper``/``step`` (n,) and the ``safety.*`` parameters."""
+    return SafetyLayer(SafetyConfig(
+        lower=lower, upper=upper, max_step=step, enabled=params["safety.enabled"],
+        watchdog_periods=params["safety.watchdog_periods"], soft_start_s=params["safety.soft_start_s"],
+        start_gate_tolerance=params["safety.start_gate_tolerance"]))
+
+
+def arm_command_adapter(params: dict[str, Any], robot: RobotDescription, transport: Transport, period: float) -> Any:
+    """Output adapter of an arm for ``params["output"]`` (``forward_command`` (default) or ``joint_trajectory``).
+
+    Topic: ``topics.command``, else ``/<controller>/commands`` (``/joint_trajectory``) of the
+    ``controller`` parameter, else robot.yaml ``ros2.topics`` ``command`` (``trajectory``).
+    """
+    p = params
+    output, ctrl = p["output"] if p["output"] not in ("", "auto") else "forward_command", p["controller"]
+    if output == "forward_command":
+        topic = p["topics.command"] or (f"/{ctrl}/commands" if ctrl else "") or str(
+            robot.ros2.topics.get("command", "")) or f"/{robot.ros2.controller or 'forward_position_controller'}/commands"
+        return out.ForwardCommandAdapter(transport, topic)
+    if output == "joint_trajectory":
+        topic = p["topics.command"] or (f"/{ctrl}/joint_trajectory" if ctrl else "") or str(
+            robot.ros2.topics.get("trajectory", "")) or "/joint_trajectory_controller/joint_trajectory"
+        return out.JointTrajectoryAdapter(transport, topic, robot.ros2.joint_names,
+                                          p["trajectory.time_from_start_s"] or period)
+    raise ConfigError(f"output {output!r} is for quadrotors; arms use forward_command or joint_trajectory",
+                      path=(NODE_NAME, "ros__parameters", "output"))
 
 
 class DeployNode:
@@ -127,13 +156,8 @@ class DeployNode:
             vmax = np.array([j.max_velocity for j in robot.joints])
             lower, upper, step = -vmax, vmax, np.full(len(vmax), p["safety.max_accel"] * self.period)
         else:
-            lower = np.array([j.lower for j in robot.joints])
-            upper = np.array([j.upper for j in robot.joints])
-            step = np.array([j.max_velocity for j in robot.joints]) * self.period * p["safety.max_step_scale"]
-        return SafetyLayer(SafetyConfig(
-            lower=lower, upper=upper, max_step=step, enabled=p["safety.enabled"],
-            watchdog_periods=p["safety.watchdog_periods"], soft_start_s=p["safety.soft_start_s"],
-            start_gate_tolerance=p["safety.start_gate_tolerance"]))
+            lower, upper, step = joint_position_limits(robot, self.period, p["safety.max_step_scale"])
+        return safety_layer(p, lower, upper, step)
 
     def _setup_arm(self) -> None:
         p, robot, spec = self.params, self.robot, self.spec
@@ -153,22 +177,9 @@ class DeployNode:
         self.controller: ArmController | QuadController | LowLevelQuadController = ArmController(
             robot, spec, self.policy, self.builder, self.safety, self.period)
         self.reader = JointStateReader(robot.ros2.joint_names)
-        # topic: topics.command, else the `controller` parameter, else robot.yaml ros2.topics
-        output, ctrl = p["output"] if p["output"] not in ("", "auto") else "forward_command", p["controller"]
-        if output == "forward_command":
-            topic = p["topics.command"] or (f"/{ctrl}/commands" if ctrl else "") or str(
-                robot.ros2.topics.get("command", "")) or f"/{robot.ros2.controller or 'forward_position_controller'}/commands"
-            self.adapter: Any = out.ForwardCommandAdapter(self.transport, topic)
-        elif output == "joint_trajectory":
-            if spec.action_mode == "joint_velocity":
-                raise ConfigError("joint_trajectory output needs a position policy", path=("output",))
-            topic = p["topics.command"] or (f"/{ctrl}/joint_trajectory" if ctrl else "") or str(
-                robot.ros2.topics.get("trajectory", "")) or "/joint_trajectory_controller/joint_trajectory"
-            self.adapter = out.JointTrajectoryAdapter(self.transport, topic, robot.ros2.joint_names,
-                                                      p["trajectory.time_from_start_s"] or self.period)
-        else:
-            raise ConfigError(f"output {output!r} is for quadrotors; arms use forward_command or joint_trajectory",
-                              path=(NODE_NAME, "ros__parameters", "output"))
+        if spec.action_mode == "joint_velocity" and p["output"] == "joint_trajectory":
+            raise ConfigError("joint_trajectory output needs a position policy", path=("output",))
+        self.adapter: Any = arm_command_adapter(p, robot, self.transport, self.period)
         self.state_topic = _topic(p, robot, "joint_states", "joint_states", "/joint_states")
         self.transport.subscribe(self.state_topic, "sensor_msgs/msg/JointState", self._on_joint_state, sensor=True)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +89,16 @@ class SafetyLayer:
 
     def report(self) -> dict[str, int]:
         return {**self.counts, "held_ticks": self.held_ticks}
+
+
+def joint_position_limits(robot: Any, period: float, max_step_scale: float = 1.0
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Position-command limits of an arm: ``lower``, ``upper`` (n,) rad from robot.yaml ``joints`` and
+    ``max_step`` (n,) rad per control period = ``max_velocity`` · ``period`` (s) · ``max_step_scale``."""
+    lower = np.array([j.lower for j in robot.joints])
+    upper = np.array([j.upper for j in robot.joints])
+    step = np.array([j.max_velocity for j in robot.joints]) * period * max_step_scale
+    return lower, upper, step
 
 
 class SoftStart:
