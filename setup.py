@@ -2,7 +2,8 @@
 
 Install torch's CPU build first on machines without a GPU (``pip install torch==2.13.0``
 where that wheel is available locally, or ``--index-url https://download.pytorch.org/whl/cpu``),
-then ``pip install -e ".[all]"``.
+then ``pip install -e ".[all]"``. A robot computer that only runs the deployment node
+installs ``pip install ".[deploy]"`` (numpy, PyYAML, torch, Cyclone DDS; no simulator).
 """
 
 from pathlib import Path
@@ -22,9 +23,13 @@ def tree(folder: str) -> list[tuple[str, list[str]]]:
     return sorted(out.items())
 
 
+# Core: what the deployment node and the command-line front end need (a robot computer).
 core = [
     "numpy>=1.24,<3",
     "pyyaml>=6.0,<7",
+]
+# The simulation / training stack, kept out of the core so a robot computer installs without it.
+simulation = [
     "pybullet>=3.2.5,<4",
     "gymnasium>=0.29.1,<2",
     "stable-baselines3>=2.3,<3",
@@ -36,9 +41,12 @@ core = [
     "tensorboard>=2.14,<3",
 ]
 extras = {
-    "sysid": ["rosbags>=0.10,<1", "cma>=3.3,<5"],
+    "sim": simulation,
+    # robot computer: the deployment node (TorchScript policy) over rclpy or the ROS 2 wire-compatible DDS transport
+    "deploy": ["torch>=2.1,<3", "cyclonedds>=0.10.5,<12"],
+    "sysid": [*simulation, "rosbags>=0.10,<1", "cma>=3.3,<5"],
     "ros2": ["rosbags>=0.10,<1", "cyclonedds>=0.10.5,<12"],
-    "adapt": ["scikit-learn>=1.3,<2", "rosbags>=0.10,<1"],
+    "adapt": [*simulation, "scikit-learn>=1.3,<2", "rosbags>=0.10,<1"],
     "ray": ["ray[default]>=2.9,<3"],
     "export": ["onnx>=1.15,<2", "onnxscript>=0.1"],
     "dev": ["pytest>=7.4", "pytest-timeout>=2.2"],

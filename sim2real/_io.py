@@ -74,19 +74,63 @@ def read_yaml_file(path: str | os.PathLike[str], error: type[ConfigError] = Conf
         raise error(f"not valid YAML{where}: {problem}", file=str(path)) from None
 
 
-def data_dir(name: str) -> Path:
-    """Locate a shipped top-level folder (``robots``, ``randomization_profiles``, ``launch``, ``configs``).
+PACKAGE = "sim2real"
 
-    Search order: ``$SIM2REAL_<NAME>_DIR``, the source checkout (editable install),
-    then ``<prefix>/share/sim2real/<name>`` where ``setup.py`` installs them.
+
+def ament_share_dir() -> Path | None:
+    """``<prefix>/share/sim2real`` of the first ``AMENT_PREFIX_PATH`` prefix holding the package, or ``None``.
+
+    Uses ``ament_index_python.get_package_share_directory`` where ROS 2 is sourced; otherwise
+    the same lookup by hand: the first prefix in ``$AMENT_PREFIX_PATH`` with the package's
+    marker ``share/ament_index/resource_index/packages/sim2real`` (what ``colcon build``
+    installs from ``resource/sim2real``).
+    """
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    except ImportError:
+        for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+            if prefix and (Path(prefix) / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE).is_file():
+                return Path(prefix) / "share" / PACKAGE
+        return None
+    try:
+        return Path(get_package_share_directory(PACKAGE, print_warning=False))
+    except (PackageNotFoundError, EnvironmentError, ValueError):
+        return None
+
+
+def data_search_path(name: str) -> list[Path]:
+    """Where :func:`data_dir` looks for the shipped folder ``name``, in order.
+
+    1. ``$SIM2REAL_<NAME>_DIR``;
+    2. the source checkout the running code was imported from (editable installs,
+       ``colcon build --symlink-install``) — the data that matches the code;
+    3. the ament index (``colcon build`` + ``source install/setup.bash``):
+       ``<prefix>/share/sim2real/<name>``, see :func:`ament_share_dir`;
+    4. the prefix this copy of the package is installed in (``<prefix>/lib/python3.X/site-packages/sim2real``
+       → ``<prefix>/share/sim2real``; ``pip install --prefix``, ``setup.py install --prefix``);
+    5. ``sys.prefix`` and ``sys.base_prefix`` ``/share/sim2real`` (``pip install`` into an environment).
     """
     env = os.environ.get(f"SIM2REAL_{name.upper()}_DIR")
     candidates = [Path(env)] if env else []
-    candidates += [
-        _PKG_ROOT.parent / name,
-        Path(sys.prefix) / "share" / "sim2real" / name,
-        Path(sys.base_prefix) / "share" / "sim2real" / name,
-    ]
+    if (_PKG_ROOT.parent / "setup.py").is_file():
+        candidates.append(_PKG_ROOT.parent / name)
+    share = ament_share_dir()
+    if share is not None:
+        candidates.append(share / name)
+    site = _PKG_ROOT.parents
+    if len(site) > 3 and site[0].name in ("site-packages", "dist-packages") and site[2].name in ("lib", "lib64"):
+        candidates.append(site[3] / "share" / PACKAGE / name)
+    candidates += [Path(sys.prefix) / "share" / PACKAGE / name, Path(sys.base_prefix) / "share" / PACKAGE / name]
+    return candidates
+
+
+def data_dir(name: str) -> Path:
+    """Locate a shipped top-level folder (``robots``, ``randomization_profiles``, ``launch``, ``configs``).
+
+    The first existing directory of :func:`data_search_path`; when none exists, its first
+    entry (so the caller's "not found" error names a real place).
+    """
+    candidates = data_search_path(name)
     for cand in candidates:
         if cand.is_dir():
             return cand
