@@ -38,7 +38,7 @@ def test_parse_params() -> None:
     assert [s.name for s in specs][:2] == ["mass", "damping:lbr_iiwa_joint_1"]
     assert len(specs) == 1 + 7 + 1 + 1
     assert specs[0].targets == tuple(ROBOT.links) and specs[0].log
-    assert specs[-1].integer and specs[-1].high == 2 * ROBOT.control.substeps
+    assert specs[-1].integer and specs[-1].high == 48 == np.ceil(0.2 * ROBOT.control.physics_hz)  # 200 ms
     for s in specs:
         for u in (0.0, 0.3, 1.0):
             assert s.to_unit(s.from_unit(u)) == pytest.approx(u, abs=0.05 if s.integer else 1e-9)

@@ -3,11 +3,18 @@
     sim2real calibrate --log logs/run0 --robot kuka_iiwa --params mass,damping,friction,delay \\
         --out calibrated.yaml [--profile peng2018_arm] [--workers 2] [--ray auto] [--resume]
         [--budget 1000] [--horizon 20] [--max-windows 24] [--bounds friction=0:2,mass=0.5:2]
+    sim2real calibrate --validate logs/run4 --calibrated calibrated.json [--out validation.json]
 
 Writes ``calibrated.yaml`` (a narrowed randomization profile: ``sim2real train --profile
 calibrated.yaml`` accepts it), ``calibrated.json`` (estimates, 95 % intervals, identifiability,
-costs, evaluations, CPU time), ``calibrated.png`` (simulated vs logged, before/after) and
-``calibrated.state.pkl`` (CMA-ES state after each generation; ``--resume`` continues from it).
+estimates on a search bound with a wider ``--bounds`` suggestion, the log's noise floor, chi2/dof
+and the misfit verdict, costs, evaluations, CPU time), ``calibrated.png`` (simulated vs logged
+positions, velocities and efforts, before/after) and ``calibrated.state.pkl`` (CMA-ES state after
+each generation; ``--resume`` continues from it).
+
+``--validate HELDOUT --calibrated calibrated.json`` replays another log with the nominal and the
+calibrated parameters and writes the errors per signal (``calibrated.validation.json``/``.csv``/``.png``
+next to the calibration, or ``--out``).
 """
 
 from __future__ import annotations
@@ -19,14 +26,18 @@ from typing import Any
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("calibrate", help="identify simulator parameters from a hardware log",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--log", required=True, help="rosbag2 directory, .db3/.mcap file or .csv")
-    p.add_argument("--robot", required=True, help="robot name or robot.yaml path")
-    p.add_argument("--params", required=True,
+    p.add_argument("--log", help="rosbag2 directory, .db3/.mcap file or .csv (required unless --validate)")
+    p.add_argument("--robot", help="robot name or robot.yaml path (with --validate: default the calibration's robot)")
+    p.add_argument("--validate", metavar="HELDOUT_LOG",
+                   help="replay this log with the nominal and the --calibrated parameters instead of fitting")
+    p.add_argument("--calibrated", metavar="JSON", help="with --validate: the calibrated.json of a calibration")
+    p.add_argument("--params",
                    help="comma-separated: mass, damping, friction, strength, kp, kd, armature, delay; "
                         "NAME:* for one value per link/joint, NAME:TARGET for one target; "
                         "quadrotor: mass, inertia, kf, km, motor_tau, arm_length, drag, drag_z, delay")
     p.add_argument("--profile", help="prior profile: search bounds from its entries; its other entries are kept")
-    p.add_argument("--out", required=True, help="narrowed profile YAML (JSON/PNG/state written next to it)")
+    p.add_argument("--out", help="narrowed profile YAML (JSON/PNG/state written next to it); with --validate: "
+                                 "the validation JSON (CSV/PNG next to it)")
     p.add_argument("--workers", type=int, default=1, help="parallel simulator processes (default 1)")
     p.add_argument("--ray", metavar="ADDRESS", help="evaluate on a Ray cluster ('auto', 'ray://host:10001', 'local')")
     p.add_argument("--resume", action="store_true", help="continue an interrupted calibration from its state file")
@@ -67,7 +78,7 @@ def _parse_bounds(text: str) -> dict[str, tuple[float, float]]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sim2real.errors import Sim2RealError
+    from sim2real.errors import ConfigError, Sim2RealError
     from sim2real.profiles import load_profile
     from sim2real.robots import load_robot
     from sim2real.sysid.calibrate import CalibrationConfig, calibrate
@@ -75,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
     from sim2real.sysid.params import parse_params
     from sim2real.sysid.report import write_outputs
 
+    if args.validate or args.calibrated:
+        return run_validate(args)
+    missing = [f"--{k}" for k in ("log", "robot", "params", "out") if not getattr(args, k)]
+    if missing:
+        raise ConfigError(f"calibrate needs {', '.join(missing)} (or --validate LOG --calibrated JSON)")
     robot = load_robot(args.robot)
     if robot.kind == "quadrotor":
         from sim2real.cli._quadrotor_sysid import run_calibrate
@@ -100,6 +116,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_validate(args: argparse.Namespace) -> int:
+    """``--validate HELDOUT --calibrated JSON``: replay errors of the nominal vs the calibrated parameters."""
+    import json
+    from pathlib import Path
+
+    from sim2real.errors import ConfigError
+    from sim2real.robots import load_robot
+    from sim2real.sysid.csvlog import read_log
+    from sim2real.sysid.validate import load_calibration, validate, validation_table, write_validation
+
+    if not args.validate or not args.calibrated:
+        raise ConfigError("--validate HELDOUT_LOG and --calibrated JSON go together")
+    calibrated = Path(args.calibrated)
+    robot_name = args.robot
+    if robot_name is None:
+        try:
+            robot_name = json.loads(calibrated.read_text(encoding="utf-8")).get("robot")
+        except (OSError, ValueError, AttributeError):
+            robot_name = None
+        if not isinstance(robot_name, str):
+            raise ConfigError("cannot read the robot from it; pass --robot", file=str(calibrated))
+    robot = load_robot(robot_name)
+    specs, values = load_calibration(calibrated, robot)
+    topics = {"joint_states": args.joint_states_topic, "command": args.command_topic}
+    log = read_log(args.validate, robot, topics=topics, require=("joint_states", "command"),
+                   allow_extra_joints=args.allow_extra_joints)
+    result = validate(log, robot, specs, values, calibrated=str(calibrated), horizon=args.horizon,
+                      max_windows=args.max_windows)
+    out = Path(args.out) if args.out else calibrated.with_suffix(".validation.json")
+    paths = write_validation(result, out, plot=not args.no_plot)
+    print(f"held-out {args.validate}: {result.windows} windows of {result.horizon} control steps")
+    print(validation_table(result))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
 def _log_truth(log_path: str) -> dict[str, Any] | None:
     """The ground truth ``<log>.truth.yaml`` next to a log made by ``sim2real record``, or None."""
     from pathlib import Path
@@ -114,11 +166,29 @@ def _log_truth(log_path: str) -> dict[str, Any] | None:
 
 
 def _print_result(result: Any, paths: dict[str, Any]) -> None:
-    """Print the estimates table, the cost and time summary and the written files of a calibration."""
+    """Print the estimates table, the cost and time summary, the fit against the noise floor, estimates
+    on a search bound (with a wider ``--bounds`` to paste) and the written files of a calibration."""
+    import numpy as np
+
     from sim2real.sysid.report import table
 
-    rows = [(p.name, p.estimate, p.ci_low, p.ci_high, p.unit, "yes" if p.identifiable else "NO") for p in result.params]
-    print(table(rows, ("param", "estimate", "ci95_low", "ci95_high", "unit", "identifiable")))
+    from sim2real.sysid.misfit import bounds_hint
+
+    rows = [(p.name, p.estimate, p.ci_low, p.ci_high, p.unit, "yes" if p.identifiable else "NO",
+             getattr(p, "bound", None) or "-") for p in result.params]
+    print(table(rows, ("param", "estimate", "ci95_low", "ci95_high", "unit", "identifiable", "on_bound")))
     print(f"cost {result.cost_initial:.4g} -> {result.cost_final:.4g}, {result.evaluations} simulator evaluations, "
           f"{result.cpu_time:.1f} s CPU (incl. workers), {result.wall_time:.1f} s wall")
+    fit = getattr(result, "fit", None) or {}
+    if fit:
+        floors = "; ".join(f"{k} {np.nanmedian(v):.3g} {fit.get('units', {}).get(k, '')}".rstrip()
+                           for k, v in fit["noise_floor"].items() if np.isfinite(v).any())
+        print(f"noise floor (median over joints): {floors}")
+        print(("WARNING: " if fit["verdict"] == "misfit" else "") + fit["message"])
+    stuck = [p for p in result.params if getattr(p, "bound", None)]
+    if stuck:
+        print("on a search bound (not identified): " + ", ".join(f"{p.name} ({p.bound})" for p in stuck))
+        hint = bounds_hint(stuck)
+        if hint:
+            print(f"to search wider, re-run with: {hint}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))

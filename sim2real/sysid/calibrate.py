@@ -40,6 +40,7 @@ from sim2real.sysid.align import align
 from sim2real.sysid.evaluators import ReplaySetup, make_evaluator
 from sim2real.sysid.localfit import _hop, _jacobian, _levenberg_marquardt, _polish_delay
 from sim2real.sysid.logs import HardwareLog
+from sim2real.sysid.misfit import FitQuality, assess_fit, bound_check, is_physical_low, noise_floor, suggest_bounds
 from sim2real.sysid.params import ParamSpec
 from sim2real.sysid.replay import (
     ROBUST_LOSSES,
@@ -111,6 +112,8 @@ class ParamEstimate:
     low: float
     high: float
     absolute: dict[str, float] = field(default_factory=dict)
+    bound: str | None = None  # "low" / "high": the estimate ended on that search bound
+    suggested_bounds: str | None = None  # a wider range for --bounds ("name=low:high")
 
 
 @dataclass
@@ -128,6 +131,7 @@ class CalibrationResult:
     gaps: list[tuple[float, float]]
     delay_scan: dict[int, float] = field(default_factory=dict)
     history: list[tuple[int, float]] = field(default_factory=list)
+    fit: dict[str, Any] = field(default_factory=dict)  # FitQuality.to_dict(): noise floor, chi2/dof, verdict
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -209,7 +213,12 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
     wall0, cpu0 = time.time(), time.process_time()
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     segments, gaps = align(log, robot.control.rate_hz)
-    past = 3
+    delay_specs = [s for s in specs if s.integer]
+    cont = [s for s in specs if not s.integer]
+    if len(delay_specs) > 1:
+        raise Sim2RealError("delay given more than once")
+    # windows carry enough command history for the longest searched delay (+1 for the command in effect)
+    past = max(3, int(np.ceil(delay_specs[0].high / robot.control.substeps)) + 1) if delay_specs else 3
     try:
         windows = make_windows(segments, config.horizon, stride=config.stride, past=past,
                                max_windows=config.max_windows)
@@ -217,12 +226,6 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
         raise LogError(f"{log.source}: {exc}") from None
     if config.loss not in ROBUST_LOSSES:
         raise Sim2RealError(f"unknown calibration loss {config.loss!r}; expected one of {list(ROBUST_LOSSES)}")
-    delay_specs = [s for s in specs if s.integer]
-    cont = [s for s in specs if not s.integer]
-    if len(delay_specs) > 1:
-        raise Sim2RealError("delay given more than once")
-    if delay_specs and delay_specs[0].high > past * robot.control.substeps:
-        delay_specs = [type(delay_specs[0])(**{**asdict(delay_specs[0]), "high": float(past * robot.control.substeps)})]
     setup = ReplaySetup(str(robot.file), windows, cont, signal_scales(segments), config.w_pos, config.w_vel,
                         config.w_tau)
     fp = _fingerprint(log, robot, specs, config)
@@ -325,10 +328,13 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
         # local optima that are statistically indistinguishable from the best (likelihood-ratio
         # Δχ² = N·Δf/f ≤ 3.84) widen the intervals: the data cannot tell them apart
         alternatives = [xo for xo, fo in optima if n_res and n_res * (fo - f_best) / max(f_best, 1e-300) <= 3.84]
+        # the final residuals against the log's own noise floor: a misfit widens every interval
+        fit = _fit_quality(log, windows, evaluate([x_best], fixed(), "simulate")[0], setup.scales, len(specs), config)
         estimates = _uncertainty(evaluate, x_best, cont, fixed(), budget, cma_std=cma_std, clusters=clusters,
-                                 alternatives=alternatives)
+                                 alternatives=alternatives, inflation=fit.inflation)
         if delay_specs:
-            estimates.append(_delay_estimate(delay_specs[0], int(delay), state.get("delay_scan_final", {}), f_best))
+            estimates.append(_delay_estimate(delay_specs[0], int(delay), state.get("delay_scan_final", {}), f_best,
+                                             inflation=fit.inflation))
         if robust is not None:  # report the plain mean squared residual, comparable with cost_initial
             robust = None
             f_best = float(evaluate([x_best], fixed())[0])
@@ -340,7 +346,7 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
             wall_time=time.time() - wall0, windows=len(windows), horizon=config.horizon, gaps=gaps,
             delay_scan={int(k): float(v) for k, v in {**state.get("delay_scan", {}),
                                                        **state.get("delay_scan_final", {})}.items()},
-            history=list(state.get("history", [])))
+            history=list(state.get("history", [])), fit=fit.to_dict())
         result._setup = setup  # type: ignore[attr-defined]  # for plotting
         result._x = (x_best, delay)  # type: ignore[attr-defined]
     finally:
@@ -430,11 +436,13 @@ def _run_cma(state: dict[str, Any], evaluate: Callable[..., list[Any]], x0: np.n
 
 def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Sequence[ParamSpec], fixed: list[Any],
                  budget: _Budget, h: float = 5e-2, cma_std: np.ndarray | None = None,
-                 clusters: np.ndarray | None = None, alternatives: Sequence[np.ndarray] = ()) -> list[ParamEstimate]:
+                 clusters: np.ndarray | None = None, alternatives: Sequence[np.ndarray] = (),
+                 inflation: float = 1.0) -> list[ParamEstimate]:
     """Gauss–Newton standard deviations in unit coordinates, widened to the final CMA-ES
     distribution's where that is wider (the cost surface of a contact-rich simulator is rugged,
     so the local curvature alone can be over-confident; the Jacobian uses wide steps, ``h`` = 5 %
-    of each search range, for the same reason)."""
+    of each search range, for the same reason), then multiplied by ``inflation`` ≥ 1 (the misfit
+    factor √(χ²/dof) of :func:`sim2real.sysid.misfit.assess_fit`)."""
     if not specs:
         return []
     r = np.asarray(evaluate([x], fixed, "residuals")[0])
@@ -442,6 +450,7 @@ def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Seque
     std_u = _gn_std(jac, r, clusters)
     if cma_std is not None and cma_std.shape == std_u.shape:
         std_u = np.maximum(std_u, cma_std)
+    std_u = std_u * max(float(inflation), 1.0)
     out = []
     col = np.sqrt(np.diag(jac.T @ jac))
     for i, s in enumerate(specs):
@@ -454,13 +463,37 @@ def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Seque
         # estimate (or, for values near 0, narrower than a quarter of the search range)
         rel_ok = (hi - lo) < 0.5 * abs(v) if abs(v) > 0.05 * (s.high - s.low) else (hi_u - lo_u) < 0.25
         # an estimate on a search bound is a compensation artefact or a too-narrow range, not an identification
-        at_bound = (x[i] < 0.05 or x[i] > 0.95) and not (s.operation == "abs" and s.low == 0.0 and x[i] < 0.05
-                                                           and (hi_u - lo_u) < 0.25)
-        ident = bool(col[i] > 1e-8 * max(col.max(), 1e-300) and (hi_u - lo_u) < 0.5 and rel_ok and not at_bound)
+        side = bound_check(float(x[i]), physical_low=is_physical_low(s.operation, s.low))
+        ident = bool(col[i] > 1e-8 * max(col.max(), 1e-300) and (hi_u - lo_u) < 0.5 and rel_ok and side is None)
         dv = (np.log(s.high) - np.log(s.low)) * v if s.log else (s.high - s.low)
         out.append(ParamEstimate(s.name, s.kind, list(s.targets), s.operation, s.unit, float(v), float(lo), float(hi),
-                                 float(abs(dv) * std_u[i]), ident, s.low, s.high))
+                                 float(abs(dv) * std_u[i]), ident, s.low, s.high, bound=side,
+                                 suggested_bounds=_suggestion(s, side)))
     return out
+
+
+def _suggestion(s: ParamSpec, side: str | None) -> str | None:
+    """``name=low:high`` widening the bound ``side`` of ``s`` (None when on no bound)."""
+    if side is None:
+        return None
+    return suggest_bounds(s.name, s.low, s.high, side, log=s.log, integer=s.integer,
+                          nonnegative=s.operation == "abs" and s.low >= 0)[2]
+
+
+def _fit_quality(log: HardwareLog, windows: Any, sim: Sequence[np.ndarray], scales: Sequence[np.ndarray],
+                 n_params: int, config: CalibrationConfig) -> FitQuality:
+    """χ²/dof of the simulated ``(q, qd, tau)`` ``(W, H, n)`` against the logged windows, in units of
+    the noise floor each signal has in the raw log (:func:`noise_floor`); signals with weight 0 are
+    left out, as in the fit."""
+    js = log.require_joint_states()
+    res = {"position": sim[0] - windows.q}
+    noise = {"position": noise_floor(js.position)}
+    sc = {"position": scales[0]}
+    if config.w_vel > 0:
+        res["velocity"], noise["velocity"], sc["velocity"] = sim[1] - windows.qd, noise_floor(js.velocity), scales[1]
+    if windows.tau is not None and config.w_tau > 0:
+        res["effort"], noise["effort"], sc["effort"] = sim[2] - windows.tau, noise_floor(js.effort), scales[2]
+    return assess_fit(res, noise, n_params, sc, units={"position": "rad", "velocity": "rad/s", "effort": "N·m"})
 
 
 def _gn_std(jac: np.ndarray, r: np.ndarray, clusters: np.ndarray | None) -> np.ndarray:
@@ -493,12 +526,24 @@ def residual_clusters(n_windows: int, horizon: int, n_joints: int, n_signals: in
     return np.tile(np.repeat(np.arange(n_windows), horizon * n_joints), n_signals)
 
 
-def _delay_estimate(spec: ParamSpec, delay: int, scan: dict[int, float], f_best: float) -> ParamEstimate:
-    """Integer delay: the interval is every scanned delay whose cost is within 5 % of the best."""
+def _delay_estimate(spec: ParamSpec, delay: int, scan: dict[int, float], f_best: float,
+                    inflation: float = 1.0) -> ParamEstimate:
+    """Integer delay: the interval is every scanned delay whose cost is within 5 % of the best; with
+    ``inflation`` > 1 (model misfit) each side is widened to ``ceil(inflation · max(side, 1))`` steps
+    (clipped to the search range). Identified when the interval spans at most ``max(2, delay/2)`` steps
+    and the estimate is more than one step from a search bound (0 is a physical limit, not a search
+    bound)."""
     ok = [g for g, c in scan.items() if c <= f_best * 1.05 + 1e-12] or [delay]
     lo, hi = min(ok + [delay]), max(ok + [delay])
+    if inflation > 1.0:
+        lo = max(int(spec.low), delay - int(np.ceil(inflation * max(delay - lo, 1))))
+        hi = min(int(spec.high), delay + int(np.ceil(inflation * max(hi - delay, 1))))
+    steps = spec.high - spec.low
+    side = bound_check(spec.to_unit(delay), integer_steps=steps, physical_low=spec.low == 0.0)
+    ident = bool(hi - lo <= max(2.0, 0.5 * delay) and side is None)
     return ParamEstimate(spec.name, spec.kind, [], "abs", spec.unit, float(delay), float(lo), float(hi),
-                         float((hi - lo) / 3.92), bool(hi - lo <= 2), spec.low, spec.high)
+                         float((hi - lo) / 3.92), ident, spec.low, spec.high, bound=side,
+                         suggested_bounds=_suggestion(spec, side))
 
 
 def _fill_absolute(estimates: list[ParamEstimate], specs: Sequence[ParamSpec], robot: RobotDescription, world: Any) -> None:

@@ -17,7 +17,7 @@ strength   ``motor_strength``  scale [0.3, 1.5]            × max effort
 kp         ``position_gain``   scale [0.25, 4]             × nominal gain
 kd         ``velocity_gain``   scale [0.25, 4]             × nominal gain
 armature   ``armature``        abs   [0, 0.5]              kg·m²
-delay      ``action_latency``  abs   [0, 2 control steps]  physics steps (integer)
+delay      ``action_latency``  abs   [0, 200 ms]           physics steps (integer)
 ========== =================== ===== ===================== ==========================
 
 Scale parameters are searched in log space, absolute ones linearly; CMA-ES sees every
@@ -38,6 +38,9 @@ from sim2real.robots import RobotDescription
 if TYPE_CHECKING:
     from sim2real.profiles import Profile
     from sim2real.sim.world import PhysicsWorld
+
+
+DEFAULT_MAX_DELAY_S = 0.2  # default delay search: 0 .. 200 ms
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ def parse_params(spec: str | Sequence[str], robot: RobotDescription, *, substeps
                 raise ConfigError(f"unknown {k.on} {target!r}; expected one of {universe}", path=("params", item))
             groups = [(item, (target,))]
         for name, targets in groups:
-            low, high = k.low, (2.0 * substeps if short == "delay" else k.high)
+            low, high = k.low, (default_delay_high(robot) if short == "delay" else k.high)
             op = k.operation
             entry = _profile_entry(profile, k.kind, targets) if profile is not None else None
             if entry is not None and entry.operation in ("scale", "abs"):
@@ -162,6 +165,12 @@ def parse_params(spec: str | Sequence[str], robot: RobotDescription, *, substeps
                 raise ConfigError("parameter given twice", path=("params", name))
             out.append(ps)
     return out
+
+
+def default_delay_high(robot: RobotDescription, seconds: float = DEFAULT_MAX_DELAY_S) -> float:
+    """Upper bound of the default delay search, physics steps: ``ceil(seconds · physics_hz)``
+    (200 ms by default; real position interfaces show 10–100 ms of command-to-motion delay)."""
+    return float(np.ceil(seconds * robot.control.physics_hz - 1e-9))
 
 
 def _profile_entry(profile: "Profile", kind: str, targets: tuple[str, ...]) -> Any:

@@ -60,9 +60,12 @@ def narrowed_profile(result: CalibrationResult, robot: RobotDescription, prior: 
                 entry["recompute_inertia"] = True
         params[name] = entry
     n_id = sum(p.identifiable for p in result.params)
+    fit = getattr(result, "fit", None) or {}
+    misfit = (f"; model misfit (chi2/dof {fit['chi2_dof']:.3g} against the log's noise floor), σ widened "
+              f"{fit['inflation']:.3g}x" if fit.get("verdict") == "misfit" else "")
     return {
         "description": (f"Calibrated from {Path(result.log).name} for {robot.name}: {n_id}/{len(result.params)} "
-                        f"parameters identified, ranges = estimate ± {width_sigmas:g}σ (sim2real calibrate)"),
+                        f"parameters identified, ranges = estimate ± {width_sigmas:g}σ{misfit} (sim2real calibrate)"),
         "robot": robot.name,
         "params": params,
     }
@@ -108,12 +111,8 @@ def _jsonable(o: Any) -> Any:
 
 
 def plot_overlay(result: CalibrationResult, path: str | Path, max_windows: int = 6) -> None:
-    """Per joint: logged positions and the simulated windows before (nominal) and after calibration."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Per joint: logged positions, velocities and efforts (when logged) and the simulated windows
+    before (nominal) and after calibration."""
     from sim2real.sysid.replay import WindowReplay
 
     setup = result._setup  # type: ignore[attr-defined]
@@ -128,44 +127,77 @@ def plot_overlay(result: CalibrationResult, path: str | Path, max_windows: int =
     try:
         before_vals = [min(max(s.neutral, s.low), s.high) for s in setup.specs]
         replay.set_fixed(delay_spec)
-        q_before = replay.simulate(before_vals)[0]
+        before = replay.simulate(before_vals)
         after_vals = [s.from_unit(u) for s, u in zip(setup.specs, x_best)]
         if delay is not None:
             replay.set_fixed([(delay_spec[0][0], float(delay))])
-        q_after = replay.simulate(after_vals)[0]
+        after = replay.simulate(after_vals)
     finally:
         replay.close()
-    n = ws.q.shape[2]
-    idx = np.linspace(0, len(ws) - 1, min(max_windows, len(ws))).round().astype(int)
-    fig, axes = plt.subplots(n, 1, figsize=(10, 1.6 * n + 1), sharex=True, squeeze=False)
-    for j in range(n):
-        ax = axes[j, 0]
-        overlay_lines(ax, ws.t, idx, ws.q[:, :, j], q_before[:, :, j], q_after[:, :, j])
-        ax.set_ylabel(f"{robot.joint_names[j]}\n[rad]", fontsize=7)
-    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=3)
-    axes[-1, 0].set_xlabel("log time [s]")
+    fig = joint_signals_figure(ws, before, after, robot.joint_names, max_windows)
     save_overlay(fig, result, path)
 
 
+def joint_signals_figure(ws: Any, before: Sequence[np.ndarray], after: Sequence[np.ndarray],
+                         joint_names: Sequence[str], max_windows: int = 6,
+                         labels: tuple[str, str] = ("sim before", "sim after")) -> Any:
+    """A figure with one row per joint and one column per signal — position [rad], velocity [rad/s]
+    and, when the windows have them, effort [N·m] — overlaying logged and two simulations of
+    ``max_windows`` windows.
+
+    :param ws: the :class:`~sim2real.sysid.replay.WindowSet`
+    :param before, after: simulated ``(q, qd, tau)``, each ``(W, H, n)``
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    signals = [("position", "rad", ws.q), ("velocity", "rad/s", ws.qd)]
+    if ws.tau is not None:
+        signals.append(("effort", "N·m", ws.tau))
+    n = ws.q.shape[2]
+    idx = np.linspace(0, len(ws) - 1, min(max_windows, len(ws))).round().astype(int)
+    fig, axes = plt.subplots(n, len(signals), figsize=(5.5 * len(signals), 1.6 * n + 1), sharex=True,
+                             squeeze=False)
+    for c, (name, unit, logged) in enumerate(signals):
+        for j in range(n):
+            ax = axes[j, c]
+            overlay_lines(ax, ws.t, idx, logged[:, :, j], before[c][:, :, j], after[c][:, :, j], labels)
+            ax.set_ylabel(f"{joint_names[j]}\n[{unit}]", fontsize=7)
+            ax.tick_params(labelsize=7)
+        axes[0, c].set_title(name, fontsize=8)
+        axes[-1, c].set_xlabel("log time [s]")
+    axes[0, 0].legend(loc="upper right", fontsize=7, ncol=3)
+    return fig
+
+
 def overlay_lines(ax: Any, t: np.ndarray, idx: np.ndarray, logged: np.ndarray, before: np.ndarray,
-                  after: np.ndarray) -> None:
+                  after: np.ndarray, labels: tuple[str, str] = ("sim before", "sim after")) -> None:
     """Plot windows ``idx`` of one signal on ``ax``: logged (black), simulated before (red, dashed) and
-    after (blue) calibration; ``t`` (W, H+1) log times (s), the signals (W, H)."""
+    after (blue) calibration, labelled ``labels``; ``t`` (W, H+1) log times (s), the signals (W, H)."""
     for m, i in enumerate(idx):
         ti = t[i, 1:]
         ax.plot(ti, logged[i], color="k", lw=1.5, label="logged" if m == 0 else None)
-        ax.plot(ti, before[i], color="tab:red", lw=1, ls="--", label="sim before" if m == 0 else None)
-        ax.plot(ti, after[i], color="tab:blue", lw=1, label="sim after" if m == 0 else None)
+        ax.plot(ti, before[i], color="tab:red", lw=1, ls="--", label=labels[0] if m == 0 else None)
+        ax.plot(ti, after[i], color="tab:blue", lw=1, label=labels[1] if m == 0 else None)
 
 
 def save_overlay(fig: Any, result: CalibrationResult, path: str | Path) -> None:
     """Title ``fig`` with the cost before → after calibration and write it as a PNG to ``path`` (atomically)."""
+    fit = getattr(result, "fit", None) or {}
+    verdict = f", {fit['verdict']} (chi2/dof {fit['chi2_dof']:.3g})" if fit.get("verdict") else ""
+    save_figure(fig, f"{result.robot}: cost {result.cost_initial:.4g} → {result.cost_final:.4g} "
+                     f"({result.evaluations} simulator evaluations){verdict}", path)
+
+
+def save_figure(fig: Any, title: str, path: str | Path) -> None:
+    """Title ``fig`` and write it as a PNG to ``path`` (atomically); closes the figure."""
     import io
 
     import matplotlib.pyplot as plt
 
-    fig.suptitle(f"{result.robot}: cost {result.cost_initial:.4g} → {result.cost_final:.4g} "
-                 f"({result.evaluations} simulator evaluations)", fontsize=9)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
