@@ -1,5 +1,6 @@
 """Contract with ``sim2real export``: an exported SB3 policy loads in the bridge, acts like SB3,
-and the bridge rebuilds the env's observation from joint states alone (URDF FK, no PyBullet)."""
+and the bridge rebuilds the env's observation from joint states and the sidecar alone (FK from its
+``kinematics`` section: no URDF, no PyBullet)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def test_exported_ppo_policy_matches_env(tmp_path: Path) -> None:
     from stable_baselines3 import PPO
 
     from sim2real.robots import load_robot
-    from sim2real.ros2.kinematics import UrdfChain
+    from sim2real.ros2.kinematics import policy_chain
     from sim2real.ros2.observation import ArmState, ObservationBuilder
     from sim2real.ros2.policy import load_policy
     from sim2real.train.policy import load_policy as load_trained
@@ -31,8 +32,12 @@ def test_exported_ppo_policy_matches_env(tmp_path: Path) -> None:
                                  env_id="sim2real/KukaReach-v0")
         policy, spec = load_policy(tmp_path / "policy.pt")
         robot = load_robot(spec.robot)
-        builder = ObservationBuilder(spec, n_joints=robot.n_joints, fk=UrdfChain(robot.model_path()),
-                                     ee_link=robot.end_effector_link, joint_names=robot.joint_names)
+        # forward kinematics from the sidecar alone (what the robot computer uses: no URDF there)
+        assert spec.kinematics is not None and spec.kinematics["link"] == robot.end_effector_link
+        fk, ee_link = policy_chain(spec.kinematics, robot, spec.file)
+        assert fk.file == spec.file
+        builder = ObservationBuilder(spec, n_joints=robot.n_joints, fk=fk, ee_link=ee_link,
+                                     joint_names=robot.joint_names)
         obs, _ = env.reset(seed=1)
         for _ in range(5):
             q, qd = env.unwrapped.world.joint_state()

@@ -61,3 +61,38 @@ def test_prismatic_and_errors(tmp_path: Path) -> None:
     bad.write_text("<robot><link name='a'/><link name='b'/></robot>")
     with pytest.raises(RobotError, match="one root link"):
         UrdfChain(bad)
+
+
+@pytest.mark.parametrize("robot_name", ["kuka_iiwa", "franka_panda"])
+def test_sidecar_kinematics_round_trip(robot_name: str) -> None:
+    """The chain written into the sidecar gives the URDF's end-effector pose (frame and COM)."""
+    import yaml
+
+    from sim2real.ros2.policy import parse_kinematics
+
+    robot = load_robot(robot_name)
+    urdf = UrdfChain(robot.model_path())
+    desc = yaml.safe_load(yaml.safe_dump(urdf.describe(robot.end_effector_link)))  # as stored in policy.yaml
+    chain = UrdfChain.from_description(parse_kinematics(desc, "policy.yaml"), "policy.yaml")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        q = dict(zip(robot.joint_names, rng.uniform(-2.0, 2.0, robot.n_joints)))
+        for com in (False, True):
+            np.testing.assert_allclose(chain.link_transform(q, robot.end_effector_link, com=com),
+                                       urdf.link_transform(q, robot.end_effector_link, com=com), atol=1e-12)
+
+
+def test_sidecar_kinematics_errors_name_the_key() -> None:
+    from sim2real.errors import ConfigError
+    from sim2real.ros2.policy import parse_kinematics
+
+    robot = load_robot("kuka_iiwa")
+    desc = UrdfChain(robot.model_path()).describe(robot.end_effector_link)
+    broken = {**desc, "joints": [desc["joints"][0], *desc["joints"][2:]]}
+    with pytest.raises(ConfigError, match=r"kinematics\.joints\[1\]\.parent: expected parent"):
+        parse_kinematics(broken, "policy.yaml")
+    bad_axis = {**desc, "joints": [{**desc["joints"][0], "axis": [0, 0]}, *desc["joints"][1:]]}
+    with pytest.raises(ConfigError, match=r"kinematics\.joints\[0\]\.axis: expected three finite numbers"):
+        parse_kinematics(bad_axis, "policy.yaml")
+    with pytest.raises(ConfigError, match=r"kinematics\.link: the chain ends at"):
+        parse_kinematics({**desc, "link": "lbr_iiwa_link_3"}, "policy.yaml")

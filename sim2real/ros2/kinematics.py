@@ -4,6 +4,18 @@ Supports ``revolute``, ``continuous``, ``prismatic`` and ``fixed`` joints with
 ``<origin xyz rpy>`` and ``<axis xyz>``, which is what serial arms need. Poses are in the
 URDF root link's frame (the robot base frame); positions in metres, rotations as 3×3
 matrices.
+
+:meth:`UrdfChain.describe` writes the chain from the root to one link as plain data (the
+exported policy's sidecar ``kinematics`` section) and :meth:`UrdfChain.from_description`
+rebuilds it, so the deployment node needs no URDF file or URDF package::
+
+    kinematics:
+      root: lbr_iiwa_link_0                # URDF root link (robot base frame)
+      link: lbr_iiwa_link_7                # end-effector link
+      joints:                              # root first; origin at q = 0 in the parent link frame
+        - {name: J0, type: revolute, parent: lbr_iiwa_link_0, child: lbr_iiwa_link_1,
+           xyz: [0, 0, 0.1575], rpy: [0, 0, 0], axis: [0, 0, 1]}
+      com: {xyz: [0, 0, 0.02], rpy: [0, 0, 0]}   # the link's inertial origin (kinematics.ee_com)
 """
 
 from __future__ import annotations
@@ -11,11 +23,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from sim2real.errors import RobotError
+from sim2real.errors import ConfigError, RobotError
 
 _MOVING = ("revolute", "continuous", "prismatic")
 
@@ -53,6 +65,8 @@ class UrdfJoint:
     child: str
     origin: np.ndarray  # (4, 4) parent link frame → joint frame at q = 0
     axis: np.ndarray  # (3,) unit vector in the joint frame
+    xyz: tuple[float, ...] = (0.0, 0.0, 0.0)  # the origin as written: metres
+    rpy: tuple[float, ...] = (0.0, 0.0, 0.0)  # and roll-pitch-yaw, rad
 
 
 class UrdfChain:
@@ -67,24 +81,35 @@ class UrdfChain:
             root = ET.parse(self.file).getroot()
         except (OSError, ET.ParseError) as exc:
             raise RobotError(f"cannot read URDF: {exc}", file=self.file) from None
-        self.links: set[str] = {el.get("name", "") for el in root.findall("link")}
-        self.inertial_origin: dict[str, np.ndarray] = {}
-        for el in root.findall("link"):
-            origin = el.find("inertial/origin")
-            self.inertial_origin[el.get("name", "")] = self._origin(origin)
-        self.joints: dict[str, UrdfJoint] = {}
-        self._parent_joint: dict[str, UrdfJoint] = {}
+        links = [el.get("name", "") for el in root.findall("link")]
+        inertial = {el.get("name", ""): self._xyz_rpy(el.find("inertial/origin")) for el in root.findall("link")}
+        joints = []
         for el in root.findall("joint"):
             name, jtype = el.get("name", ""), el.get("type", "")
             parent, child = el.find("parent"), el.find("child")
             if parent is None or child is None or jtype not in (*_MOVING, "fixed", "floating", "planar"):
                 raise RobotError(f"joint {name!r}: expected parent, child and a known type", file=self.file)
             axis_el = el.find("axis")
-            axis = np.array([float(v) for v in (axis_el.get("xyz", "1 0 0") if axis_el is not None else "1 0 0").split()])
+            axis = [float(v) for v in (axis_el.get("xyz", "1 0 0") if axis_el is not None else "1 0 0").split()]
+            xyz, rpy = self._xyz_rpy(el.find("origin"))
+            joints.append({"name": name, "type": jtype, "parent": parent.get("link", ""),
+                           "child": child.get("link", ""), "xyz": xyz, "rpy": rpy, "axis": axis})
+        self._build(links, joints, inertial)
+
+    def _build(self, links: list[str], joints: list[dict], inertial: Mapping[str, tuple[list, list]]) -> None:
+        self.links: set[str] = set(links)
+        self.inertial_origin: dict[str, np.ndarray] = {
+            link: _transform(rpy_matrix(rpy), np.array(xyz, dtype=float)) for link, (xyz, rpy) in inertial.items()}
+        self._inertial_xyz_rpy = dict(inertial)
+        self.joints: dict[str, UrdfJoint] = {}
+        self._parent_joint: dict[str, UrdfJoint] = {}
+        for j in joints:
+            axis = np.asarray(j["axis"], dtype=float)
             norm = np.linalg.norm(axis)
-            joint = UrdfJoint(name, jtype, parent.get("link", ""), child.get("link", ""),
-                              self._origin(el.find("origin")), axis / norm if norm > 0 else axis)
-            self.joints[name] = joint
+            xyz, rpy = tuple(float(v) for v in j["xyz"]), tuple(float(v) for v in j["rpy"])
+            joint = UrdfJoint(j["name"], j["type"], j["parent"], j["child"],
+                              _transform(rpy_matrix(rpy), np.array(xyz)), axis / norm if norm > 0 else axis, xyz, rpy)
+            self.joints[joint.name] = joint
             self._parent_joint[joint.child] = joint
         roots = [link for link in self.links if link not in self._parent_joint]
         if len(roots) != 1:
@@ -93,13 +118,31 @@ class UrdfChain:
         self._chains: dict[str, list[UrdfJoint]] = {}
         self._compiled_chains: dict[str, list] = {}
 
+    def describe(self, link: str) -> dict:
+        """The chain from the root to ``link`` as plain data (module docstring), for the policy sidecar."""
+        xyz, rpy = self._inertial_xyz_rpy.get(link, ([0.0] * 3, [0.0] * 3))
+        return {"root": self.root, "link": link,
+                "joints": [{"name": j.name, "type": j.type, "parent": j.parent, "child": j.child, "xyz": list(j.xyz),
+                            "rpy": list(j.rpy), "axis": [float(v) for v in j.axis]} for j in self.chain(link)],
+                "com": {"xyz": [float(v) for v in xyz], "rpy": [float(v) for v in rpy]}}
+
+    @classmethod
+    def from_description(cls, desc: Mapping, file: str = "<sidecar>") -> "UrdfChain":
+        """Rebuild the chain written by :meth:`describe` (validated by the sidecar parser)."""
+        chain = cls.__new__(cls)
+        chain.file = file
+        joints = list(desc["joints"])
+        links = [str(desc["root"])] + [str(j["child"]) for j in joints]
+        com = desc.get("com") or {}
+        inertial = {str(desc["link"]): (list(com.get("xyz", [0.0] * 3)), list(com.get("rpy", [0.0] * 3)))}
+        chain._build(links, joints, inertial)
+        return chain
+
     @staticmethod
-    def _origin(el: ET.Element | None) -> np.ndarray:
+    def _xyz_rpy(el: ET.Element | None) -> tuple[list[float], list[float]]:
         if el is None:
-            return np.eye(4)
-        xyz = [float(v) for v in el.get("xyz", "0 0 0").split()]
-        rpy = [float(v) for v in el.get("rpy", "0 0 0").split()]
-        return _transform(rpy_matrix(rpy), np.array(xyz))
+            return [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+        return ([float(v) for v in el.get("xyz", "0 0 0").split()], [float(v) for v in el.get("rpy", "0 0 0").split()])
 
     def chain(self, link: str) -> list[UrdfJoint]:
         """Joints from the root down to ``link`` (root first)."""
@@ -153,3 +196,30 @@ class UrdfChain:
     def link_position(self, q: Mapping[str, float], link: str, *, com: bool = False) -> np.ndarray:
         """Position (3,) of ``link`` in the root frame, metres."""
         return self.link_transform(q, link, com=com)[:3, 3].copy()
+
+
+def policy_chain(kinematics: Mapping | None, robot: Any, file: str = "<sidecar>") -> tuple[UrdfChain, str]:
+    """Forward kinematics of an arm policy and its end-effector link.
+
+    ``kinematics``: the sidecar's ``kinematics`` section (written by ``sim2real export``; no URDF
+    needed). Without it, the robot's URDF (robot.yaml ``model``) and ``end_effector_link``;
+    a URDF that comes from ``pybullet_data`` needs PyBullet installed.
+    """
+    if kinematics is not None:
+        chain = UrdfChain.from_description(kinematics, file)
+        link = str(kinematics["link"])
+        moving = [j.name for j in chain.chain(link) if j.type in _MOVING]
+        unknown = [name for name in moving if name not in robot.joint_names]
+        if unknown:
+            raise ConfigError(f"kinematics joints {unknown} are not joints of {robot.name} ({robot.joint_names})",
+                              file=file, path=("kinematics", "joints"))
+        return chain, link
+    if not robot.end_effector_link:
+        raise ConfigError(f"{robot.name} has no end_effector_link for ee_position/target_delta", file=str(robot.file))
+    try:
+        return UrdfChain(robot.model_path()), robot.end_effector_link
+    except ImportError as exc:
+        raise ConfigError(f"the policy observes the end effector but its sidecar has no 'kinematics' section and "
+                          f"{robot.name}'s URDF comes from {robot.model.source} ({exc.name} is not installed): "
+                          "re-export the policy with `sim2real export`, which writes the kinematic chain into "
+                          "the sidecar", file=file) from None

@@ -22,7 +22,7 @@ from sim2real.robots import RobotDescription, load_robot
 from sim2real.ros2 import adapters as out
 from sim2real.ros2.controller import ArmController, QuadController, StepResult
 from sim2real.ros2.controller_drone import DRONE_OUTPUTS, LowLevelQuadController, low_level_limits, setup_low_level
-from sim2real.ros2.kinematics import UrdfChain
+from sim2real.ros2.kinematics import policy_chain
 from sim2real.ros2.observation import (
     JointStateReader, ObservationBuilder, quad_state_from_odometry, update_quad_from_imu, update_quad_from_pose,
 )
@@ -171,8 +171,8 @@ class DeployNode:
             raise ConfigError(f"action joints {list(spec.action_joints)} differ from robot.yaml joints "
                               f"{robot.joint_names}", file=spec.file, path=("action", "joints"))
         needs_fk = any(n in ("ee_position", "target_delta") for n, _ in spec.layout)
-        fk = UrdfChain(robot.model_path()) if needs_fk else None
-        self.builder = ObservationBuilder(spec, n_joints=robot.n_joints, fk=fk, ee_link=robot.end_effector_link,
+        fk, ee_link = policy_chain(spec.kinematics, robot, spec.file) if needs_fk else (None, None)
+        self.builder = ObservationBuilder(spec, n_joints=robot.n_joints, fk=fk, ee_link=ee_link,
                                           ee_com=p["kinematics.ee_com"], joint_names=robot.joint_names)
         self.controller: ArmController | QuadController | LowLevelQuadController = ArmController(
             robot, spec, self.policy, self.builder, self.safety, self.period)

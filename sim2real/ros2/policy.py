@@ -54,6 +54,9 @@ class PolicySpec:
     low: np.ndarray
     high: np.ndarray
     file: str = ""
+    #: forward kinematics from the robot base to the end effector (``sim2real export`` writes it for
+    #: ``ee_position``/``target_delta`` layouts); see :mod:`sim2real.ros2.kinematics`
+    kinematics: dict[str, Any] | None = None
 
     @property
     def input_size(self) -> int:
@@ -113,14 +116,50 @@ def parse_policy_spec(raw: Any, file: str = "<policy.yaml>") -> PolicySpec:
     _need(isinstance(joints, list) and all(isinstance(j, str) for j in joints), "expected a list of joint names",
           file, ("action", "joints"))
     _need(mode in DRONE_MODES or len(joints) == size, f"expected {size} joint names", file, ("action", "joints"))
+    kinematics = parse_kinematics(raw.get("kinematics"), file)
     rate = raw.get("control_rate_hz")  # None/absent: unknown, the node falls back to robot.yaml control.rate_hz
     _need(rate is None or (isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0),
           "expected a positive number", file, ("control_rate_hz",))
     return PolicySpec(
         robot=str(raw["robot"]), env_id=str(raw.get("env_id") or ""), control_rate_hz=float(rate or 0.0),
         obs_size=obs_size, history=history, layout=tuple(layout), obs_clip=None if clip is None else float(clip),
-        action_size=size, action_mode=mode, action_joints=tuple(joints), file=file, **vectors,
+        action_size=size, action_mode=mode, action_joints=tuple(joints), file=file, kinematics=kinematics, **vectors,
     )
+
+
+def _vec3(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 3 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+
+
+def parse_kinematics(raw: Any, file: str) -> dict[str, Any] | None:
+    """Validate the sidecar's ``kinematics`` section (a serial chain root → end-effector link)."""
+    if raw is None:
+        return None
+    where = ("kinematics",)
+    _need(isinstance(raw, dict), "expected a mapping with root, link and joints", file, where)
+    for key in ("root", "link"):
+        _need(isinstance(raw.get(key), str) and raw[key], "expected a link name", file, (*where, key))
+    joints = raw.get("joints")
+    _need(isinstance(joints, list), "expected a list of joints, root first", file, (*where, "joints"))
+    parent = raw["root"]
+    for i, j in enumerate(joints):
+        at = (*where, "joints", i)
+        _need(isinstance(j, dict), "expected a mapping", file, at)
+        for key in ("name", "parent", "child"):
+            _need(isinstance(j.get(key), str) and j[key], "expected a name", file, (*at, key))
+        _need(j.get("type") in ("revolute", "continuous", "prismatic", "fixed"),
+              "expected revolute, continuous, prismatic or fixed", file, (*at, "type"))
+        for key in ("xyz", "rpy", "axis"):
+            _need(_vec3(j.get(key)), "expected three finite numbers", file, (*at, key))
+        _need(j["parent"] == parent, f"expected parent {parent!r} (joints form a chain from the root)", file,
+              (*at, "parent"))
+        parent = j["child"]
+    _need(parent == raw["link"], f"the chain ends at {parent!r}, not at link {raw['link']!r}", file, (*where, "link"))
+    com = raw.get("com", {"xyz": [0.0] * 3, "rpy": [0.0] * 3})
+    _need(isinstance(com, dict) and _vec3(com.get("xyz")) and _vec3(com.get("rpy")),
+          "expected {xyz: [3 numbers], rpy: [3 numbers]}", file, (*where, "com"))
+    return {"root": raw["root"], "link": raw["link"], "joints": joints, "com": com}
 
 
 def load_policy_spec(path: str | Path) -> PolicySpec:

@@ -135,9 +135,24 @@ def sidecar(policy: LoadedPolicy, env_id: str | None = None) -> dict[str, Any]:
     observation: dict[str, Any] = {"size": obs_dim, "history": 1, "layout": d["layout"]}
     if policy.obs_mean is not None:
         observation["clip"] = float(policy.clip_obs)
-    return {"format": FORMAT, "robot": d["robot"], "env_id": d["env_id"], "control_rate_hz": d["control_rate_hz"],
-            "observation": observation, "action": action,
-            "algo": policy.algo, "source": str(policy.path)}
+    meta = {"format": FORMAT, "robot": d["robot"], "env_id": d["env_id"], "control_rate_hz": d["control_rate_hz"],
+            "observation": observation, "action": action}
+    if d["robot"] and any(name in ("ee_position", "target_delta") for name, _ in d["layout"]):
+        meta["kinematics"] = kinematics(d["robot"])
+    return meta | {"algo": policy.algo, "source": str(policy.path)}
+
+
+def kinematics(robot_name: str) -> dict[str, Any]:
+    """The sidecar's ``kinematics``: the robot's URDF chain from the base to ``end_effector_link``
+    (joint origins, axes, the link's inertial origin; see :mod:`sim2real.ros2.kinematics`), so
+    the deployment node computes the end-effector observation without the URDF file."""
+    from sim2real.robots import load_robot
+    from sim2real.ros2.kinematics import UrdfChain
+
+    robot = load_robot(robot_name)
+    if not robot.end_effector_link:
+        raise CheckpointError(f"the policy observes the end effector but robot {robot.name} has no end_effector_link")
+    return UrdfChain(robot.model_path()).describe(robot.end_effector_link)
 
 
 def export_policy(policy: LoadedPolicy, out: str | Path, onnx: bool = False, env_id: str | None = None) -> dict[str, Path]:
