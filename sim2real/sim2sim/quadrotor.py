@@ -45,6 +45,8 @@ __all__ = ["Hardware", "QuadrotorSim", "draw_hardware", "load_hardware", "run"]
 #: touching the floor faster than this (m/s) or more tilted than CRASH_TILT (rad) is a crash
 CRASH_SPEED = 1.0
 CRASH_TILT = 1.0
+#: simulated seconds of hover at the start position before the clock starts
+SETTLE_S = 3.0
 
 
 def _stamp(t_ns: int) -> dict[str, int]:
@@ -73,6 +75,13 @@ class QuadrotorSim:
         self.fc.reset(yaw)
         self.log = EventLog()
         hold = Setpoint("position", position=start.copy(), yaw=yaw)
+        # the vehicle has taken off and hovered before the clock starts: the firmware's
+        # integrators have absorbed the true mass, rotor constants and wind
+        for _ in range(int(round(SETTLE_S / self.dyn.dt))):
+            state = self.dyn.state()
+            self.dyn.command(self.fc.update(hold, state, self.dyn.dt))
+            self.dyn.step()
+        self._t0 = self.dyn.time
         self.commander = COMMANDERS[p["firmware"]](robot, p["failsafe"], hold, self.log)
         self.rng = np.random.default_rng(seed)
         self.clock_ns = clock_ns or (lambda t: int(round(t * 1e9)))
@@ -89,12 +98,13 @@ class QuadrotorSim:
         self._next_sample = {key: 0.0 for key in self.streams}
         self.received: dict[str, dict[str, Any]] = {}
         self.published: dict[str, int] = {key: 0 for key in self.streams}
-        self._trace_init(start)
+        self._trace_init(self.dyn.state().position)
 
     # --- commands ------------------------------------------------------------------------
     @property
     def time(self) -> float:
-        return self.dyn.time
+        """Simulated seconds since the clock started (after the hover before it)."""
+        return self.dyn.time - self._t0
 
     def deliver(self, topic: str, handler: Any, msg: Any, arrival: float | None = None) -> None:
         """A command message received on ``topic`` at simulated time ``arrival`` (default: now)."""

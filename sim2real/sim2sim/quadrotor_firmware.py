@@ -54,13 +54,13 @@ class Gains:
     """Cascade gains (per axis x, y, z or roll, pitch, yaw) and limits, SI units."""
 
     position_kp: tuple[float, float, float] = (1.8, 1.8, 2.5)       # (m/s)/m
-    velocity_kp: tuple[float, float, float] = (4.0, 4.0, 5.0)       # (m/s²)/(m/s)
-    velocity_ki: tuple[float, float, float] = (2.0, 2.0, 4.0)       # (m/s²)/m
+    velocity_kp: tuple[float, float, float] = (4.0, 4.0, 6.0)       # (m/s²)/(m/s)
+    velocity_ki: tuple[float, float, float] = (2.0, 2.0, 8.0)       # (m/s²)/m
     velocity_i_limit: float = 6.0                                    # m/s², bound of the integral term
     attitude_kp: tuple[float, float, float] = (8.0, 8.0, 4.0)       # (rad/s)/rad
     rate_kp: tuple[float, float, float] = (20.0, 20.0, 10.0)        # (rad/s²)/(rad/s)
-    rate_ki: tuple[float, float, float] = (5.0, 5.0, 2.0)           # (rad/s²)/rad
-    rate_i_limit: float = 20.0                                       # rad/s², bound of the integral term
+    rate_ki: tuple[float, float, float] = (15.0, 15.0, 5.0)          # (rad/s²)/rad
+    rate_i_limit: float = 80.0                                       # rad/s², bound of the integral term
     max_velocity: tuple[float, float, float] = (2.0, 2.0, 1.0)      # m/s (horizontal per axis, vertical)
     max_tilt: float = 0.6                                            # rad
     max_rates: tuple[float, float, float] = (6.0, 6.0, 3.0)         # rad/s
