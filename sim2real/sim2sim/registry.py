@@ -41,7 +41,6 @@ class RunOptions:
 KIND_MODULES: dict[str, str] = {
     "arm": "sim2real.sim2sim.arm",
     "quadrotor": "sim2real.sim2sim.quadrotor",
-    "legged": "sim2real.sim2sim.hopper",
 }
 
 
