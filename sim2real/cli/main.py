@@ -18,7 +18,7 @@ from sim2real.errors import Sim2RealError
 
 # Order here is the order in --help.
 COMMAND_MODULES = (
-    "envs", "profile", "train", "evaluate", "export", "record", "calibrate", "actuator", "osi", "adapt", "deploy", "excite",
+    "envs", "profile", "train", "evaluate", "export", "record", "calibrate", "actuator", "osi", "adapt", "deploy", "sim2sim", "excite",
 )
 
 
