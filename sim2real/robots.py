@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 
 from sim2real._io import data_dir, read_yaml_file
+from sim2real.actuator_config import ActuatorConfig, default_actuators, parse_actuators
 from sim2real.errors import RobotError
 
 ROBOT_KINDS = ("arm", "quadrotor", "legged")
@@ -95,6 +96,21 @@ class RobotDescription:
     links: tuple[str, ...]
     directory: Path
     file: Path
+    #: actuator groups (robot.yaml ``actuators``, or the default of ``control.mode``)
+    actuators: tuple[ActuatorConfig, ...] = ()
+
+    def actuator_of(self, joint: str) -> ActuatorConfig | None:
+        """The actuator group driving controlled joint ``joint`` (``None``: no group)."""
+        return next((a for a in self.actuators if joint in a.joints), None)
+
+    def actuator_value(self, field: str, joint: str) -> float | None:
+        """Nominal per-joint actuator value (``position_gain`` = kp or PyBullet's gain,
+        ``velocity_gain`` = kd or PyBullet's gain, ``stall_torque``, ``free_speed``) of ``joint``,
+        ``None`` when its model has no such value."""
+        a = self.actuator_of(joint)
+        if a is None or field not in a.values:
+            return None
+        return a.values[field][a.joints.index(joint)]
 
     @property
     def joint_names(self) -> list[str]:
@@ -125,7 +141,7 @@ def list_robots() -> list[str]:
 
 _TOP_KEYS = {
     "name", "kind", "description", "model", "control", "joints", "end_effector_link",
-    "nominal", "model_params", "ros2", "links",
+    "nominal", "model_params", "ros2", "links", "actuators",
 }
 
 
@@ -250,10 +266,15 @@ def parse_robot(raw: Any, file: Path) -> RobotDescription:
     ros2 = Ros2Spec(joint_names=tuple(jn), topics=dict(topics), controller=str(r.get("controller", "")),
                     frame_id=str(r.get("frame_id", "")))
 
+    if "actuators" in root:
+        actuators = parse_actuators(root["actuators"], names, control.mode, file)
+    else:
+        actuators = default_actuators(control.mode, names, control.position_gain, control.velocity_gain)
     nominal = _mapping(root.get("nominal", {}), file, ("nominal",))
     model_params = _mapping(root.get("model_params", {}), file, ("model_params",))
     return RobotDescription(
         name=str(root["name"]), kind=kind, description=str(root.get("description", "")), model=model,
         control=control, joints=tuple(joints), end_effector_link=ee, nominal=dict(nominal),
         model_params=dict(model_params), ros2=ros2, links=tuple(links), directory=file.parent.resolve(), file=file,
+        actuators=actuators,
     )

@@ -154,7 +154,9 @@ def test_reach_delta_action_moves_joints_by_scale():
         for _ in range(5):
             obs = env.step(np.array([1.0, 0, 0, 0, 0, 0, 0]))[0]
         moved = obs[0] - env.world.home[0]
-        assert 0.2 < moved <= 5 * 0.08 + 1e-3
+        # each target is at most 0.08 rad past the measured position; the PD drive's momentum
+        # may carry the joint slightly past the last one
+        assert 0.2 < moved <= 5 * 0.08 + 0.02
     finally:
         env.close()
 

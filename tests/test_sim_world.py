@@ -9,6 +9,7 @@ import pybullet as p
 import pytest
 import yaml
 
+from sim2real.actuator_config import default_actuators
 from sim2real.errors import RobotError
 from sim2real.robots import ControlSpec, load_robot
 from sim2real.sim.world import PhysicsWorld
@@ -17,6 +18,13 @@ from sim2real.sim.world import PhysicsWorld
 @pytest.fixture(scope="module")
 def kuka():
     return load_robot("kuka_iiwa")
+
+
+@pytest.fixture(scope="module")
+def kuka_motor(kuka):
+    """The iiwa driven by PyBullet's constraint motors (``pybullet_position``), no armature."""
+    return dataclasses.replace(kuka, actuators=default_actuators("position", kuka.joint_names, 0.3, 1.0),
+                               nominal={k: v for k, v in kuka.nominal.items() if k != "armature"})
 
 
 def _torque_world(robot, rate_hz=None, gravity=True):
@@ -158,9 +166,10 @@ def test_set_command_queue_primes_in_flight_commands(kuka):
 
 
 @pytest.mark.parametrize("mode,delay", [("position", 0), ("position", 5), ("velocity", 17), ("position", 24)])
-def test_run_based_step_matches_the_per_physics_step_loop(kuka, mode, delay):
+def test_run_based_step_matches_the_per_physics_step_loop(kuka_motor, mode, delay):
     """Position/velocity control steps in runs of physics steps between queued commands; the
     result must be bit-identical to advancing and checking the queue every physics step."""
+    kuka = kuka_motor
     rng = np.random.default_rng(3)
     cmds = [rng.uniform(-0.5, 0.5, 7) * (1.0 if mode == "position" else 2.0) for _ in range(8)]
     traces, counts, captured = [], [], []

@@ -36,9 +36,13 @@ def _compose(a_pos: Any, a_orn: Any, b_pos: Any, b_orn: Any) -> tuple[tuple, tup
 
 
 class BodyBuilder:
-    """Template of body ``body_id`` in client ``client`` that can be instantiated with COM offsets."""
+    """Template of body ``body_id`` in client ``client`` that can be instantiated with COM offsets.
 
-    def __init__(self, client: int, body_id: int, visuals: str | bool = "collision") -> None:
+    ``shapes=False`` reads the kinematics and inertial frames only (no collision or visual
+    shapes): its bodies have no geometry and may be built in another client (``build(client=)``),
+    e.g. for PyBullet's mass matrix and inverse dynamics of a copy of the robot."""
+
+    def __init__(self, client: int, body_id: int, visuals: str | bool = "collision", *, shapes: bool = True) -> None:
         self.client = cid = client
         self._body = body_id
         n = p.getNumJoints(body_id, physicsClientId=cid)
@@ -67,9 +71,10 @@ class BodyBuilder:
             # the axis is reported in the child's inertial frame; createMultiBody wants the link frame
             rot = np.array(p.getMatrixFromQuaternion(self.inertial[j + 1][1])).reshape(3, 3)
             self.axes.append(tuple(rot @ np.asarray(info[13])))
-        self.collision = [self._collision_shape(body_id, i) for i in range(-1, n)]
+        self.shapes = shapes
+        self.collision = [self._collision_shape(body_id, i) if shapes else -1 for i in range(-1, n)]
         self._visuals: dict[str, list[int]] = {}
-        self.visual_mode = self._check_mode(visuals)
+        self.visual_mode = self._check_mode(visuals if shapes else "collision")
         self.visuals(self.visual_mode)  # read the model's visual shapes now, while the body exists
 
     @staticmethod
@@ -141,15 +146,18 @@ class BodyBuilder:
         except p.error:
             return -1
 
-    def build(self, com_offsets: dict[int, np.ndarray], visuals: str | None = None) -> int:
+    def build(self, com_offsets: dict[int, np.ndarray], visuals: str | None = None, client: int | None = None) -> int:
         """Create the body with inertial origins moved by ``com_offsets`` (link index -> (3,) m, link frame).
 
         ``visuals``: visual mode of this build (default: the builder's ``visual_mode``).
         ``"model"`` needs the model's shapes, which are read while the original body exists:
         build a builder in that mode (or call :meth:`visuals` with it) before removing the body.
+        ``client``: another PyBullet client to build in (builders with ``shapes=False`` only).
         """
-        cid = self.client
-        visual = self.visuals(self.visual_mode if visuals is None else visuals)
+        if client is not None and client != self.client and self.shapes:
+            raise ValueError("only a shapes=False builder builds in another client")
+        cid = self.client if client is None else client
+        visual = [-1] * (self.n + 1) if not self.shapes else self.visuals(self.visual_mode if visuals is None else visuals)
         inertial_pos = []
         for i in range(-1, self.n):
             pos = np.asarray(self.inertial[i + 1][0], dtype=float)

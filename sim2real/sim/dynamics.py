@@ -9,10 +9,12 @@ that. Inside ``with world.batch():`` PyBullet calls are deferred and merged into
 
 Armature (rotor inertia J of a geared motor, as seen at the joint) is MuJoCo's: J on the
 joint's diagonal of the joint-space mass matrix, nothing else. PyBullet has no such term, so in
-torque mode on a fixed-base model (the hopper) the world computes it: before every physics step
-it sends the torques that give the model the acceleration (M + diag J)⁻¹(τ − bias − D q̇)
-(:meth:`PhysicsWorld._armature_torques`); contact and joint-limit forces still come from
-PyBullet's solver with M alone. In position/velocity mode PyBullet's motor constraints set the
+torque mode or with a computed drive (``pd``, ``dc_motor``, ``actuator_net``) on a fixed-base model
+(the hopper, the arms) the world computes it: before every physics step it sends the torques
+that give the model the acceleration (M + diag J)⁻¹(τ − bias − D q̇)
+(:meth:`PhysicsWorld._armature_torques`, M and bias from a :class:`~sim2real.sim.mirror.DynamicsMirror`
+that follows mass randomization); contact and joint-limit forces still come from
+PyBullet's solver with M alone. With PyBullet's position/velocity motors their constraints set the
 joint torques inside its solver, so there (and on floating bases) J·a² is added to the diagonal
 inertia of the link the joint drives instead, a in that link's inertial frame: this also resists
 the link's absolute rotation (couples into every joint above it), a coarser model. MJCF models
@@ -33,7 +35,8 @@ from sim2real.errors import EnvError, RobotError
 if TYPE_CHECKING:
     from sim2real.robots import RobotDescription
 
-JOINT_FIELDS = ("damping", "friction", "armature", "strength", "position_gain", "velocity_gain")
+JOINT_FIELDS = ("damping", "friction", "armature", "strength", "position_gain", "velocity_gain", "stall_torque",
+                "free_speed")
 GRAVITY = (0.0, 0.0, -9.81)
 _PB_KEYS = {"lateral_friction": "lateralFriction", "spinning_friction": "spinningFriction",
             "rolling_friction": "rollingFriction", "restitution": "restitution", "mass": "mass"}
@@ -54,6 +57,7 @@ class WorldDynamics:
     _joint_list: list[int]
     _single_dof_joints: bool
     mode: str
+    torque_driven: bool
 
     def _init_dynamics_state(self) -> None:
         self._dirty_links: set[str] = set()
@@ -69,6 +73,12 @@ class WorldDynamics:
     def _configure_motors(self) -> None:  # provided by PhysicsWorld
         raise NotImplementedError
 
+    def _invalidate_mirror(self) -> None:
+        """Masses, inertias, COMs or gravity changed: the dynamics mirror (armature solve) rebuilds."""
+        mirror = getattr(self, "_mirror", None)
+        if mirror is not None:
+            mirror.invalidate()
+
     def _record_nominal(self) -> None:
         """Read the model's dynamics; ``self.current`` holds every quantity randomizers change."""
         cid = self.client
@@ -81,12 +91,21 @@ class WorldDynamics:
             d = p.getDynamicsInfo(self.floor_id, -1, physicsClientId=cid)
             links["floor"] = {"mass": 0.0, "lateral_friction": d[1], "inertia": np.zeros(3),
                               "restitution": d[5], "rolling_friction": d[6], "spinning_friction": d[7]}
-        c = self.robot.control
+        c, robot = self.robot.control, self.robot
         n = len(self._joint_list)
+
+        def actuator(field: str, default: Any) -> np.ndarray:  # robot.yaml actuators, else the default
+            vals = [robot.actuator_value(field, name) for name in robot.joint_names]
+            return np.array([default[k] if v is None else v for k, v in enumerate(vals)], dtype=float)
+
         joints = {
             "damping": np.array([p.getJointInfo(self.robot_id, j, physicsClientId=cid)[6] for j in self._joint_list]),
             "friction": np.zeros(n), "armature": np.zeros(n), "strength": np.ones(n),
-            "position_gain": np.full(n, c.position_gain), "velocity_gain": np.full(n, c.velocity_gain),
+            "position_gain": actuator("position_gain", [c.position_gain] * n),
+            "velocity_gain": actuator("velocity_gain", [c.velocity_gain] * n),
+            # DC-motor torque-speed line (dc_motor groups; others: the max effort at any speed)
+            "stall_torque": actuator("stall_torque", [j.max_effort for j in robot.joints]),
+            "free_speed": actuator("free_speed", [np.inf] * n),
         }
         self.current: dict[str, Any] = {"links": links, "joints": joints, "gravity": np.array(GRAVITY)}
         self._inertia_scale = {name: 1.0 for name in links}  # from link_mass recompute_inertia
@@ -98,7 +117,7 @@ class WorldDynamics:
                       "restitution": "restitution", "link_inertia": "inertia"}
         joint_kinds = {"joint_damping": "damping", "joint_friction": "friction", "armature": "armature",
                        "motor_strength": "strength", "position_gain": "position_gain",
-                       "velocity_gain": "velocity_gain"}
+                       "velocity_gain": "velocity_gain", "stall_torque": "stall_torque", "free_speed": "free_speed"}
         file = str(self.robot.file)
         for kind, value in self.robot.nominal.items():
             if kind == "gravity":
@@ -160,6 +179,7 @@ class WorldDynamics:
             self._pending_links.add(name)
             return
         self._pushed_links.pop(name, None)  # partial update: the flush cache no longer knows the link
+        self._invalidate_mirror()
         if inertia_changed:
             kwargs["localInertiaDiagonal"] = self._effective_inertia(name)
         body, link = self._body_link(name)
@@ -206,6 +226,7 @@ class WorldDynamics:
             kw["localInertiaDiagonal"] = values[5:]
         p.changeDynamics(body, link, physicsClientId=self.client, **kw)
         self._pushed_links[name] = values
+        self._invalidate_mirror()
 
     def _push_damping(self) -> None:
         values = self.current["joints"]["damping"]
@@ -215,12 +236,16 @@ class WorldDynamics:
                 p.changeDynamics(self.robot_id, j, jointDamping=float(values[k]), physicsClientId=self.client)
         self._pushed_damping = values.copy()
 
-    def _effective_inertia(self, name: str) -> list[float]:
-        """Link inertia diagonal · mass scale + armature of the joint driving the link (a·a² on the diagonal)."""
-        inertia = self.current["links"][name]["inertia"] * self._inertia_scale[name]
+    def _effective_inertia(self, name: str, nominal: bool = False) -> list[float]:
+        """Link inertia diagonal · mass scale + armature of the joint driving the link (a·a² on the
+        diagonal); of the nominal dynamics with ``nominal=True``."""
+        if nominal:
+            inertia = self.nominal["links"][name]["inertia"]
+        else:
+            inertia = self.current["links"][name]["inertia"] * self._inertia_scale[name]
         k = self._armature_joint_of.get(name)
         if k is not None and not self._joint_armature:
-            arm = self.current["joints"]["armature"][k]
+            arm = (self.nominal if nominal else self.current)["joints"]["armature"][k]
             if arm:
                 inertia = inertia + arm * self._armature_axis[k] ** 2
         return [float(x) for x in inertia]
@@ -256,9 +281,9 @@ class WorldDynamics:
 
     def _uses_joint_armature(self) -> bool:
         """Armature in joint space (MuJoCo's) needs the world to compute the torques: torque mode
-        on a fixed-base model with controlled joints, all movable joints one-DOF (the mass matrix
+        or a computed drive, on a fixed-base model with controlled joints, all movable joints one-DOF (the mass matrix
         is indexed by joint). Otherwise it goes on the link inertia."""
-        return (self.mode == "torque" and bool(self._joint_list) and self.robot.model.fixed_base
+        return (self.torque_driven and bool(self._joint_list) and self.robot.model.fixed_base
                 and self._single_dof_joints)
 
     def _sync_armature_model(self) -> None:
@@ -285,7 +310,10 @@ class WorldDynamics:
 
     def set_joint(self, field_name: str, values: np.ndarray) -> None:
         """Set a per-joint quantity for all controlled joints (``damping``, ``friction`` (N·m),
-        ``armature`` (kg·m²), ``strength`` (× max effort), ``position_gain``, ``velocity_gain``)."""
+        ``armature`` (kg·m²), ``strength`` (× max effort), ``position_gain`` / ``velocity_gain``
+        (kp N·m/rad / kd N·m·s/rad of pd and dc_motor drives, PyBullet's gains of its motors),
+        ``stall_torque`` (N·m), ``free_speed`` (rad/s)). Drives read them at the next
+        :meth:`~PhysicsWorld.reset_control` (or batch end)."""
         values = np.asarray(values, dtype=float).reshape(-1)
         old = self.current["joints"][field_name]
         self.current["joints"][field_name] = values.copy()
@@ -316,6 +344,7 @@ class WorldDynamics:
     def set_gravity(self, g: np.ndarray) -> None:
         """World gravity (m/s², (3,))."""
         self.current["gravity"] = np.asarray(g, dtype=float).reshape(3).copy()
+        self._invalidate_mirror()
         p.setGravity(*self.current["gravity"], physicsClientId=self.client)
         self._dirty_gravity = True
 

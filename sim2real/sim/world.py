@@ -29,8 +29,10 @@ import pybullet_data
 from sim2real.errors import EnvError, RobotError
 from sim2real.robots import RobotDescription
 from sim2real.sim import compiled
+from sim2real.sim.actuators import Drive
 from sim2real.sim.body_builder import BodyBuilder
 from sim2real.sim.dynamics import GRAVITY, WorldDynamics, _snapshot
+from sim2real.sim.mirror import DynamicsMirror
 
 try:  # the clip ufunc: min(max(x, lo), hi) elementwise
     from numpy._core.umath import clip as _clip
@@ -125,6 +127,30 @@ def _armature_solve(mass: Sequence[Sequence[float]], bias: Sequence[float], qd: 
     return sent, applied
 
 
+def load_robot_body(robot: RobotDescription, cid: int) -> int:
+    """Load the robot's model file into PyBullet client ``cid``; returns the body id."""
+    m = robot.model
+    path = robot.model_path()
+    try:
+        if m.format == "urdf":
+            return p.loadURDF(path, m.base_position, m.base_orientation, useFixedBase=m.fixed_base,
+                              flags=p.URDF_USE_INERTIA_FROM_FILE, physicsClientId=cid)
+        bodies = p.loadMJCF(path, physicsClientId=cid)
+    except p.error as exc:
+        raise RobotError(f"PyBullet could not load {path}: {exc}", file=str(robot.file), path=("model", "path")) from None
+    chosen = None
+    for b in bodies:
+        base, name = (s.decode() for s in p.getBodyInfo(b, physicsClientId=cid))
+        if chosen is None and (m.body_name is None or m.body_name in (base, name)):
+            chosen = b
+        else:
+            p.removeBody(b, physicsClientId=cid)
+    if chosen is None:
+        raise RobotError(f"no body named {m.body_name!r} in {path}", file=str(robot.file), path=("model", "body_name"))
+    p.resetBasePositionAndOrientation(chosen, m.base_position, m.base_orientation, physicsClientId=cid)
+    return chosen
+
+
 class PhysicsWorld(WorldDynamics):
     """PyBullet world for one robot.
 
@@ -169,6 +195,10 @@ class PhysicsWorld(WorldDynamics):
         self.robot_id = self._load_robot()
         self._builder: BodyBuilder | None = None
         self._index_model()
+        #: the robot's mass matrix / inverse dynamics with its current dynamics (armature solve)
+        self._mirror = DynamicsMirror(self) if robot.model.fixed_base and self._joint_list else None
+        #: the actuator groups (sim2real.sim.actuators): commands -> joint torques / PyBullet motors
+        self.drive = Drive(self)
         self.model_params: dict[str, Any] = dict(robot.model_params)
         self._floor_contact: tuple[float, float] | None = None
         self.apply_floor_contact()
@@ -200,6 +230,8 @@ class PhysicsWorld(WorldDynamics):
         self.push_hook: Callable[..., None] | None = None
         self._queue: deque[tuple[int, np.ndarray]] = deque()
         self.pushes: list[Push] = []
+        #: the computed drive's torques (n_joints,) N·m of the last physics step
+        self.drive_torque = np.zeros(len(self._joint_list))
         self._configure_motors()
         self.hold()
 
@@ -224,28 +256,7 @@ class PhysicsWorld(WorldDynamics):
         self._floor_contact = (k, c)
 
     def _load_robot(self) -> int:
-        m, cid = self.robot.model, self.client
-        path = self.robot.model_path()
-        try:
-            if m.format == "urdf":
-                return p.loadURDF(path, m.base_position, m.base_orientation, useFixedBase=m.fixed_base,
-                                  flags=p.URDF_USE_INERTIA_FROM_FILE, physicsClientId=cid)
-            bodies = p.loadMJCF(path, physicsClientId=cid)
-        except p.error as exc:
-            raise RobotError(f"PyBullet could not load {path}: {exc}", file=str(self.robot.file),
-                             path=("model", "path")) from None
-        chosen = None
-        for b in bodies:
-            base, name = (s.decode() for s in p.getBodyInfo(b, physicsClientId=cid))
-            if chosen is None and (m.body_name is None or m.body_name in (base, name)):
-                chosen = b
-            else:
-                p.removeBody(b, physicsClientId=cid)
-        if chosen is None:
-            raise RobotError(f"no body named {m.body_name!r} in {path}", file=str(self.robot.file),
-                             path=("model", "body_name"))
-        p.resetBasePositionAndOrientation(chosen, m.base_position, m.base_orientation, physicsClientId=cid)
-        return chosen
+        return load_robot_body(self.robot, self.client)
 
     def _index_model(self) -> None:
         cid, rid, robot = self.client, self.robot_id, self.robot
@@ -311,6 +322,7 @@ class PhysicsWorld(WorldDynamics):
         self._pushed_damping = None
         self._pushed_links = {k: v for k, v in self._pushed_links.items() if k == "floor"}
         self.com_offsets = offsets
+        self._invalidate_mirror()
         self._reapply_nominal()
         self.set_joint_state(q, qd)
 
@@ -355,15 +367,26 @@ class PhysicsWorld(WorldDynamics):
         return np.array(pos), np.array(orn)
 
     # ------------------------------------------------------------------ control
+    @property
+    def torque_driven(self) -> bool:
+        """The joints run in PyBullet's torque mode: torque commands, or a drive that computes
+        torques every physics step (``pd``, ``dc_motor``, ``actuator_net``)."""
+        return self.mode == "torque" or self.drive.kind == "computed"
+
     def _configure_motors(self) -> None:
-        """Motor set-up of the control mode: torque mode replaces PyBullet's default velocity
-        motors by velocity motors (target 0) whose max force is the joint's Coulomb friction."""
+        """Motor set-up of the control mode and drive: torque-driven joints get PyBullet's default
+        velocity motors replaced by velocity motors (target 0) whose max force is the joint's
+        Coulomb friction; the drive re-reads its per-joint parameters."""
         cid, rid = self.client, self.robot_id
+        if self.drive.mode != self.mode:  # the control mode changed (env control_mode, record)
+            self.drive.close()
+            self.drive = Drive(self)
         j = self.current["joints"]
         self.effort_limit = self.max_effort * j["strength"]
         self._neg_effort = -self.effort_limit
         self._effort_pairs = list(zip(self._neg_effort.tolist(), self.effort_limit.tolist()))  # (lo, hi) per joint
-        if self.mode == "torque" and self._joint_list:
+        self.drive.configure(j, self.effort_limit)
+        if self.torque_driven and self._joint_list:
             passive = [i for i in self.movable_joints if i not in self._joint_list]
             if passive:
                 p.setJointMotorControlArray(rid, passive, p.VELOCITY_CONTROL, forces=[0.0] * len(passive),
@@ -371,7 +394,7 @@ class PhysicsWorld(WorldDynamics):
             p.setJointMotorControlArray(rid, self._joint_list, p.VELOCITY_CONTROL,
                                         targetVelocities=[0.0] * len(self._joint_list),
                                         forces=[float(f) for f in j["friction"]], physicsClientId=cid)
-        self._friction_torque = bool(self.mode != "torque" and np.any(j["friction"] > 0))
+        self._friction_torque = bool(not self.torque_driven and np.any(j["friction"] > 0))
         self._friction_list = [float(f) for f in j["friction"]]
         self._sync_armature_model()
 
@@ -390,8 +413,9 @@ class PhysicsWorld(WorldDynamics):
         states = p.getJointStates(rid, self.movable_joints, physicsClientId=cid)
         q = [s[0] for s in states]
         qd = [s[1] for s in states]
-        mass = p.calculateMassMatrix(rid, q, physicsClientId=cid)
-        bias = p.calculateInverseDynamics(rid, q, qd, self._zero_dofs, physicsClientId=cid)
+        mirror = self._mirror
+        mass = mirror.mass_matrix(q)
+        bias = mirror.inverse_dynamics(q, qd, self._zero_dofs)
         damping = self._dof_damping
         for k, v in zip(dofs, self.current["joints"]["damping"].tolist()):
             damping[k] = v
@@ -421,10 +445,12 @@ class PhysicsWorld(WorldDynamics):
 
     def hold(self) -> None:
         """Make the current joint state the active command (position: hold here; others: zero)."""
-        q, _ = self.joint_state()
+        q, qd = self.joint_state()
         self._queue.clear()
         self._armature_prev = None
         self.active = q.copy() if self.mode == "position" else np.zeros(len(self._joint_list))
+        if self.drive.kind == "computed":
+            self.drive.reset(self.active, q, qd)
         self._issue(self.active)
 
     def set_command_queue(self, active: np.ndarray, pending: Sequence[tuple[int, np.ndarray]] = ()) -> None:
@@ -432,35 +458,31 @@ class PhysicsWorld(WorldDynamics):
         pairs (absolute ``physics_step_count`` values) — e.g. to start a log replay mid-stream
         with the commands still in flight under action latency."""
         self.active = np.asarray(active, dtype=float).copy()
+        if self.drive.kind == "computed":
+            self.drive.reset(self.active, *self.joint_state())
         self._issue(self.active)
         self._armature_prev = None
         self._queue = deque((int(t), np.asarray(c, dtype=float)) for t, c in sorted(pending, key=lambda x: x[0]))
 
     def _issue(self, cmd: np.ndarray | list[float]) -> None:
-        cid, rid, j = self.client, self.robot_id, self.current["joints"]
         if not self._joint_list:  # nothing to command (subclasses with other actuators override this)
             self._torque = None
             return
         if type(cmd) is list:
             cmd = np.array(cmd, dtype=float)
-        if self.mode == "position":
-            p.setJointMotorControlArray(rid, self._joint_list, p.POSITION_CONTROL, targetPositions=cmd.tolist(),
-                                        forces=self.effort_limit.tolist(), positionGains=j["position_gain"].tolist(),
-                                        velocityGains=j["velocity_gain"].tolist(), physicsClientId=cid)
-        elif self.mode == "velocity":
-            p.setJointMotorControlArray(rid, self._joint_list, p.VELOCITY_CONTROL, targetVelocities=cmd.tolist(),
-                                        forces=self.effort_limit.tolist(), velocityGains=j["velocity_gain"].tolist(),
-                                        physicsClientId=cid)
-        if self.mode == "torque":
+        if self.mode != "torque":  # the drive: PyBullet motors are set now, computed torques follow the command
+            self.drive.issue(cmd)
+            self._torque = None
+        else:
             # the clip ufunc (np.clip's Python wrapper costs ~4x more on a few joints)
             self._torque = _clip(cmd, self._neg_effort, self.effort_limit).tolist()
-        else:
-            self._torque = None
 
     def reset_control(self) -> None:
-        """Re-issue the motor set-up (call after gains/strength/friction changed)."""
+        """Re-issue the motor set-up (call after gains/strength/friction changed); a computed
+        drive re-reads its parameters and keeps its setpoint."""
         self._configure_motors()
-        self._issue(self.active)
+        if self.drive.kind != "computed":
+            self._issue(self.active)
 
     def step(self, command: np.ndarray, capture_at: int = 0, capture: Callable[[], None] | None = None) -> None:
         """Issue ``command`` now and advance one control step (``substeps`` physics steps).
@@ -473,6 +495,9 @@ class PhysicsWorld(WorldDynamics):
             capture_at: if ``capture`` is given, it is called after this many physics steps
                 (1..substeps) of the control step (observation latency at physics resolution).
         """
+        if self.drive.kind == "computed":
+            self._step_computed(command, capture_at, capture)
+            return
         queue = self._queue
         count = self.physics_step_count
         torque_mode = self.mode == "torque" and self._joint_list
@@ -552,6 +577,46 @@ class PhysicsWorld(WorldDynamics):
             self.physics_step_count = count
             if capture is not None and k == capture_at:
                 capture()
+
+    def _step_computed(self, command: np.ndarray | list[float], capture_at: int,
+                       capture: Callable[[], None] | None) -> None:
+        """:meth:`step` with a torque-computing drive: every physics step the drive turns the
+        active command and the joint state into torques (:attr:`drive_torque`), sent in torque
+        mode (through the joint-space armature solve when the robot has armature)."""
+        cid, rid, joints, drive = self.client, self.robot_id, self._joint_list, self.drive
+        hook = self.physics_step_hook
+        get_states, set_motors, step_sim = p.getJointStates, p.setJointMotorControlArray, p.stepSimulation
+        count = self.physics_step_count
+        self._queue.append((count + self.action_delay, command))
+        for k in range(1, self.substeps + 1):
+            self._activate_due(count)
+            states = get_states(rid, joints, physicsClientId=cid)
+            q = np.array([s[0] for s in states])
+            qd = np.array([s[1] for s in states])
+            tau = drive.torques(q, qd)
+            self.drive_torque = tau
+            sent = tau.tolist()
+            if self._armature is not None:
+                sent = self._armature_torques(sent, count)
+            set_motors(rid, joints, p.TORQUE_CONTROL, forces=sent, physicsClientId=cid)
+            if hook is not None:
+                hook()
+            if self.pushes:
+                self._apply_pushes()
+            step_sim(physicsClientId=cid)
+            count += 1
+            self.physics_step_count = count
+            if k == capture_at and capture is not None:
+                capture()
+
+    def joint_efforts(self) -> np.ndarray:
+        """Motor torque (N·m) of each controlled joint in the last physics step, (n_joints,): the
+        drive's torque when it computes torques, else what PyBullet reports as the joint motor's
+        torque (what a real arm reports in ``JointState.effort``)."""
+        if self.drive.kind == "computed":
+            return np.array(self.drive_torque, dtype=float)
+        states = p.getJointStates(self.robot_id, self._joint_list, physicsClientId=self.client)
+        return np.array([s[3] for s in states], dtype=float)
 
     def _activate_due(self, count: int) -> None:
         """Make the queued commands due at physics step ``count`` active (in queue order)."""
@@ -636,6 +701,9 @@ class PhysicsWorld(WorldDynamics):
         self.pushes = [x for x in self.pushes if x.steps_left > 0]
 
     def close(self) -> None:
+        for part in (getattr(self, "drive", None), getattr(self, "_mirror", None)):
+            if part is not None:
+                part.close()
         if self.client >= 0:
             try:
                 p.disconnect(physicsClientId=self.client)

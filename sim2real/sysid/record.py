@@ -100,11 +100,8 @@ def record_excitation(robot: RobotDescription, profile: Any, seed: int, kind: st
 
 def joint_efforts(world: Any) -> np.ndarray:
     """Motor torque (N·m) each controlled joint applied in the last physics step, ``(n_joints,)``
-    (what a real arm reports in ``JointState.effort``)."""
-    import pybullet as p
-
-    states = p.getJointStates(world.robot_id, [int(j) for j in world.joint_indices], physicsClientId=world.client)
-    return np.array([s[3] for s in states], dtype=float)
+    (what a real arm reports in ``JointState.effort``; see ``PhysicsWorld.joint_efforts``)."""
+    return world.joint_efforts()
 
 
 def _rollout(world: Any, targets: np.ndarray, robot: RobotDescription, rng: np.random.Generator,

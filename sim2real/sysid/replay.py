@@ -130,6 +130,7 @@ class WindowReplay:
         qd_out = np.empty((n_w, horizon, n))
         tau_out = np.empty((n_w, horizon, n))
         joints = [int(j) for j in w.joint_indices]
+        computed = w.drive.kind == "computed"
         for i in range(n_w):
             w.set_joint_state(ws.q0[i], ws.qd0[i])
             self._prime(ws.past[i], delay, sub)
@@ -138,6 +139,8 @@ class WindowReplay:
                 states = p.getJointStates(w.robot_id, joints, physicsClientId=w.client)
                 for j, st in enumerate(states):
                     q_out[i, h, j], qd_out[i, h, j], tau_out[i, h, j] = st[0], st[1], st[3]
+                if computed:  # the drive's torque, not PyBullet's (friction) motor reading
+                    tau_out[i, h] = w.drive_torque
         self.evaluations += 1
         return q_out, qd_out, tau_out
 
