@@ -161,6 +161,31 @@ def test_px4_body_rates_are_frd() -> None:
     np.testing.assert_allclose(rates, [0.0, -0.6, -0.8], atol=0.05)  # FRD (0, 0.6, 0.8) -> FLU
 
 
+@pytest.mark.parametrize("target", [[0.8, 0.0, 0.0], [0.0, 0.8, 0.0], [0.0, 0.0, 1.0]])
+def test_deploy_motor_mixer_turns_the_vehicle_the_way_it_asks(target: list[float]) -> None:
+    """The node's per-rotor mixer (``rotor_fractions``) and PX4 motor order, flown on this airframe."""
+    from sim2real.ros2.adapters import LowLevelCommand, Px4MotorsAdapter
+    from sim2real.ros2.drone import PX4_QUAD_X_ORDER, DroneModel, rotor_fractions
+
+    sent: dict[str, Any] = {}
+    capture = Msg(advertise=lambda topic, type_name: lambda fields: sent.__setitem__(type_name, fields))
+    adapter = Px4MotorsAdapter(capture, "/fmu/in/actuator_motors", "/fmu/in/offboard_control_mode", PX4_QUAD_X_ORDER)
+    model = DroneModel.from_robot(ROBOT)
+    sim = QuadrotorSim(ROBOT, hardware_from_mapping({"firmware": "px4"}, ROBOT))
+    mode_topic, on_mode = handler(sim, "px4_msgs/msg/OffboardControlMode")
+    topic, on_motors = handler(sim, "px4_msgs/msg/ActuatorMotors")
+
+    def send() -> None:
+        rates = sim.dyn.state().body_rates
+        adapter.send(LowLevelCommand(motors=rotor_fractions(model, model.hover_fraction, np.array(target), rates)), 0)
+        flags = {k: v for k, v in sent["px4_msgs/msg/OffboardControlMode"].items() if k != "timestamp"}
+        sim.deliver(mode_topic, on_mode, Msg(**flags))
+        sim.deliver(topic, on_motors, Msg(control=sent["px4_msgs/msg/ActuatorMotors"]["control"]))
+    trace = np.array(fly(sim, 0.5, send, every=0.004))
+    assert [e["event"] for e in sim.summary()["safety_events"]] == ["offboard_engaged"]
+    np.testing.assert_allclose(trace[-25:, 6:9].mean(axis=0), target, atol=0.1)
+
+
 def test_crazyflie_watchdog_levels_then_stops_the_motors() -> None:
     sim = QuadrotorSim(ROBOT, hardware_from_mapping(None, ROBOT))
     topic, h = handler(sim, "crazyflie_interfaces/msg/VelocityWorld")
@@ -188,6 +213,23 @@ def test_sensor_streams_rates_delay_and_noise() -> None:
     assert 0.005 < z.std() < 0.02  # 1 cm noise on a hovering vehicle
     imu = got["imu"][-1][1]
     assert imu["linear_acceleration"]["z"] == pytest.approx(GRAVITY, abs=0.05)
+
+
+def test_crazyswarm2_odometry_twist_is_world_linear() -> None:
+    hw = hardware_from_mapping({"start": {"yaw": 1.2}, "sensors": {"odometry_twist": "crazyswarm2"}}, ROBOT)
+    sim = QuadrotorSim(ROBOT, hw)
+    topic, h = handler(sim, "crazyflie_interfaces/msg/VelocityWorld")
+    odom = []
+
+    def send() -> None:
+        sim.deliver(topic, h, Msg(vel=v3(0.5, 0.0, 0.0), yaw_rate=0.0))
+    while sim.time < 2.0:
+        if round(sim.time / sim.dyn.dt) % 10 == 0:
+            send()
+        odom += [f for key, f in sim.step() if key == "odometry"]
+    twist = odom[-1]["twist"]["twist"]
+    assert twist["linear"]["x"] == pytest.approx(0.5, abs=0.03) and abs(twist["linear"]["y"]) < 0.03
+    assert twist["angular"] == {"x": 0.0, "y": 0.0, "z": 0.0}
 
 
 # --- hardware files -------------------------------------------------------------------------

@@ -14,7 +14,9 @@ One process plays the vehicle: the airframe in MuJoCo
 
 each at its ``sensors.*_hz`` rate (0 turns a stream off), ``sensors.delay`` s late, with
 Gaussian noise of the configured standard deviations (position m, velocity m/s, attitude rad
-as a small random rotation, gyro rad/s, accelerometer m/s²). Commands reach the firmware
+as a small random rotation, gyro rad/s, accelerometer m/s²). ``sensors.odometry_twist:
+crazyswarm2`` publishes the odometry twist as the Crazyswarm2 server does (the Crazyflie's state
+estimate: linear velocity in the world frame, angular zero). Commands reach the firmware
 ``command_delay`` s after they arrive. The firmware flies on the true state.
 
 :class:`QuadrotorSim` is the transport-free core (``deliver`` a message, ``step`` physics);
@@ -161,8 +163,9 @@ class QuadrotorSim:
         pose = {"position": _xyz(pos), "orientation": quat}
         if key == "pose":
             return {"header": header, "pose": pose}
-        vel = s.rotation.T @ s.velocity + self.rng.normal(0.0, n["velocity_noise"], 3)
-        gyro = s.body_rates + self.rng.normal(0.0, n["gyro_noise"], 3)
+        world = n["odometry_twist"] == "crazyswarm2"
+        vel = (s.velocity if world else s.rotation.T @ s.velocity) + self.rng.normal(0.0, n["velocity_noise"], 3)
+        gyro = np.zeros(3) if world else s.body_rates + self.rng.normal(0.0, n["gyro_noise"], 3)
         return {"header": header, "child_frame_id": "base_link", "pose": {"pose": pose},
                 "twist": {"twist": {"linear": _xyz(vel), "angular": _xyz(gyro)}}}
 

@@ -9,7 +9,8 @@ A YAML mapping (every key optional; defaults are the robot's datasheet numbers):
     rotors: {kf_factor: 1.0, km_factor: 1.0, motor_tau: 0.02, max_rpm: 21702}  # s, rpm
     aero: {drag: [0, 0, 0], wind_force: [0, 0, 0]}  # N/(m/s) body x/y/z, N world
     sensors: {odometry_hz: 100, pose_hz: 100, imu_hz: 200, delay: 0.0, position_noise: 0.0,
-              velocity_noise: 0.0, attitude_noise: 0.0, gyro_noise: 0.0, accel_noise: 0.0}  # Hz, s, std SI
+              velocity_noise: 0.0, attitude_noise: 0.0, gyro_noise: 0.0, accel_noise: 0.0,  # Hz, s, std SI
+              odometry_twist: body}  # body (REP-103) | crazyswarm2 (linear world, angular zero)
     command_delay: 0.0           # s between a command's arrival and the firmware seeing it
     failsafe: {stabilize_s: 0.5, shutdown_s: 2.0, offboard_loss_s: 1.0, offboard_engage_s: 0.2}
 
@@ -34,6 +35,9 @@ from sim2real.robots import RobotDescription
 from sim2real.sim2sim.quadrotor_model import GRAVITY, Airframe, airframe_from_params, nominal_airframe
 
 FIRMWARES = ("crazyflie", "px4")
+#: nav_msgs/Odometry twist conventions: REP-103 (linear and angular in the body frame), or what
+#: the Crazyswarm2 server publishes (the Crazyflie's state estimate: linear in the world frame, angular zero)
+ODOMETRY_TWISTS = ("body", "crazyswarm2")
 
 
 def _number(lo: float | None = None, *, strict: bool = False) -> Callable[[Any, str], Any]:
@@ -76,7 +80,8 @@ def _defaults(robot: RobotDescription) -> dict[str, Any]:
         "rotors": {"kf_factor": 1.0, "km_factor": 1.0, "motor_tau": nominal.motor_tau, "max_rpm": nominal.max_rpm},
         "aero": {"drag": [0.0, 0.0, 0.0], "wind_force": [0.0, 0.0, 0.0]},
         "sensors": {"odometry_hz": 100.0, "pose_hz": 100.0, "imu_hz": 200.0, "delay": 0.0, "position_noise": 0.0,
-                    "velocity_noise": 0.0, "attitude_noise": 0.0, "gyro_noise": 0.0, "accel_noise": 0.0},
+                    "velocity_noise": 0.0, "attitude_noise": 0.0, "gyro_noise": 0.0, "accel_noise": 0.0,
+                    "odometry_twist": "body"},
         "command_delay": 0.0,
         "failsafe": {"stabilize_s": 0.5, "shutdown_s": 2.0, "offboard_loss_s": 1.0, "offboard_engage_s": 0.2},
     }
@@ -92,7 +97,7 @@ SCHEMA: dict[str, Any] = {
     "aero": {"drag": _vector(0.0), "wind_force": _vector()},
     "sensors": {"odometry_hz": _NONNEG, "pose_hz": _NONNEG, "imu_hz": _NONNEG, "delay": _NONNEG,
                 "position_noise": _NONNEG, "velocity_noise": _NONNEG, "attitude_noise": _NONNEG,
-                "gyro_noise": _NONNEG, "accel_noise": _NONNEG},
+                "gyro_noise": _NONNEG, "accel_noise": _NONNEG, "odometry_twist": _choice(ODOMETRY_TWISTS)},
     "command_delay": _NONNEG,
     "failsafe": {"stabilize_s": _POS, "shutdown_s": _POS, "offboard_loss_s": _POS, "offboard_engage_s": _NONNEG},
 }
