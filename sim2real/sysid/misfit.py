@@ -37,10 +37,12 @@ def noise_floor(x: np.ndarray, window: int = 7, polyorder: int = 4) -> np.ndarra
 
     Method: residual of a local polynomial (Savitzky–Golay, ``scipy.signal.savgol_filter``, cubic–
     quartic over ``window`` samples) fit. For white noise of std ``σ`` that residual has std
-    ``σ·√(1 − c₀)`` (``c₀`` = the filter's centre coefficient), so ``σ = robust std / √(1 − c₀)``;
-    the robust std (1.4826 · median |residual|) ignores the few samples where the signal itself is
-    not locally polynomial (steps, contacts). A short window keeps the smooth signal out of the
-    residual: a 1.5 Hz tone sampled at 20 Hz leaks ~1e-5 of its amplitude.
+    ``σ·√(1 − c₀)`` (``c₀`` = the filter's centre coefficient), so ``σ = robust std / √(1 − c₀)``.
+    The robust std is the RMS of the residuals within 3 median-absolute-deviation standard deviations
+    (1.4826 · median |residual|), corrected for the truncation: it ignores the few samples where the
+    signal itself is not locally polynomial (steps, contacts) at nearly the efficiency of a plain
+    std. A short window keeps the smooth signal out of the residual: a 1.5 Hz tone sampled at 20 Hz
+    leaks ~1e-5 of its amplitude.
 
     :param x: ``(N, n)`` uniformly sampled signal (one column per joint/axis); NaN columns give NaN
     :returns: ``(n,)`` noise std in the unit of ``x``; NaN for columns with NaN or fewer than ``window`` samples
@@ -53,11 +55,17 @@ def noise_floor(x: np.ndarray, window: int = 7, polyorder: int = 4) -> np.ndarra
     out = np.full(x.shape[1], np.nan)
     if x.shape[0] < window:
         return out
+    from scipy.stats import truncnorm
+
     c0 = float(savgol_coeffs(window, polyorder)[window // 2])
-    ok = ~np.isnan(x).any(axis=0)
-    if ok.any():
-        res = x[:, ok] - savgol_filter(x[:, ok], window, polyorder, axis=0, mode="interp")
-        out[ok] = 1.4826 * np.median(np.abs(res), axis=0) / np.sqrt(1.0 - c0)
+    clip = 3.0
+    trunc_var = float(truncnorm.var(-clip, clip))  # variance of a unit normal kept within ±clip
+    for j in np.flatnonzero(~np.isnan(x).any(axis=0)):
+        res = x[:, j] - savgol_filter(x[:, j], window, polyorder, mode="interp")
+        s_mad = 1.4826 * float(np.median(np.abs(res)))
+        kept = res[np.abs(res) <= clip * s_mad]
+        s = float(np.sqrt(np.mean(kept ** 2) / trunc_var)) if kept.size else s_mad
+        out[j] = s / np.sqrt(1.0 - c0)
     return out
 
 
