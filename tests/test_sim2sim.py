@@ -296,14 +296,70 @@ def sim2real_proc(*argv: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def test_topics_in_and_out_over_dds() -> None:
+    """The process loop in-process: JointState out by name; commands, a trajectory with its joints in
+    another order, NaN, e-stop in."""
+    pytest.importorskip("cyclonedds")
+    import threading
+
+    from sim2real.ros2.transport_dds import DdsTransport
+    from sim2real.sim2sim.arm_node import run_arm
+    from sim2real.sim2sim.registry import RunOptions
+
+    domain = domain_id()
+    names = list(KUKA.ros2.joint_names)
+    home = np.array([j.home for j in KUKA.joints])
+    robot_side, operator = DdsTransport("sim2sim", domain_id=domain), DdsTransport("operator", domain_id=domain)
+    states: list = []
+    operator.subscribe("/joint_states", "sensor_msgs/msg/JointState",
+                       lambda m: states.append((list(m.name), np.array(m.position), np.array(m.effort))), sensor=True)
+    topics = ("/forward_position_controller/commands", "/joint_trajectory_controller/joint_trajectory", "/estop")
+    cmd = operator.advertise(topics[0], "std_msgs/msg/Float64MultiArray")
+    traj = operator.advertise(topics[1], "trajectory_msgs/msg/JointTrajectory")
+    estop = operator.advertise(topics[2], "std_msgs/msg/Bool")
+    summary: dict = {}
+    loop = threading.Thread(target=lambda: summary.update(
+        run_arm(KUKA, kuka_hw(delay=0.0), robot_side, RunOptions(duration=5.0, realtime_factor=2.0))))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 20
+        while (not states or not all(operator.subscriber_count(t) for t in topics)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        cmd({"data": [float("nan")] * 7})
+        cmd({"data": (home + 0.1).tolist()})
+        time.sleep(0.5)
+        target = home - 0.1
+        traj({"joint_names": names[::-1],
+              "points": [{"positions": target[::-1].tolist(), "time_from_start": {"sec": 0, "nanosec": 300_000_000}}]})
+        time.sleep(0.7)
+        name, position, effort = states[-1]
+        assert name == names and effort.shape == (7,)
+        np.testing.assert_allclose(position, target, atol=0.01)
+        estop({"data": True})
+        time.sleep(0.2)
+        cmd({"data": (home + 0.2).tolist()})
+        loop.join(timeout=30)
+    finally:
+        operator.close()
+    assert not loop.is_alive()
+    robot_side.close()
+    assert summary["commands_received"] == {topics[0]: 3, topics[1]: 1, topics[2]: 1}
+    assert summary["commands_accepted"] == {"forward_command": 1, "joint_trajectory": 1}
+    safety = summary["safety"]
+    assert safety["rejected_nan"] == 1 and safety["estop"] and safety["ignored_while_estopped"] == 1
+    np.testing.assert_allclose(list(summary["final_joint_positions"].values()), target, atol=0.01)
+    assert summary["sim_time_s"] == pytest.approx(5.0) and summary["joint_states_published"] == 1000
+
+
 def test_drawn_hardware_is_secret_and_reproducible(tmp_path: Path) -> None:
     pytest.importorskip("cyclonedds")
+    procs = {name: sim2real_proc("sim2sim", "--robot", "kuka_iiwa", "--draw", str(HW_DIR / "arm_draw.yaml"),
+                                 "--seed", "11", "--truth", str(tmp_path / f"truth_{name}.json"), "--transport", "dds",
+                                 "--domain-id", str(domain_id()), "--duration", "0.3", "--realtime-factor", "10",
+                                 "--summary", str(tmp_path / f"summary_{name}.json"))
+             for name in ("a", "b")}
     outs = []
-    for name in ("a", "b"):
-        proc = sim2real_proc("sim2sim", "--robot", "kuka_iiwa", "--draw", str(HW_DIR / "arm_draw.yaml"), "--seed",
-                             "11", "--truth", str(tmp_path / f"truth_{name}.json"), "--transport", "dds",
-                             "--domain-id", str(domain_id()), "--duration", "0.3", "--realtime-factor", "10",
-                             "--summary", str(tmp_path / f"summary_{name}.json"))
+    for name, proc in procs.items():
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert json.loads(out) == json.loads((tmp_path / f"summary_{name}.json").read_text())
