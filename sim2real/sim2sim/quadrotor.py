@@ -48,7 +48,7 @@ __all__ = ["Hardware", "QuadrotorSim", "draw_hardware", "load_hardware", "run"]
 CRASH_SPEED = 1.0
 CRASH_TILT = 1.0
 #: simulated seconds of hover at the start position before the clock starts
-SETTLE_S = 3.0
+SETTLE_S = 5.0
 
 
 def _stamp(t_ns: int) -> dict[str, int]:
@@ -83,6 +83,8 @@ class QuadrotorSim:
             state = self.dyn.state()
             self.dyn.command(self.fc.update(hold, state, self.dyn.dt))
             self.dyn.step()
+        self.dyn.data.qpos[:3] = start  # integrators settled; the clock starts with the vehicle at its start
+        mujoco.mj_forward(self.dyn.model, self.dyn.data)
         self._t0 = self.dyn.time
         self.commander = COMMANDERS[p["firmware"]](robot, p["failsafe"], hold, self.log)
         self.rng = np.random.default_rng(seed)
@@ -205,7 +207,8 @@ class QuadrotorSim:
         s = self.dyn.state()
         rot = s.rotation
         return {
-            "robot": self.robot.name, "kind": self.robot.kind, "firmware": self.hardware.params["firmware"],
+            "robot": self.robot.name, "kind": self.robot.kind, "hardware": self.hardware.source,
+            "firmware": self.hardware.params["firmware"],
             "sim_time_s": round(self.time, 4), "physics_hz": self.hardware.params["physics_hz"],
             "commands": self.received,
             "published": {self.streams[k][0]: n for k, n in self.published.items()},
@@ -245,7 +248,7 @@ def run(robot: RobotDescription, hardware: Hardware, transport: Any, options: An
         transport.subscribe(topic, type_name, receiver(topic, handler))
     publishers = {key: transport.advertise(topic, type_name) for key, (topic, type_name, _, _) in sim.streams.items()}
     dt = sim.dyn.dt
-    lagging = 0
+    lagging, interrupted = 0, False
     try:
         while duration is None or sim.time < duration - 1e-9:
             with lock:
@@ -260,8 +263,10 @@ def run(robot: RobotDescription, hardware: Hardware, transport: Any, options: An
             elif ahead < -10 * dt / rtf:
                 lagging += 1
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     out = sim.summary()
+    out["transport"] = getattr(transport, "kind", "")
+    out["interrupted"] = interrupted
     out["realtime_factor"] = rtf
     out["wall_time_s"] = round(time.monotonic() - start, 3)
     out["steps_behind_real_time"] = lagging

@@ -55,7 +55,7 @@ class Gains:
 
     position_kp: tuple[float, float, float] = (1.8, 1.8, 2.5)       # (m/s)/m
     velocity_kp: tuple[float, float, float] = (4.0, 4.0, 6.0)       # (m/s²)/(m/s)
-    velocity_ki: tuple[float, float, float] = (2.0, 2.0, 8.0)       # (m/s²)/m
+    velocity_ki: tuple[float, float, float] = (4.0, 4.0, 8.0)       # (m/s²)/m
     velocity_i_limit: float = 6.0                                    # m/s², bound of the integral term
     attitude_kp: tuple[float, float, float] = (8.0, 8.0, 4.0)       # (rad/s)/rad
     rate_kp: tuple[float, float, float] = (20.0, 20.0, 10.0)        # (rad/s²)/(rad/s)

@@ -126,13 +126,14 @@ class Hardware:
 
     params: dict[str, Any]
     airframe: Airframe
+    source: str = ""  # the hardware file, or "drawn from <draw file>"
 
     def to_dict(self) -> dict[str, Any]:
         """The hardware file of this vehicle (loads back to the same hardware)."""
         return copy.deepcopy(self.params)
 
 
-def hardware_from_mapping(raw: Any, robot: RobotDescription, file: str = "<hardware>") -> Hardware:
+def hardware_from_mapping(raw: Any, robot: RobotDescription, file: str = "<hardware>", source: str = "") -> Hardware:
     """Validate ``raw`` (a parsed hardware file, ``None`` = all defaults) against ``robot``."""
     params = _defaults(robot)
     if raw is not None:
@@ -145,7 +146,7 @@ def hardware_from_mapping(raw: Any, robot: RobotDescription, file: str = "<hardw
     fs = params["failsafe"]
     if fs["shutdown_s"] <= fs["stabilize_s"]:
         raise ConfigError("shutdown_s must be longer than stabilize_s", file=file, path=("failsafe", "shutdown_s"))
-    return Hardware(params=params, airframe=frame)
+    return Hardware(params=params, airframe=frame, source=source or file)
 
 
 def load_hardware(path: str, robot: RobotDescription) -> Hardware:
@@ -199,4 +200,4 @@ def draw_hardware(path: str, robot: RobotDescription, rng: np.random.Generator) 
     """Draw one vehicle from a file of ranges (module docstring); reproducible for one ``rng`` state."""
     spec = read_yaml_file(path, what="hardware draw file")
     return hardware_from_mapping(_draw_tree(spec if spec is not None else {}, SCHEMA, rng, str(path), ()), robot,
-                                 str(path))
+                                 str(path), source=f"drawn from {path}")
