@@ -18,6 +18,7 @@ from sim2real.cli.main import main
 from sim2real.robots import load_robot
 from sim2real.sim.actuators.net import ActuatorNetActuator, ActuatorNetModel, load, save
 from sim2real.sysid.actuator_fit import ActuatorFitConfig, fit_actuator_net
+from sim2real.sysid.bagio import write_bag
 from sim2real.sysid.csvlog import write_csv
 from sim2real.sysid.logs import Commands, HardwareLog, JointStates
 
@@ -66,14 +67,17 @@ def commands(steps: int, n: int, seed: int) -> np.ndarray:
 
 
 def synthetic_log(robot, duration: float = 30.0, seed: int = 0, efforts: bool = True) -> HardwareLog:
+    """Commands at 20 Hz, joint states (q, q̇, motor torque) at 250 Hz of :class:`Drive` stepped at 500 Hz."""
     dt = 1.0 / PHYSICS_HZ
     steps = int(duration * PHYSICS_HZ)
     targets = commands(steps, N, seed)
     drive = Drive()
-    t, q, qd, tau = np.arange(1, steps + 1) * dt, np.zeros((steps, N)), np.zeros((steps, N)), np.zeros((steps, N))
+    rows = np.arange(1, steps, 2)  # physics steps after which a joint state is logged
+    t, q, qd, tau = (rows + 1) * dt, np.zeros((rows.size, N)), np.zeros((rows.size, N)), np.zeros((rows.size, N))
     for k in range(steps):
         drive.plant(drive.actuator(targets[k], dt), dt)
-        q[k], qd[k], tau[k] = drive.q, drive.qd, drive.tau
+        if k % 2 == 1:
+            q[k // 2], qd[k // 2], tau[k // 2] = drive.q, drive.qd, drive.tau
     cmd_idx = np.arange(0, steps, PHYSICS_HZ // 20)
     js = JointStates(t, q, qd, tau if efforts else np.full_like(tau, np.nan))
     return HardwareLog("synthetic", robot.joint_names, joint_states=js,
@@ -90,8 +94,11 @@ def logs(robot, tmp_path_factory):
     root = tmp_path_factory.mktemp("actuator_logs")
     log = synthetic_log(robot)
     write_csv(root / "log.csv", log, robot)
-    write_csv(root / "no_effort.csv", synthetic_log(robot, duration=2.0, efforts=False), robot)
-    return {"log": log, "csv": root / "log.csv", "no_effort": root / "no_effort.csv"}
+    no_effort = synthetic_log(robot, duration=2.0, efforts=False)
+    write_csv(root / "no_effort.csv", no_effort, robot)
+    write_bag(root / "no_effort_bag", no_effort, robot)
+    return {"log": log, "csv": root / "log.csv", "no_effort": root / "no_effort.csv",
+            "no_effort_bag": root / "no_effort_bag", "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +111,7 @@ def fitted(logs, tmp_path_factory):
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = main(["actuator", "fit", str(logs["csv"]), "--robot", "kuka_iiwa", "--out", str(out), "--joints", JOINTS,
-                   "--epochs", "15", "--seed", "0", "--quiet"])
+                   "--epochs", "30", "--seed", "0", "--quiet"])
     return rc, buf.getvalue(), out
 
 
@@ -119,9 +126,23 @@ def test_fit_beats_linear_pd_baseline(fitted):
     assert sidecar["robot"] == "kuka_iiwa" and sidecar["validation"] == model.metadata["validation"]
     for name, v in model.metadata["validation"].items():
         # The drive saturates and lags: a linear PD explains little, the net most of the torque.
-        assert v["net_rmse"] < 0.25 * v["pd_rmse"], (name, v)
+        assert v["net_rmse"] < 0.35 * v["pd_rmse"], (name, v)
         assert v["net_rmse"] < 0.2 * v["tau_rms"], (name, v)
         assert v["n_val"] > 0.15 * (v["n_train"] + v["n_val"])
+
+
+def test_fit_from_rosbag_uses_the_same_samples_as_the_log(robot, logs, tmp_path):
+    """A rosbag2 with JointState efforts and Float64MultiArray commands gives the fit the in-memory log gives."""
+    short = synthetic_log(robot, duration=4.0, seed=1)
+    write_bag(tmp_path / "bag", short, robot)
+    out = tmp_path / "net.pt"
+    assert main(["actuator", "fit", str(tmp_path / "bag"), "--robot", "kuka_iiwa", "--out", str(out),
+                 "--joints", "iiwa_joint_3", "--epochs", "2", "--quiet"]) == 0  # ROS joint names map too
+    got = load(out).metadata["validation"]["lbr_iiwa_joint_3"]
+    ref = fit_actuator_net(short, ActuatorFitConfig(joints=["lbr_iiwa_joint_3"], epochs=2)).joints[0]
+    assert got["n_train"] == ref.n_train and got["n_val"] == ref.n_val
+    np.testing.assert_allclose([got["pd_kp"], got["pd_kd"]], [ref.kp, ref.kd], rtol=1e-6)
+    np.testing.assert_allclose(got["net_rmse"], ref.net_rmse, rtol=1e-4)  # float32 training, ns-rounded stamps
 
 
 def test_actuator_reproduces_the_drive_in_closed_loop(fitted):
@@ -219,6 +240,7 @@ def test_load_rejects_other_files(tmp_path):
 
 BAD = {
     "no_efforts": (["{no_effort}"], "no joint efforts"),
+    "no_efforts_bag": (["{no_effort_bag}"], "no joint efforts"),
     "unknown_robot": (["{csv}", "--robot", "nobot"], "nobot"),
     "joint_not_in_log": (["{csv}", "--joints", "lbr_iiwa_joint_1,elbow"], "--joints"),
     "history_zero": (["{csv}", "--history", "0"], "--history"),
@@ -229,7 +251,8 @@ BAD = {
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, logs, tmp_path, capsys):
     argv, needle = BAD[case]
-    argv = [a.format(csv=logs["csv"], no_effort=logs["no_effort"], tmp=tmp_path) for a in argv]
+    argv = [a.format(csv=logs["csv"], no_effort=logs["no_effort"], no_effort_bag=logs["no_effort_bag"], tmp=tmp_path)
+            for a in argv]
     if "--robot" not in argv:
         argv += ["--robot", "kuka_iiwa"]
     out = tmp_path / "net.pt"

@@ -31,7 +31,7 @@ def register(subparsers: Any) -> None:
     f.add_argument("--hidden", default="32,32,32", help="hidden layer widths (default 32,32,32)")
     f.add_argument("--per-joint", action="store_true", help="one net per joint instead of one shared net")
     f.add_argument("--epochs", type=int, default=60, help="passes over the training samples (default 60)")
-    f.add_argument("--batch-size", type=int, default=256, help="samples per joint in one Adam step (default 256)")
+    f.add_argument("--batch-size", type=int, default=128, help="samples per joint in one Adam step (default 128)")
     f.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, cosine-decayed (default 3e-3)")
     f.add_argument("--seed", type=int, default=0, help="seed of weight init and minibatch order (default 0)")
     f.add_argument("--val-fraction", type=float, default=0.2,

@@ -46,7 +46,7 @@ class ActuatorFitConfig:
     hidden: tuple[int, ...] = (32, 32, 32)
     per_joint: bool = False
     epochs: int = 60
-    batch_size: int = 256
+    batch_size: int = 128
     lr: float = 3e-3
     seed: int = 0
     val_fraction: float = 0.2
