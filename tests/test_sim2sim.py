@@ -228,6 +228,14 @@ def test_nan_commands_are_rejected_and_estop_holds() -> None:
     assert np.max(np.abs(arm.true_state()[0] - held)) < 0.05
 
 
+def test_a_drive_too_stiff_for_the_physics_rate_is_an_error_not_a_silent_reset() -> None:
+    hw = kuka_hw(kp=(*kuka_hw().kp[:6], 1e7), effort_limit=(1e9,) * 7)
+    arm = ArmHardware(KUKA, hw)
+    arm.command(arm.setpoint()[0] + 0.1)
+    with pytest.raises(ConfigError, match="diverged .* too stiff for physics_hz = 1000"):
+        arm.step(200)
+
+
 # ------------------------------------------------------------------------------------ files
 def write(path: Path, data) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))

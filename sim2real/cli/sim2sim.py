@@ -73,16 +73,16 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("hardware file not found" + ("" if args.hardware else " (give --hardware FILE)"),
                               file=str(path))
         hardware = module.load_hardware(str(path), robot)
-    if args.truth:
-        atomic_write_text(args.truth, json.dumps(hardware.to_dict(), indent=2) + "\n")
-    transport = make_transport(args.transport, f"sim2sim_{robot.name}", domain_id=args.domain_id)
     options = RunOptions(duration=args.duration, realtime_factor=args.realtime_factor, seed=args.noise_seed)
+    transport = make_transport(args.transport, f"sim2sim_{robot.name}", domain_id=args.domain_id)
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
+        if args.truth:  # once the run can start: a failed start leaves no truth of a hardware that never ran
+            atomic_write_text(args.truth, json.dumps(hardware.to_dict(), indent=2) + "\n")
         summary = module.run(robot, hardware, transport, options)
     finally:
         signal.signal(signal.SIGTERM, previous)

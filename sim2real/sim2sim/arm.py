@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sim2real.errors import ConfigError
 from sim2real.robots import RobotDescription
 from sim2real.sim2sim.hardware import ArmHardwareConfig, draw_hardware, load_hardware  # noqa: F401  (registry API)
 from sim2real.sim2sim.model import build_arm, require_mujoco
@@ -106,10 +107,10 @@ class ArmHardware:
         self.dt = float(self.model.opt.timestep)
         self.kp, self.kd = np.array(hardware.kp), np.array(hardware.kd)
         self.effort_limit = np.array(hardware.effort_limit)
-        rng_lo = self.model.jnt_range[[self.model.dof_jntid[d] for d in self._dofs]]
-        limited = self.model.jnt_limited[[self.model.dof_jntid[d] for d in self._dofs]].astype(bool)
-        self._stop_lo = np.where(limited, rng_lo[:, 0] + LIMIT_MARGIN, -np.inf)
-        self._stop_hi = np.where(limited, rng_lo[:, 1] - LIMIT_MARGIN, np.inf)
+        joints = self.model.dof_jntid[self._dofs]
+        stops, limited = self.model.jnt_range[joints], self.model.jnt_limited[joints].astype(bool)
+        self._stop_lo = np.where(limited, stops[:, 0] + LIMIT_MARGIN, -np.inf)
+        self._stop_hi = np.where(limited, stops[:, 1] - LIMIT_MARGIN, np.inf)
         self._ramp_max = 2.0 / robot.control.rate_hz
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.reset()
@@ -241,9 +242,14 @@ class ArmHardware:
         return out[self._dofs]
 
     def step(self, n_steps: int = 1) -> None:
-        """Advance ``n_steps`` physics steps of ``dt`` s, the drive torque recomputed every step."""
+        """Advance ``n_steps`` physics steps of ``dt`` s, the drive torque recomputed every step.
+
+        Raises :class:`~sim2real.errors.ConfigError` if MuJoCo flags the simulation as unstable
+        (gains too stiff for the physics rate) instead of letting it silently reset the state.
+        """
         mj, m, d = self._mj, self.model, self.data
         qa, dofs, hw = self._qpos, self._dofs, self.hardware
+        bad_qacc = mj.mjtWarning.mjWARN_BADQACC
         for _ in range(n_steps):
             t = d.time
             pending = self._pending
@@ -260,6 +266,10 @@ class ArmHardware:
             tau = np.clip(tau, -lim, lim)
             d.qfrc_applied[dofs] = tau
             mj.mj_step(m, d)
+            if d.warning[bad_qacc].number:  # MuJoCo reset the state: the run is meaningless from here
+                raise ConfigError(f"the MuJoCo arm diverged at {t:.4f} s (unstable acceleration at "
+                                  f"{self.robot.name} dof {d.warning[bad_qacc].lastinfo}): the drive is too stiff "
+                                  f"for physics_hz = {hw.physics_hz:g}; raise physics_hz or lower kp/kd")
             self._tau = tau
             self.steps += 1
             self.saturated_steps += saturated

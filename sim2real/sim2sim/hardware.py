@@ -162,9 +162,9 @@ def parse_hardware(raw: Any, robot: RobotDescription, file: str, links: Sequence
     if pose == "home":
         start = tuple(j.home for j in robot.joints)
     else:
-        start = c.per_joint(pose, n, ("start_pose",), math.isfinite, "'home' or joint angles (rad)")
         if not isinstance(pose, list):
-            c.fail(f"expected 'home' or a list of {n} joint angles (rad)", ("start_pose",))
+            c.fail(f"expected 'home' or a list of {n} joint angles (rad), got {pose!r}", ("start_pose",))
+        start = c.per_joint(pose, n, ("start_pose",), math.isfinite, "a joint angle (rad)")
         for i, (q, j) in enumerate(zip(start, robot.joints)):
             if not j.lower <= q <= j.upper:
                 c.fail(f"{q} is outside {j.name}'s limits [{j.lower}, {j.upper}]", ("start_pose", i))
@@ -271,7 +271,9 @@ def draw_hardware(path: str | Path, robot: RobotDescription, rng: np.random.Gene
     raw = c.mapping(read_yaml_file(path, what="draw file"), (), {"base", "draw"})
     if "base" not in raw:
         c.fail("missing required key (robot name -> base hardware file)", ("base",))
-    bases = c.mapping(raw["base"], ("base",), set(raw["base"]) if isinstance(raw["base"], dict) else set())
+    bases = raw["base"]
+    if not isinstance(bases, dict):
+        c.fail(f"expected a mapping robot name -> hardware file, got {type(bases).__name__}", ("base",))
     if robot.name not in bases:
         c.fail(f"no base hardware file for robot {robot.name!r} (has: {sorted(bases)})", ("base",))
     if not isinstance(bases[robot.name], str):
