@@ -32,8 +32,10 @@ def nominal_value(robot: "RobotDescription | None", param: str, target: str | No
                 value = value.get(target) if target is not None else None
         elif param == "model_param" and target is not None:
             value = robot.model_params.get(target)
-        elif param in ("position_gain", "velocity_gain"):
-            value = getattr(robot.control, param)
+        elif param in ("position_gain", "velocity_gain", "stall_torque", "free_speed"):
+            value = robot.actuator_value(param, target) if target in robot.joint_names else None
+            if value is None and param in ("position_gain", "velocity_gain"):
+                value = getattr(robot.control, param)
         elif param == "motor_strength" and target in robot.joint_names:
             value = robot.joints[robot.joint_names.index(target)].max_effort
     if value is None:

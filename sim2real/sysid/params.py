@@ -14,8 +14,10 @@ mass       ``link_mass``       scale [0.25, 4]             × nominal (inertia s
 damping    ``joint_damping``   scale [0.1, 10]             × nominal
 friction   ``joint_friction``  abs   [0, 5]                N·m (Coulomb)
 strength   ``motor_strength``  scale [0.3, 1.5]            × max effort
-kp         ``position_gain``   scale [0.25, 4]             × nominal gain
-kd         ``velocity_gain``   scale [0.25, 4]             × nominal gain
+kp         ``position_gain``   scale [0.25, 4]             × nominal gain (drive kp or PyBullet's)
+kd         ``velocity_gain``   scale [0.25, 4]             × nominal gain (drive kd or PyBullet's)
+stall      ``stall_torque``    scale [0.3, 2]              × nominal stall torque (dc_motor)
+free_speed ``free_speed``      scale [0.3, 3]              × nominal no-load speed (dc_motor)
 armature   ``armature``        abs   [0, 0.5]              kg·m²
 delay      ``action_latency``  abs   [0, 200 ms]           physics steps (integer)
 ========== =================== ===== ===================== ==========================
@@ -61,6 +63,8 @@ KINDS: dict[str, _Kind] = {
     "strength": _Kind("motor_strength", "scale", 0.3, 1.5, "joint", "strength", "x max effort"),
     "kp": _Kind("position_gain", "scale", 0.25, 4.0, "joint", "position_gain", "x nominal"),
     "kd": _Kind("velocity_gain", "scale", 0.25, 4.0, "joint", "velocity_gain", "x nominal"),
+    "stall": _Kind("stall_torque", "scale", 0.3, 2.0, "joint", "stall_torque", "x nominal"),
+    "free_speed": _Kind("free_speed", "scale", 0.3, 3.0, "joint", "free_speed", "x nominal"),
     "armature": _Kind("armature", "abs", 0.0, 0.5, "joint", "armature", "kg·m²"),
     "delay": _Kind("action_latency", "abs", 0.0, -1.0, "global", "action_delay", "physics steps"),
 }

@@ -18,6 +18,7 @@ from sim2real.sysid.calibrate import CalibrationResult, ParamEstimate
 def _entry_name(p: ParamEstimate) -> str:
     base = {"link_mass": "link_mass", "joint_damping": "joint_damping", "joint_friction": "joint_friction",
             "motor_strength": "motor_strength", "position_gain": "position_gain", "velocity_gain": "velocity_gain",
+            "stall_torque": "stall_torque", "free_speed": "free_speed",
             "armature": "armature", "action_latency": "action_latency"}[p.kind]
     return base if ":" not in p.name else f"{base}_{p.name.split(':', 1)[1]}"
 

@@ -24,7 +24,8 @@ from sim2real.errors import EnvError
 _LINK_FIELDS = {"link_mass": "mass", "lateral_friction": "lateral_friction", "spinning_friction": "spinning_friction",
                 "rolling_friction": "rolling_friction", "restitution": "restitution"}
 _JOINT_FIELDS = {"joint_damping": "damping", "joint_friction": "friction", "armature": "armature",
-                 "motor_strength": "strength", "position_gain": "position_gain", "velocity_gain": "velocity_gain"}
+                 "motor_strength": "strength", "position_gain": "position_gain", "velocity_gain": "velocity_gain",
+                 "stall_torque": "stall_torque", "free_speed": "free_speed"}
 _GLOBAL = ("action_latency",)
 
 

@@ -21,16 +21,32 @@ class MotorStrengthRandomizer(JointRandomizer):
 
 @register_randomizer("position_gain")
 class PositionGainRandomizer(JointRandomizer):
-    """PyBullet ``positionGains`` of position control."""
+    """Position gain of the joint's drive: kp (N·m/rad) of ``pd`` / ``dc_motor``, PyBullet's
+    ``positionGains`` of ``pybullet_position``."""
 
     field = "position_gain"
 
 
 @register_randomizer("velocity_gain")
 class VelocityGainRandomizer(JointRandomizer):
-    """PyBullet ``velocityGains`` of position/velocity control."""
+    """Velocity gain of the joint's drive: kd (N·m·s/rad) of ``pd`` / ``dc_motor``, PyBullet's
+    ``velocityGains`` of its motors."""
 
     field = "velocity_gain"
+
+
+@register_randomizer("stall_torque")
+class StallTorqueRandomizer(JointRandomizer):
+    """Stall torque (N·m) of ``dc_motor`` drives (the torque–speed line's value at rest)."""
+
+    field = "stall_torque"
+
+
+@register_randomizer("free_speed")
+class FreeSpeedRandomizer(JointRandomizer):
+    """No-load speed (rad/s) of ``dc_motor`` drives (where the torque–speed line reaches zero)."""
+
+    field = "free_speed"
 
 
 def to_physics_steps(value: float, unit: str, world: Any) -> int:
