@@ -212,7 +212,9 @@ def test_nan_levels_out_and_never_cuts_thrust(monkeypatch: Any) -> None:
         calls["n"] += 1
         return np.full(4, np.nan) if calls["n"] in (3, 4) else np.zeros(4)
 
-    node, tr = drone_node("thrust_rates", policy, **{"px4.heartbeat_lead_s": 0.0})
+    # resume: auto after one fresh state, so the policy runs again between the faults
+    node, tr = drone_node("thrust_rates", policy, **{"px4.heartbeat_lead_s": 0.0, "safety.resume": "auto",
+                                                     "safety.resume_states": 1})
     tilted = quat_from_rpy(0.0, -0.2, 0.5)
     run(node, tr, monkeypatch, range(0, 2), q=tilted)
     run(node, tr, monkeypatch, range(2, 4), q=tilted, nan=True)  # non-finite observation

@@ -73,7 +73,7 @@ def make_node(policy: Callable[[np.ndarray], np.ndarray], layout: Any = None, mo
                        history=history, rate=50.0)
     spec = parse_policy_spec(raw, "policy.yaml")
     transport = FakeTransport()
-    base = {"robot": "kuka_iiwa", "safety.soft_start_s": 0.2, "safety.watchdog_periods": 3}
+    base = {"robot": "kuka_iiwa", "safety.soft_start_s": 0.2}
     node = DeployNode({**base, **params}, transport=transport, policy=policy, spec=spec)
     node.trace = []
     return node, transport
@@ -168,9 +168,11 @@ def test_start_gate_blocks_policy_until_pose_is_reached(monkeypatch: Any) -> Non
     assert np.all(np.abs(np.diff(data, axis=0)) <= step + 1e-12)
 
 
-def test_nan_observation_and_action_hold(monkeypatch: Any) -> None:
-    outputs = iter([np.full(7, 0.1), np.full(7, np.nan), np.full(7, 0.1)])
-    node, tr = make_node(lambda obs: next(outputs), **{"safety.soft_start_s": 0.0})
+def test_nan_state_and_action_latch_until_operator_resume(monkeypatch: Any) -> None:
+    calls: list[int] = []
+    outputs = {1: np.full(7, 0.1), 2: np.full(7, np.nan)}
+    node, tr = make_node(lambda obs: calls.append(1) or outputs.get(len(calls), np.full(7, 0.1)),
+                         **{"safety.soft_start_s": 0.0})
     feed(node, tr, HOME, 0.0, monkeypatch)
     good = node.tick(0.0)
     assert good.engaged
@@ -180,22 +182,137 @@ def test_nan_observation_and_action_hold(monkeypatch: Any) -> None:
     held = node.tick(0.02)
     assert held.hold and node.safety.counts["nan_observation"] == 1
     np.testing.assert_array_equal(held.command, good.command)
-    feed(node, tr, HOME, 0.04, monkeypatch)
-    held = node.tick(0.04)  # policy returns NaN now
-    assert held.hold and node.safety.counts["nan_action"] == 1
-    assert node.tick(0.06).engaged
+    for k in range(2, 6):  # finite states again: still holding, the fault waits for the operator
+        feed(node, tr, HOME, 0.02 * k, monkeypatch)
+        assert node.tick(0.02 * k).hold
+    assert len(calls) == 1 and node.phase == "holding: nan_observation (resume on /sim2real/resume)"
+    tr.deliver("/sim2real/resume", {"data": True})
+    feed(node, tr, HOME, 0.12, monkeypatch)
+    held = node.tick(0.12)  # resumed; the policy returns NaN now: hold again
+    assert held.hold and node.safety.counts["nan_action"] == 1 and len(calls) == 2
+    feed(node, tr, HOME, 0.14, monkeypatch)
+    assert node.tick(0.14).hold
+    tr.deliver("/sim2real/resume", {"data": True})
+    feed(node, tr, HOME, 0.16, monkeypatch)
+    assert node.tick(0.16).engaged and node.phase == "running"
     assert all(np.all(np.isfinite(m["data"])) for m in tr.published[COMMANDS])
 
 
-def test_watchdog_trips_after_configured_periods(monkeypatch: Any) -> None:
-    node, tr = make_node(lambda obs: np.zeros(7), **{"safety.soft_start_s": 0.0, "safety.watchdog_periods": 3})
+def test_auto_resume_after_fresh_states(monkeypatch: Any) -> None:
+    node, tr = make_node(lambda obs: np.zeros(7), **{"safety.soft_start_s": 0.0, "safety.resume": "auto",
+                                                     "safety.resume_states": 3})
+    feed(node, tr, HOME, 0.0, monkeypatch)
+    node.tick(0.0)
+    results = [node.tick(0.02 * k) for k in range(1, 6)]  # no states: stale, fault
+    assert node.safety.faulted == "stale_observation" and results[-1].hold
+    engaged = []
+    for k in range(6, 12):
+        feed(node, tr, HOME, 0.02 * k, monkeypatch)
+        engaged.append(node.tick(0.02 * k).engaged)
+    assert engaged == [False, False, True, True, True, True]  # resumed on the 3rd fresh state
+
+
+def test_watchdog_default_two_periods_and_no_policy_on_old_state(monkeypatch: Any) -> None:
+    """Ticks without a new state repeat the last command; the watchdog trips after 2 periods."""
+    calls = []
+    node, tr = make_node(lambda obs: calls.append(1) or np.full(7, 0.5), **{"safety.soft_start_s": 0.0})
+    assert node.safety.config.watchdog_periods == 2
     feed(node, tr, HOME, 0.0, monkeypatch)
     results = [node.tick(0.02 * k) for k in range(10)]
+    assert len(calls) == 1  # the policy ran on the one state it got, never again on it
+    assert results[0].engaged and all(r.hold for r in results[1:])
+    assert all(np.array_equal(r.command, results[0].command) for r in results)
     stale_ticks = [k for k, (_, _, stale, _) in enumerate(node.trace) if stale]
-    assert stale_ticks[0] == 4  # 0.08 s > 3 periods (0.06 s) since the last state, not earlier
-    assert all(r.hold for r in results[4:]) and node.safety.counts["stale_observation"] == 1
+    assert stale_ticks[0] == 3  # 0.06 s > 2 periods (0.04 s) since the last state
+    assert node.safety.counts["stale_observation"] == 1
     feed(node, tr, HOME, 0.2, monkeypatch)
-    assert not node.tick(0.2).hold  # fresh state clears it
+    assert node.tick(0.2).hold and node.safety.faulted == "stale_observation"  # no resume by itself
+    tr.deliver("/sim2real/resume", {"data": True})
+    feed(node, tr, HOME, 0.22, monkeypatch)
+    assert node.tick(0.22).engaged and len(calls) == 2
+
+
+def test_rate_limit_from_measured_time_between_commands(monkeypatch: Any) -> None:
+    """Ticks every half period (state trigger on a fast stream): the velocity limit still holds."""
+    node, tr = make_node(lambda obs: np.full(7, 1.0), **{"safety.soft_start_s": 0.0})
+    vmax = np.array([j.max_velocity for j in KUKA.joints])
+    times = 0.01 * np.arange(40)
+    q = HOME.copy()
+    for t in times:
+        feed(node, tr, q, float(t), monkeypatch)
+        q = np.asarray(node.tick(float(t)).command)  # the robot follows its commands exactly
+    data = np.array([m["data"] for m in tr.published[COMMANDS]])
+    speed = np.abs(np.diff(data, axis=0)) / 0.01
+    assert np.all(speed <= vmax + 1e-9) and np.any(speed > 0.99 * vmax)
+
+
+def test_state_trigger_never_faster_than_policy_rate(monkeypatch: Any) -> None:
+    node, tr = make_node(lambda obs: np.zeros(7), **{"safety.soft_start_s": 0.0, "trigger": "state"})
+    node._inline, node._due = True, 0.0  # what run() sets up for trigger: state
+    for k in range(500):  # 250 Hz state stream for 2 s; the policy runs at 50 Hz
+        feed(node, tr, HOME, k / 250.0, monkeypatch)
+    ticks = np.array([t for t, *_ in node.trace])
+    assert 95 <= len(ticks) <= 101 and np.min(np.diff(ticks)) >= 0.9 * node.period - 1e-9
+    jnode, jtr = make_node(lambda obs: np.zeros(7), **{"safety.soft_start_s": 0.0, "trigger": "state"})
+    jnode._inline, jnode._due = True, 0.0
+    jitter = np.random.default_rng(0).uniform(-0.001, 0.001, 100)
+    for k in range(100):  # states at the policy rate with +-1 ms jitter: every state is used
+        feed(jnode, jtr, HOME, k / 50.0 + jitter[k] + 0.001, monkeypatch)
+    assert len(jnode.trace) == 100
+
+
+def test_observation_clip_is_not_applied_to_raw_values() -> None:
+    """The sidecar's clip bounds *normalised* inputs; the exported module normalises and clips."""
+    spec = parse_policy_spec(sidecar_dict(layout=[["joint_position", 7], ["joint_velocity", 7]], clip=1.0), "p.yaml")
+    builder = ObservationBuilder(spec, n_joints=7)
+    from sim2real.ros2.observation import ArmState
+
+    frame = builder.frame(ArmState(q=np.full(7, 2.5), qd=np.full(7, -30.0), stamp_ns=0, arrival=0.0), None,
+                          np.zeros(7))
+    np.testing.assert_array_equal(frame, np.concatenate([np.full(7, 2.5), np.full(7, -30.0)]))
+
+
+def test_nan_state_during_soft_start_holds(monkeypatch: Any) -> None:
+    node, tr = make_node(lambda obs: np.zeros(7), **{"safety.soft_start_s": 1.0})
+    feed(node, tr, HOME + 0.3, 0.0, monkeypatch)
+    first = node.tick(0.0)
+    assert node.controller.phase == "soft_start"
+    bad = HOME + 0.3
+    bad[4] = np.inf
+    for k in range(1, 6):
+        feed(node, tr, bad, 0.02 * k, monkeypatch)
+        result = node.tick(0.02 * k)
+        assert result.hold and np.array_equal(result.command, first.command)
+    assert node.safety.counts["nan_observation"] == 1 and node.phase.startswith("holding: nan_observation")
+
+
+def test_exit_publishes_hold(monkeypatch: Any) -> None:
+    """Position: the measured position; velocity: zeros; also when the loop ends on an error."""
+    node, tr = make_node(lambda obs: np.full(7, 1.0), **{"safety.soft_start_s": 0.0})
+    measured = HOME + 0.02
+    tr.deliver("/joint_states", joint_state(measured))
+    node.run(duration=0.1)
+    assert node.stats.commands > 0
+    np.testing.assert_allclose(tr.published[COMMANDS][-1]["data"], measured)
+    vnode, vtr = make_node(lambda obs: np.full(7, 1.0), mode="joint_velocity")
+    vtr.deliver("/joint_states", joint_state(HOME))
+    vnode.run(duration=0.1)
+    assert any(np.any(np.array(m["data"]) != 0.0) for m in vtr.published[COMMANDS][:-1])
+    assert vtr.published[COMMANDS][-1]["data"] == [0.0] * 7
+
+
+def test_phase_in_reports_is_truthful(monkeypatch: Any) -> None:
+    layout = [["joint_position", 7], ["joint_velocity", 7], ["target_position", 3]]
+    node, tr = make_node(lambda obs: np.zeros(7), layout=layout, **{"safety.soft_start_s": 0.0})
+    feed(node, tr, HOME, 0.0, monkeypatch)
+    node.tick(0.0)
+    assert node.controller.phase == "running" and node.phase == "waiting_for_goal"
+    assert "final phase: waiting_for_goal" in node.format_report()
+    tr.deliver("/estop", {"data": True})
+    assert node.report()["phase"] == "estopped"
+    node.publish_diagnostics()
+    status = tr.published["/sim2real/diagnostics"][-1]["status"][0]
+    assert status["level"] == 2 and {"key": "phase", "value": "estopped"} in status["values"]
 
 
 def test_estop_latches(monkeypatch: Any) -> None:

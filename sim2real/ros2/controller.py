@@ -4,6 +4,11 @@
 previous action/command and apply the :class:`~sim2real.ros2.safety.SafetyLayer`. The
 node calls ``step`` once per tick with the latest state; ``step`` returns what to publish
 (or ``None`` when there is nothing safe to send yet).
+
+Every step first checks, in every phase: e-stop, stale state, non-finite state and a
+latched fault (→ hold). While the policy is engaged, a tick without a new state
+(``fresh=False``) repeats the last command instead of running the policy on a state it
+has already seen. :meth:`exit_command` is the command published when the node stops.
 """
 
 from __future__ import annotations
@@ -39,27 +44,59 @@ class _Base:
         self.spec, self.policy, self.builder, self.safety, self.period = spec, policy, builder, safety, period
         self.prev_action = np.zeros(spec.action_size)
         self.phase = "waiting"
+        self.goal_missing = False  # engaged, but the policy waits for a goal
         self._said: set[str] = set()
+        self._last_time: float | None = None  # when the last command was produced (s, monotonic)
+        self._faulted = False
 
     def _say_once(self, key: str, msg: str) -> None:
         if key not in self._said:
             self._said.add(key)
             LOG.info(msg)
 
+    @staticmethod
+    def finite(state: object) -> bool:
+        """True when every array of ``state`` (positions, velocities, orientation, ...) is finite."""
+        return all(bool(np.all(np.isfinite(v))) for v in vars(state).values() if isinstance(v, np.ndarray))
+
+    def _dt(self, now: float) -> float | None:
+        """Measured time since the previous command (s), ``None`` before the first; marks ``now``."""
+        dt = None if self._last_time is None else now - self._last_time
+        self._last_time = now
+        return dt
+
+    def _must_hold(self, state: object, stale: bool, fresh: bool) -> bool:
+        """E-stop, stale state, non-finite state or a latched fault: this step holds (any phase)."""
+        finite = self.finite(state)
+        self.safety.fault("nan_observation", not finite, "non-finite state, holding")
+        faulted = self.safety.update_resume(fresh and not stale and finite)
+        if self._faulted and not faulted:
+            self._resumed()
+        self._faulted = faulted
+        return self.safety.estopped or stale or not finite or faulted
+
+    def _resumed(self) -> None:
+        """After a fault clears: restart the observation history; before engagement, start over."""
+        self.builder.reset()
+        if self.phase != "running":
+            self.phase = "waiting"
+
     def _infer(self, state: object, goal: np.ndarray | None) -> tuple[np.ndarray | None, float]:
-        """Policy action in [-1, 1] (act_dim,), or None (trip counted) on NaN/inf or missing goal."""
+        """Policy action in [-1, 1] (act_dim,), or None (fault latched) on NaN/inf or missing goal."""
         try:
             frame = self.builder.frame(state, goal, self.prev_action)
         except ValueError:
+            self.goal_missing = True
             self._say_once("goal", "waiting for a goal before engaging the policy")
             return None, 0.0
-        if self.safety.event("nan_observation", not np.all(np.isfinite(frame)), "non-finite observation, holding"):
+        self.goal_missing = False
+        if self.safety.fault("nan_observation", not np.all(np.isfinite(frame)), "non-finite observation, holding"):
             return None, 0.0
         stacked = self.builder.push(frame)
         t0 = time.perf_counter()
         action = np.asarray(self.policy(stacked), dtype=np.float64)
         dt = time.perf_counter() - t0
-        if self.safety.event("nan_action", not np.all(np.isfinite(action)), "non-finite action, holding"):
+        if self.safety.fault("nan_action", not np.all(np.isfinite(action)), "non-finite action, holding"):
             return None, dt
         return np.clip(action, -1.0, 1.0), dt
 
@@ -81,7 +118,10 @@ class ArmController(_Base):
         self._soft: SoftStart | None = None
         self._gate_since = 0.0
 
-    def _hold(self, state: ArmState) -> StepResult | None:
+    def _hold(self, state: ArmState, now: float | None = None) -> StepResult | None:
+        """Position: the last command (else the measured pose); velocity: zeros."""
+        if now is not None:
+            self._dt(now)
         self.safety.held_ticks += 1
         if self.velocity_mode:
             cmd = np.zeros_like(self.start_pose)
@@ -94,25 +134,35 @@ class ArmController(_Base):
         self.last_command = cmd
         return StepResult(cmd.copy(), hold=True)
 
-    def _emit(self, cmd: np.ndarray, inference_s: float = 0.0, engaged: bool = False) -> StepResult:
+    def _emit(self, cmd: np.ndarray, now: float, inference_s: float = 0.0, engaged: bool = False) -> StepResult:
         if self.last_command is not None:
             prev = self.last_command
         else:  # first command: from rest (velocity) or from the measured pose (position)
             prev = np.zeros_like(self._q) if self.velocity_mode else self._q
-        out = self.safety.limit(cmd, prev)
+        out = self.safety.limit(cmd, prev, self._dt(now))
         self.last_command = out
         return StepResult(out.copy(), hold=False, inference_s=inference_s, engaged=engaged)
 
-    def step(self, now: float, state: ArmState | None, goal: np.ndarray | None, stale: bool) -> StepResult | None:
+    def exit_command(self, state: ArmState | None) -> np.ndarray | None:
+        """What to leave on the controller when the node stops: zeros (velocity), the measured
+        position clipped to the limits (position; the last command when no finite state)."""
+        if self.velocity_mode:
+            return np.zeros_like(self.start_pose)
+        if state is not None and np.all(np.isfinite(state.q)):
+            return np.clip(state.q, self.safety.config.lower, self.safety.config.upper)
+        return None if self.last_command is None else self.last_command.copy()
+
+    def step(self, now: float, state: ArmState | None, goal: np.ndarray | None, stale: bool,
+             fresh: bool = True) -> StepResult | None:
+        """One tick at ``now`` (s) with the latest ``state``; ``fresh``: it arrived since the previous tick."""
         if state is None:
             return None
         self._q = state.q
-        if self.safety.estopped or stale:
-            return self._hold(state)
+        if self._must_hold(state, stale, fresh):
+            return self._hold(state, now)
+        if self.phase == "running" and not fresh and self.last_command is not None:
+            return self._hold(state, now)  # no new state: repeat the last command, do not re-run the policy
         if self.phase == "waiting":
-            if not np.all(np.isfinite(state.q)):
-                self.safety.event("nan_observation", True, "non-finite joint state before start")
-                return None
             duration = 0.0 if self.velocity_mode else self.safety.config.soft_start_s
             self._soft = SoftStart(state.q, self.start_pose, duration, now)
             self.phase = "soft_start" if duration > 0 else "gate"
@@ -123,7 +173,7 @@ class ArmController(_Base):
             if self._soft.done(now):
                 self.phase, self._gate_since = "gate", now
             else:
-                return self._emit(self._soft(now))
+                return self._emit(self._soft(now), now)
         if self.phase == "gate":
             error = float(np.max(np.abs(state.q - self.start_pose))) if self.start_pose.size else 0.0
             if error <= self.safety.config.start_gate_tolerance:
@@ -134,10 +184,10 @@ class ArmController(_Base):
             else:
                 self.safety.event("start_gate", now - self._gate_since > GATE_SETTLE_S,
                                   f"pose error {error:.3f} rad > {self.safety.config.start_gate_tolerance} rad")
-                return self._emit(np.zeros_like(self.start_pose) if self.velocity_mode else self.start_pose)
+                return self._emit(np.zeros_like(self.start_pose) if self.velocity_mode else self.start_pose, now)
         action, dt = self._infer(state, goal)
         if action is None:
-            return self._hold(state)
+            return self._hold(state, now)
         self.prev_action = action
         spec = self.spec
         if spec.action_mode == "joint_position_delta":
@@ -146,7 +196,7 @@ class ArmController(_Base):
             cmd = np.clip(spec.offset + action * spec.scale, spec.low, spec.high)
         else:  # joint_velocity
             cmd = action * spec.scale
-        return self._emit(cmd, dt, engaged=True)
+        return self._emit(cmd, now, dt, engaged=True)
 
 
 class QuadController(_Base):
@@ -162,6 +212,7 @@ class QuadController(_Base):
         super().__init__(spec, policy, builder, safety, period)
         self.lead_s = lead_s
         self.last_velocity: np.ndarray | None = None
+        self._last_result: StepResult | None = None
         self._hold_position: np.ndarray | None = None
         self._start = 0.0
 
@@ -175,32 +226,54 @@ class QuadController(_Base):
             if not np.all(np.isfinite(state.position)):
                 return None
             self._hold_position = state.position.copy()
+        self._last_result = None
         self.safety.held_ticks += 1
         self.last_velocity = np.zeros(3)
         yaw = self._yaw(state.orientation) if np.all(np.isfinite(state.orientation)) else 0.0
         return StepResult(DroneCommand(np.zeros(3), 0.0, self._hold_position, yaw, hold=True), hold=True)
 
-    def step(self, now: float, state: QuadState | None, goal: np.ndarray | None, stale: bool) -> StepResult | None:
+    def exit_command(self, state: QuadState | None) -> DroneCommand | None:
+        """Stop: zero velocity, hold position (the hold position, else the measured one)."""
         if state is None:
             return None
-        if self.safety.estopped or stale:
+        self._hold_position = self._hold_position if self._hold_position is not None else (
+            state.position.copy() if np.all(np.isfinite(state.position)) else None)
+        if self._hold_position is None:
+            return None
+        yaw = self._yaw(state.orientation) if np.all(np.isfinite(state.orientation)) else 0.0
+        return DroneCommand(np.zeros(3), 0.0, self._hold_position, yaw, hold=True)
+
+    def step(self, now: float, state: QuadState | None, goal: np.ndarray | None, stale: bool,
+             fresh: bool = True) -> StepResult | None:
+        if state is None:
+            return None
+        if self._must_hold(state, stale, fresh):
+            self._dt(now)
             return self._hold(state)
+        if self.phase == "running" and not fresh and self._last_result is not None:
+            self._dt(now)
+            self.safety.held_ticks += 1
+            return self._last_result  # no new state: repeat the last command
         if self.phase == "waiting":
             self.phase, self._start = "heartbeat", now
         if self.phase == "heartbeat":
             if now - self._start < self.lead_s:
+                self._dt(now)
                 return self._hold(state)
             self.phase = "running"
             self.builder.reset()
             LOG.info("offboard heartbeat lead done, policy engaged")
         action, dt = self._infer(state, goal)
         if action is None:
+            self._dt(now)
             return self._hold(state)
         self._hold_position = None
         self.prev_action = action
         cmd = action * self.spec.scale
-        velocity = self.safety.limit(cmd[:3], self.last_velocity)
+        velocity = self.safety.limit(cmd[:3], self.last_velocity, self._dt(now))
         self.last_velocity = velocity
         yaw_rate = float(cmd[3]) if cmd.size > 3 else 0.0
-        return StepResult(DroneCommand(velocity, yaw_rate, state.position.copy(), self._yaw(state.orientation),
-                                       hold=False), hold=False, inference_s=dt, engaged=True)
+        self._last_result = StepResult(DroneCommand(velocity, yaw_rate, state.position.copy(),
+                                                    self._yaw(state.orientation), hold=False),
+                                       hold=False, inference_s=dt, engaged=True)
+        return self._last_result

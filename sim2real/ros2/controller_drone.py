@@ -82,6 +82,7 @@ class LowLevelQuadController(_Base):
         self.estop_kill, self.release_on_fault = estop_kill, release_on_fault
         self.thrust_mode = spec.action_mode == "thrust_rates"
         self.last: np.ndarray | None = None  # last command vector (see low_level_limits)
+        self._last_result: StepResult | None = None
         self._start = 0.0
 
     # --- conversions -----------------------------------------------------------------------
@@ -118,29 +119,47 @@ class LowLevelQuadController(_Base):
         omega = state.angular_velocity if q_ok and np.all(np.isfinite(state.angular_velocity)) else None
         return rotor_fractions(self.model, thrust, rates, omega)
 
-    def _hold(self, state: QuadState, *, level: bool, release: bool) -> StepResult:
+    def _hold(self, state: QuadState, now: float, *, level: bool, release: bool) -> StepResult:
         self.safety.held_ticks += 1
-        vector = self.safety.limit(self._safe_vector(state, level), self.last)
+        vector = self.safety.limit(self._safe_vector(state, level), self.last, self._dt(now))
         self.last = vector
         return StepResult(self._command(vector, hold=True, release=release), hold=True)
 
+    def exit_command(self, state: QuadState | None) -> LowLevelCommand | None:
+        """Stop: level out (rate hold without a finite attitude) and stop the offboard heartbeat, so
+        PX4's offboard-loss failsafe takes over (``kill`` e-stop: motors stopped)."""
+        if self.safety.estopped and self.estop_kill:
+            return LowLevelCommand(kill=True, hold=True, release=True)
+        if state is None:
+            return None
+        vector = self.safety.limit(self._safe_vector(state, level=True), self.last)
+        return self._command(vector, hold=True, release=True)
+
     # --- step ------------------------------------------------------------------------------
-    def step(self, now: float, state: QuadState | None, goal: np.ndarray | None, stale: bool) -> StepResult | None:
+    def step(self, now: float, state: QuadState | None, goal: np.ndarray | None, stale: bool,
+             fresh: bool = True) -> StepResult | None:
         if state is None:
             return None
         release = self.release_on_fault
         if self.safety.estopped:
+            self._must_hold(state, stale, fresh)
             if self.estop_kill:
                 self.safety.held_ticks += 1
                 return StepResult(LowLevelCommand(kill=True, hold=True, release=release), hold=True)
-            return self._hold(state, level=not stale, release=release)
-        if stale:
-            return self._hold(state, level=False, release=release)
+            return self._hold(state, now, level=not stale, release=release)
+        if self._must_hold(state, stale, fresh):
+            # stale: rate hold (no attitude feedback from an old state); other faults: level out
+            return self._hold(state, now, level=not stale, release=release and (stale or self.safety.faulted
+                                                                                == "stale_observation"))
+        if self.phase == "running" and not fresh and self._last_result is not None:
+            self._dt(now)
+            self.safety.held_ticks += 1
+            return self._last_result  # no new state: repeat the last command
         if self.phase == "waiting":
             self.phase, self._start = "heartbeat", now
         if self.phase == "heartbeat":
             if now - self._start < self.lead_s:
-                return self._hold(state, level=True, release=False)
+                return self._hold(state, now, level=True, release=False)
             self.phase = "running"
             self.builder.reset()
             if self.last is not None:  # as the envs start: previous action = the hover command
@@ -148,11 +167,13 @@ class LowLevelQuadController(_Base):
             LOG.info("offboard heartbeat lead done, %s policy engaged", self.spec.action_mode)
         action, dt = self._infer(state, goal)
         if action is None:
-            return self._hold(state, level=True, release=False)
+            self._last_result = None
+            return self._hold(state, now, level=True, release=False)
         self.prev_action = action
-        vector = self.safety.limit(self.to_vector(action), self.last)
+        vector = self.safety.limit(self.to_vector(action), self.last, self._dt(now))
         self.last = vector
-        return StepResult(self._command(vector), hold=False, inference_s=dt, engaged=True)
+        self._last_result = StepResult(self._command(vector), hold=False, inference_s=dt, engaged=True)
+        return self._last_result
 
 
 def setup_low_level(params: dict[str, Any], robot: RobotDescription, spec: PolicySpec, transport: Any,

@@ -18,21 +18,23 @@ from typing import Any, Callable
 import numpy as np
 
 from sim2real.errors import ConfigError
-from sim2real.robots import RobotDescription, load_robot
-from sim2real.ros2 import adapters as out
+from sim2real.robots import load_robot
 from sim2real.ros2.controller import ArmController, QuadController, StepResult
 from sim2real.ros2.controller_drone import DRONE_OUTPUTS, LowLevelQuadController, low_level_limits, setup_low_level
 from sim2real.ros2.kinematics import policy_chain
 from sim2real.ros2.observation import (
     JointStateReader, ObservationBuilder, quad_state_from_odometry, update_quad_from_imu, update_quad_from_pose,
 )
+from sim2real.ros2.outputs import arm_command_adapter, topic as _topic, velocity_adapter
 from sim2real.ros2.params import NODE_NAME, validate_params
 from sim2real.ros2.policy import CallablePolicy, PolicySpec, load_policy
-from sim2real.ros2.safety import SafetyConfig, SafetyLayer, joint_position_limits
+from sim2real.ros2.safety import SafetyLayer, joint_position_limits, safety_layer
 from sim2real.ros2.stats import LoopStats
 from sim2real.ros2.transport import Transport, make_transport
 
 LOG = logging.getLogger("sim2real.ros2")
+#: trigger: state: a state this many periods before its grid slot still takes the slot (arrival jitter)
+STATE_SLOT_TOLERANCE = 0.1
 
 
 def set_realtime_priority(priority: int) -> bool:
@@ -49,39 +51,6 @@ def set_realtime_priority(priority: int) -> bool:
         return False
     LOG.info("control loop runs under SCHED_FIFO priority %d", priority)
     return True
-
-
-def _topic(params: dict[str, Any], robot: RobotDescription, key: str, robot_key: str, default: str) -> str:
-    return params[f"topics.{key}"] or str(robot.ros2.topics.get(robot_key, "")) or default
-
-
-def safety_layer(params: dict[str, Any], lower: np.ndarray, upper: np.ndarray, step: np.ndarray) -> SafetyLayer:
-    """Safety layer with command limits ``lower``/``upper``/``step`` (n,) and the ``safety.*`` parameters."""
-    return SafetyLayer(SafetyConfig(
-        lower=lower, upper=upper, max_step=step, enabled=params["safety.enabled"],
-        watchdog_periods=params["safety.watchdog_periods"], soft_start_s=params["safety.soft_start_s"],
-        start_gate_tolerance=params["safety.start_gate_tolerance"]))
-
-
-def arm_command_adapter(params: dict[str, Any], robot: RobotDescription, transport: Transport, period: float) -> Any:
-    """Output adapter of an arm for ``params["output"]`` (``forward_command`` (default) or ``joint_trajectory``).
-
-    Topic: ``topics.command``, else ``/<controller>/commands`` (``/joint_trajectory``) of the
-    ``controller`` parameter, else robot.yaml ``ros2.topics`` ``command`` (``trajectory``).
-    """
-    p = params
-    output, ctrl = p["output"] if p["output"] not in ("", "auto") else "forward_command", p["controller"]
-    if output == "forward_command":
-        topic = p["topics.command"] or (f"/{ctrl}/commands" if ctrl else "") or str(
-            robot.ros2.topics.get("command", "")) or f"/{robot.ros2.controller or 'forward_position_controller'}/commands"
-        return out.ForwardCommandAdapter(transport, topic)
-    if output == "joint_trajectory":
-        topic = p["topics.command"] or (f"/{ctrl}/joint_trajectory" if ctrl else "") or str(
-            robot.ros2.topics.get("trajectory", "")) or "/joint_trajectory_controller/joint_trajectory"
-        return out.JointTrajectoryAdapter(transport, topic, robot.ros2.joint_names,
-                                          p["trajectory.time_from_start_s"] or period)
-    raise ConfigError(f"output {output!r} is for quadrotors; arms use forward_command or joint_trajectory",
-                      path=(NODE_NAME, "ros__parameters", "output"))
 
 
 class DeployNode:
@@ -116,6 +85,8 @@ class DeployNode:
         self._lock = threading.Lock()
         self._tick_lock = threading.Lock()
         self._last_tick = -math.inf
+        self._due = -math.inf  # trigger: state: next tick time on the policy-rate grid
+        self._seen_arrival: float | None = None  # arrival time of the state the last tick used
         self._inline = False  # True while run() is active with trigger: state
         self._state: Any = None
         self._bad_states: set[tuple[str, ...]] = set()
@@ -140,6 +111,8 @@ class DeployNode:
         t = self.transport
         t.subscribe(_topic(p, robot, "goal", "goal", "/goal_pose"), "geometry_msgs/msg/PoseStamped", self._on_goal)
         t.subscribe(_topic(p, robot, "estop", "estop", "/estop"), "std_msgs/msg/Bool", self._on_estop)
+        self.resume_topic = _topic(p, robot, "resume", "resume", "/sim2real/resume")
+        t.subscribe(self.resume_topic, "std_msgs/msg/Bool", self._on_resume)
         self._diag = t.advertise(_topic(p, robot, "diagnostics", "diagnostics", "/sim2real/diagnostics"),
                                  "diagnostic_msgs/msg/DiagnosticArray")
 
@@ -157,7 +130,7 @@ class DeployNode:
             lower, upper, step = -vmax, vmax, np.full(len(vmax), p["safety.max_accel"] * self.period)
         else:
             lower, upper, step = joint_position_limits(robot, self.period, p["safety.max_step_scale"])
-        return safety_layer(p, lower, upper, step)
+        return safety_layer(p, lower, upper, step, self.period)
 
     def _setup_arm(self) -> None:
         p, robot, spec = self.params, self.robot, self.spec
@@ -201,7 +174,7 @@ class DeployNode:
                                   path=("action", "size"))
             self.controller = QuadController(spec, self.policy, self.builder, self.safety, self.period,
                                              p["px4.heartbeat_lead_s"])
-            self.adapter = self._velocity_adapter(output)
+            self.adapter = velocity_adapter(p, robot, self.transport, output, self.rate_hz, self.period)
         odom, imu, pose = (_topic(p, robot, k, k, "") for k in ("odometry", "imu", "pose"))
         if not odom and not pose:
             raise ConfigError("quadrotor needs topics.odometry or topics.pose", path=("topics",))
@@ -214,35 +187,19 @@ class DeployNode:
         if imu:
             t.subscribe(imu, "sensor_msgs/msg/Imu", self._on_imu, sensor=True)
 
-    def _velocity_adapter(self, output: str) -> Any:
-        p, robot = self.params, self.robot
-        frame = robot.ros2.frame_id or "world"
-        if output == "crazyswarm_full_state":
-            return out.CrazyswarmFullStateAdapter(
-                self.transport, _topic(p, robot, "command", "cmd_full_state", "/cf1/cmd_full_state"), frame, self.period)
-        if output == "crazyswarm_velocity":
-            return out.CrazyswarmVelocityAdapter(
-                self.transport, _topic(p, robot, "command", "cmd_velocity_world", "/cf1/cmd_velocity_world"), frame)
-        if output == "px4_offboard":
-            if self.rate_hz <= 2.0:
-                raise ConfigError("PX4 offboard needs the heartbeat above 2 Hz; raise rate_hz", path=("rate_hz",))
-            return out.Px4OffboardAdapter(
-                self.transport, _topic(p, robot, "command", "px4_trajectory_setpoint", "/fmu/in/trajectory_setpoint"),
-                _topic(p, robot, "offboard_mode", "px4_offboard_mode", "/fmu/in/offboard_control_mode"))
-        hint = " (it is for arms)" if output in ("forward_command", "joint_trajectory") else "; use px4_offboard or " \
-            "a crazyswarm output"
-        raise ConfigError(f"output {output!r} cannot carry a velocity policy{hint}",
-                          path=(NODE_NAME, "ros__parameters", "output"))
-
     # --- callbacks (transport threads) ----------------------------------------------------
     def _set_state(self, state: Any) -> None:
         with self._lock:
             self._state = state
             self.stats.states += 1
         # state trigger: run the control step right here on the transport thread (no thread
-        # hand-off between observation arrival and command publish); at most one tick per
-        # half period so a fast state stream cannot overrun the policy rate
-        if self._inline and state.arrival - self._last_tick >= 0.5 * self.period:
+        # hand-off between observation arrival and command publish), on the first state at or
+        # after the next slot of the policy-rate grid (slots one period apart; a state up to
+        # STATE_SLOT_TOLERANCE periods early takes its slot), so a fast state stream never runs
+        # the policy faster than it was trained
+        if self._inline and state.arrival >= self._due - STATE_SLOT_TOLERANCE * self.period:
+            due = self._due
+            self._due = due + self.period if state.arrival - due < self.period else state.arrival + self.period
             try:
                 self._safe_tick(state.arrival)
             except Exception:  # never raise into the middleware thread; run() re-raises it
@@ -282,6 +239,11 @@ class DeployNode:
             with self._lock:
                 self.safety.latch_estop()
 
+    def _on_resume(self, msg: Any) -> None:
+        if msg.data:
+            with self._lock:
+                self.safety.request_resume()
+
     # --- loop ------------------------------------------------------------------------------
     def tick(self, now: float) -> StepResult | None:
         """One control step at monotonic time ``now`` (s): read state, step, publish."""
@@ -293,7 +255,10 @@ class DeployNode:
             with self._lock:
                 state, goal = self._state, self._goal
                 stale = self.safety.is_stale(now, state.arrival if state is not None else None, self.period)
-                result = self.controller.step(now, state, goal, stale)
+                fresh = state is not None and state.arrival != self._seen_arrival
+                result = self.controller.step(now, state, goal, stale, fresh)
+                if state is not None:
+                    self._seen_arrival = state.arrival
             if result is not None:
                 self.adapter.send(result.command, self.transport.now_ns())
                 self.stats.commands += 1
@@ -332,6 +297,7 @@ class DeployNode:
         LOG.info("deploying %s on %s at %.1f Hz over %s (%s trigger)", self.spec.env_id or self.spec.file,
                  self.robot.name, self.rate_hz, self.transport.kind, self.params["trigger"])
         self._last_tick = start - self.period
+        self._due = start
         self._inline = state_trigger
         deadline = start
         try:
@@ -356,6 +322,7 @@ class DeployNode:
                     next_diag = now + diag_every
         finally:
             self._inline = False
+            self.publish_exit_hold()
             self.publish_diagnostics()
         if self._error is not None:
             raise self._error
@@ -367,25 +334,57 @@ class DeployNode:
         self._inline = False
         self._stop.set()
 
+    def publish_exit_hold(self) -> None:
+        """Leave the robot safe: publish the controller's exit command (arm position: the measured
+        position; velocity: zeros; PX4: hold / level out with the offboard heartbeat stopped;
+        Crazyswarm2: zero velocity at the current position). Called on every exit of :meth:`run`."""
+        with self._tick_lock:
+            self._inline = False
+            self._last_tick = math.inf  # no tick after this one
+            with self._lock:
+                state = self._state
+            try:
+                command = self.controller.exit_command(state)
+                if command is not None:
+                    self.adapter.send(command, self.transport.now_ns())
+                    LOG.info("exit: published the hold command on %s", self.adapter.topic)
+                else:
+                    LOG.warning("exit: no state and no command yet, nothing to hold")
+            except Exception as exc:  # the transport may already be gone (e.g. the middleware shut down)
+                LOG.error("exit: could not publish the hold command: %s", exc)
+
+    @property
+    def phase(self) -> str:
+        """What the node is doing: ``estopped``, ``holding: <fault>``, ``waiting_for_goal``, or the
+        controller's phase (``waiting``, ``soft_start``, ``gate``, ``heartbeat``, ``running``)."""
+        if self.safety.estopped:
+            return "estopped"
+        if self.safety.faulted is not None:
+            how = "auto" if self.params["safety.resume"] == "auto" else f"resume on {self.resume_topic}"
+            return f"holding: {self.safety.faulted} ({how})"
+        if self.controller.phase == "running" and self.controller.goal_missing:
+            return "waiting_for_goal"
+        return self.controller.phase
+
     # --- reporting -------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
-        return {"stats": self.stats.summary(), "trips": self.safety.report(), "phase": self.controller.phase}
+        return {"stats": self.stats.summary(), "trips": self.safety.report(), "phase": self.phase}
 
     def publish_diagnostics(self) -> None:
         trips = self.safety.report()
         level = 2 if self.safety.estopped else (1 if any(trips[k] for k in trips if k not in ("clip", "held_ticks"))
                                                   else 0)
         values = self.stats.diagnostic_values() + [{"key": f"trips.{k}", "value": str(v)} for k, v in trips.items()]
-        values.append({"key": "phase", "value": self.controller.phase})
+        values.append({"key": "phase", "value": self.phase})
         ns = self.transport.now_ns()
         self._diag({"header": {"stamp": {"sec": ns // 1_000_000_000, "nanosec": ns % 1_000_000_000}},
                     "status": [{"level": level, "name": f"sim2real_deploy: {self.robot.name}",
-                                "message": "e-stop latched" if self.safety.estopped else self.controller.phase,
+                                "message": "e-stop latched" if self.safety.estopped else self.phase,
                                 "hardware_id": self.robot.name, "values": values}]})
 
     def format_report(self) -> str:
         trips = ", ".join(f"{k} {v}" for k, v in self.safety.report().items())
-        return f"{self.stats.format()}\nsafety trips: {trips}\nfinal phase: {self.controller.phase}"
+        return f"{self.stats.format()}\nsafety trips: {trips}\nfinal phase: {self.phase}"
 
     def close(self) -> None:
         self.stop()

@@ -143,7 +143,8 @@ def update_quad_from_pose(state: QuadState | None, msg: Any, arrival: float, dif
 class ObservationBuilder:
     """Builds the policy input ``(obs_size * history,)`` from state, goal and previous action.
 
-    :param spec: the policy sidecar (layout, history, clip).
+    :param spec: the policy sidecar (layout, history). Values are raw (SI units); the sidecar's
+        ``observation.clip`` is applied by the exported module after its normalisation.
     :param n_joints: number of controlled joints (arms).
     :param fk: forward kinematics for ``ee_position``/``target_delta`` (arms).
     :param ee_link: end-effector link name; :param ee_com: use its centre of mass.
@@ -202,11 +203,10 @@ class ObservationBuilder:
         """One observation ``(obs_size,)`` (not pushed to the history)."""
         if self.needs_goal and goal is None:
             raise ValueError("no goal yet")
-        out = np.concatenate([np.asarray(part(state, goal, previous_action), dtype=np.float64).reshape(-1)
-                              for part in self._parts])
-        if self.spec.obs_clip is not None:
-            np.clip(out, -self.spec.obs_clip, self.spec.obs_clip, out=out)
-        return out
+        # raw values: the sidecar's observation.clip bounds the *normalised* input, which the
+        # exported module computes (normalise, then clip) itself
+        return np.concatenate([np.asarray(part(state, goal, previous_action), dtype=np.float64).reshape(-1)
+                               for part in self._parts])
 
     def push(self, frame: np.ndarray) -> np.ndarray:
         """Append ``frame`` to the history and return the stacked input, oldest first.

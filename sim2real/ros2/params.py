@@ -73,11 +73,18 @@ SCHEMA: dict[str, Param] = {
     "topics.pose": Param(str, "", "geometry_msgs/PoseStamped input (quadrotor, when there is no odometry)"),
     "topics.goal": Param(str, "", "geometry_msgs/PoseStamped goal"),
     "topics.estop": Param(str, "", "std_msgs/Bool e-stop (latching)"),
+    "topics.resume": Param(str, "", "std_msgs/Bool operator resume after a fault (default /sim2real/resume)"),
     "topics.diagnostics": Param(str, "", "diagnostic_msgs/DiagnosticArray loop statistics"),
     "topics.command": Param(str, "", "command topic (default from output and controller)"),
     "topics.offboard_mode": Param(str, "", "px4_msgs/OffboardControlMode heartbeat topic"),
     "safety.enabled": Param(bool, True, "clip and rate-limit commands (NaN, watchdog and e-stop always apply)"),
-    "safety.watchdog_periods": Param(int, 5, "hold when no new state for this many control periods", _pos, "> 0"),
+    "safety.watchdog_periods": Param(_num, 2.0, "fault (hold until resumed) when no new state for this many control "
+                                     "periods; ticks without a new state repeat the last command", _pos, "> 0"),
+    "safety.resume": Param(str, "operator", "after a fault (stale / non-finite state or action): operator (True on "
+                           "topics.resume) or auto (after safety.resume_states fresh, finite states)",
+                           lambda v: v in ("operator", "auto"), "operator or auto"),
+    "safety.resume_states": Param(int, 5, "resume: auto: consecutive fresh, finite states before resuming", _pos,
+                                  "> 0"),
     "safety.soft_start_s": Param(_num, 2.0, "interpolate from the current pose to the start pose over this time, s",
                                  _nonneg, ">= 0"),
     "safety.start_gate_tolerance": Param(_num, 0.1, "engage the policy only when max |q - q_start| (rad) is "
