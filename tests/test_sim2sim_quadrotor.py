@@ -232,6 +232,23 @@ def test_crazyswarm2_odometry_twist_is_world_linear() -> None:
     assert twist["angular"] == {"x": 0.0, "y": 0.0, "z": 0.0}
 
 
+def test_px4_vehicle_odometry_is_ned_frd() -> None:
+    hw = hardware_from_mapping({"firmware": "px4", "start": {"yaw": 1.2}}, ROBOT)
+    sim = QuadrotorSim(ROBOT, hw)
+    sim.dyn.data.qvel[:3] = [0.2, -0.1, 0.3]   # ENU velocity, body rates FLU
+    sim.dyn.data.qvel[3:6] = [0.1, 0.2, 0.3]
+    msgs = []
+    while not msgs:
+        msgs = [f for key, f in sim.step() if key == "px4_odometry"]
+    odom, s = msgs[0], sim.dyn.state()
+    np.testing.assert_allclose(odom["position"], [s.position[1], s.position[0], -s.position[2]], atol=1e-9)
+    np.testing.assert_allclose(odom["velocity"], [s.velocity[1], s.velocity[0], -s.velocity[2]], atol=1e-9)
+    np.testing.assert_allclose(odom["angular_velocity"], s.body_rates * [1, -1, -1], atol=1e-9)
+    w, x, y, z = odom["q"]
+    assert math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)) == pytest.approx(math.pi / 2 - 1.2, abs=1e-3)
+    assert "/fmu/out/vehicle_odometry" in sim.summary()["published"]
+
+
 # --- hardware files -------------------------------------------------------------------------
 
 def test_draw_is_reproducible_and_round_trips() -> None:

@@ -284,6 +284,24 @@ class ActuatorMotors(IdlStruct, typename=_name("px4_msgs/msg/ActuatorMotors")):
     control: t.array[t.float32, 12]  # normalised thrust [-1, 1] per motor; NaN = disarmed (motor stopped)
 
 
+@dataclass
+@annotate.final
+class VehicleOdometry(IdlStruct, typename=_name("px4_msgs/msg/VehicleOdometry")):
+    timestamp: t.uint64
+    timestamp_sample: t.uint64
+    pose_frame: t.uint8  # 1 = NED
+    position: t.array[t.float32, 3]
+    q: t.array[t.float32, 4]  # w, x, y, z: FRD body -> pose frame
+    velocity_frame: t.uint8  # 1 = NED, 3 = body FRD
+    velocity: t.array[t.float32, 3]
+    angular_velocity: t.array[t.float32, 3]  # body FRD, rad/s
+    position_variance: t.array[t.float32, 3]
+    orientation_variance: t.array[t.float32, 3]
+    velocity_variance: t.array[t.float32, 3]
+    reset_counter: t.uint8
+    quality: t.int8
+
+
 #: ROS type name (``pkg/msg/Type``) → IDL struct.
 MESSAGE_TYPES: dict[str, type] = {
     cls.__idl_typename__.replace("::msg::dds_::", "/msg/").rstrip("_"): cls  # type: ignore[attr-defined]
@@ -292,7 +310,7 @@ MESSAGE_TYPES: dict[str, type] = {
         Vector3, Quaternion, Pose, PoseStamped, Twist, PoseWithCovariance, TwistWithCovariance,
         JointState, Imu, Odometry, JointTrajectoryPoint, JointTrajectory, KeyValue, DiagnosticStatus,
         DiagnosticArray, FullState, VelocityWorld, OffboardControlMode, TrajectorySetpoint,
-        VehicleRatesSetpoint, ActuatorMotors,
+        VehicleRatesSetpoint, ActuatorMotors, VehicleOdometry,
     )
 }
 

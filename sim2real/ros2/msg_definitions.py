@@ -37,6 +37,16 @@ EXTRA_MSG_DEFINITIONS: dict[str, str] = {
         "                    # -1 maximum negative (if not supported by the output, <0 maps to NaN),\n"
         "                    # and NaN maps to disarmed (stop the motors)\n"
     ),
+    "px4_msgs/msg/VehicleOdometry": (
+        "uint32 MESSAGE_VERSION = 0\nuint64 timestamp\nuint64 timestamp_sample\n"
+        "uint8 POSE_FRAME_UNKNOWN = 0\nuint8 POSE_FRAME_NED = 1\nuint8 POSE_FRAME_FRD = 2\nuint8 pose_frame\n"
+        "float32[3] position\nfloat32[4] q\n"
+        "uint8 VELOCITY_FRAME_UNKNOWN = 0\nuint8 VELOCITY_FRAME_NED = 1\nuint8 VELOCITY_FRAME_FRD = 2\n"
+        "uint8 VELOCITY_FRAME_BODY_FRD = 3\nuint8 velocity_frame\n"
+        "float32[3] velocity\nfloat32[3] angular_velocity\n"
+        "float32[3] position_variance\nfloat32[3] orientation_variance\nfloat32[3] velocity_variance\n"
+        "uint8 reset_counter\nint8 quality\n"
+    ),
     "crazyflie_interfaces/msg/FullState": (
         "std_msgs/Header header\ngeometry_msgs/Pose pose\ngeometry_msgs/Twist twist\ngeometry_msgs/Vector3 acc\n"
     ),

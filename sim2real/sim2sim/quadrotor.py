@@ -11,6 +11,7 @@ One process plays the vehicle: the airframe in MuJoCo
 | ``odometry`` | ``nav_msgs/Odometry`` | pose in ``ros2.frame_id`` (ENU), twist in ``base_link`` (FLU) |
 | ``pose`` | ``geometry_msgs/PoseStamped`` | motion-capture pose |
 | ``imu`` | ``sensor_msgs/Imu`` | orientation, gyro (rad/s FLU), specific force (m/s² FLU) |
+| ``px4_odometry`` (``firmware: px4``) | ``px4_msgs/VehicleOdometry`` | NED position/velocity, FRD→NED attitude, FRD rates |
 
 each at its ``sensors.*_hz`` rate (0 turns a stream off), ``sensors.delay`` s late, with
 Gaussian noise of the configured standard deviations (position m, velocity m/s, attitude rad
@@ -47,6 +48,9 @@ __all__ = ["Hardware", "QuadrotorSim", "draw_hardware", "load_hardware", "run"]
 #: touching the floor faster than this (m/s) or more tilted than CRASH_TILT (rad) is a crash
 CRASH_SPEED = 1.0
 CRASH_TILT = 1.0
+#: world ENU -> NED (its own inverse) and body FLU -> FRD (diagonal)
+ENU_TO_NED = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
+FLU_TO_FRD = np.array([1.0, -1.0, -1.0])
 #: simulated seconds of hover at the start position before the clock starts
 SETTLE_S = 5.0
 
@@ -99,6 +103,9 @@ class QuadrotorSim:
                                                      ("pose", "geometry_msgs/msg/PoseStamped", "pose_hz"),
                                                      ("imu", "sensor_msgs/msg/Imu", "imu_hz"))
                         if topics.get(key) and p["sensors"][rate] > 0}
+        if p["firmware"] == "px4" and topics.get("px4_odometry") and p["sensors"]["odometry_hz"] > 0:
+            self.streams["px4_odometry"] = (str(topics["px4_odometry"]), "px4_msgs/msg/VehicleOdometry",
+                                            p["sensors"]["odometry_hz"], 0.0)
         self._next_sample = {key: 0.0 for key in self.streams}
         self.received: dict[str, dict[str, Any]] = {}
         self.published: dict[str, int] = {key: 0 for key in self.streams}
@@ -152,8 +159,29 @@ class QuadrotorSim:
         mujoco.mju_quatIntegrate(out, self.rng.normal(0.0, std, 3), 1.0)  # body-frame rotation by the noise vector
         return np.array([out[1], out[2], out[3], out[0]])
 
+    def _px4_odometry(self, s: QuadState) -> dict[str, Any]:
+        """``px4_msgs/VehicleOdometry``: position/velocity NED, attitude FRD body → NED (``q`` = w, x, y, z)."""
+        n = self.hardware.params["sensors"]
+        x, y, z, w = self._noisy_quat(s.orientation)
+        rot_enu = np.empty(9)
+        mujoco.mju_quat2Mat(rot_enu, np.array([w, x, y, z]))
+        rot_ned = ENU_TO_NED @ rot_enu.reshape(3, 3) @ np.diag(FLU_TO_FRD)
+        q = np.empty(4)
+        mujoco.mju_mat2Quat(q, rot_ned.ravel())
+        pos = ENU_TO_NED @ (s.position + self.rng.normal(0.0, n["position_noise"], 3))
+        vel = ENU_TO_NED @ (s.velocity + self.rng.normal(0.0, n["velocity_noise"], 3))
+        gyro = FLU_TO_FRD * (s.body_rates + self.rng.normal(0.0, n["gyro_noise"], 3))
+        us = self.clock_ns(self.time) // 1000
+        return {"timestamp": us, "timestamp_sample": us, "pose_frame": 1, "position": pos.tolist(), "q": q.tolist(),
+                "velocity_frame": 1, "velocity": vel.tolist(), "angular_velocity": gyro.tolist(),
+                "position_variance": [n["position_noise"] ** 2] * 3,
+                "orientation_variance": [n["attitude_noise"] ** 2] * 3,
+                "velocity_variance": [n["velocity_noise"] ** 2] * 3, "reset_counter": 0, "quality": 0}
+
     def _measure(self, key: str, s: QuadState) -> dict[str, Any]:
         n = self.hardware.params["sensors"]
+        if key == "px4_odometry":
+            return self._px4_odometry(s)
         header = {"stamp": _stamp(self.clock_ns(self.time)), "frame_id": self.robot.ros2.frame_id or "world"}
         quat = dict(zip("xyzw", map(float, self._noisy_quat(s.orientation))))
         if key == "imu":
