@@ -354,3 +354,64 @@ def test_deploy_flies_the_mujoco_quadrotor_to_the_goal_over_dds(tmp_path: Path, 
     end = np.array(out["trajectory"]["end"])
     assert np.linalg.norm(end - goal) < 0.1, out["trajectory"]
     assert out["trajectory"]["max_tilt_rad"] < 0.4 and not out["ground_contact"]["crash"]
+
+
+HOVER_RATES = """
+import sys, torch, yaml
+T2 = float(sys.argv[2])  # half the collective maximum thrust, N
+MASS = float(sys.argv[3])
+class Hover(torch.nn.Module):
+    def __init__(self, mass: float, t2: float) -> None:
+        super().__init__()
+        self.mass, self.t2 = mass, t2
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        up = obs[..., 9:12]  # world up in the body frame
+        force = self.mass * (9.81 + 4.0 * obs[..., 20] - 2.5 * obs[..., 14]) / torch.clamp(up[..., 2], min=0.5)
+        out = torch.stack([force / self.t2 - 1.0, -up[..., 1], up[..., 0], torch.zeros_like(force)], dim=-1)
+        return torch.clamp(out, -1.0, 1.0)
+torch.jit.script(Hover(MASS, T2)).save(sys.argv[1] + "/policy.pt")
+layout = [["base_position", 3], ["base_rotation", 9], ["base_linear_velocity", 3], ["base_angular_velocity", 3],
+          ["target_relative", 3], ["previous_action", 4]]
+spec = {"format": "sim2real-policy/1", "robot": "quadrotor", "env_id": "sim2real/QuadrotorHoverRates-v0",
+        "control_rate_hz": 50.0, "observation": {"size": 25, "history": 1, "layout": layout},
+        "action": {"size": 4, "mode": "thrust_rates", "joints": [], "scale": [T2, 4.0, 4.0, 2.0],
+                   "offset": [T2, 0.0, 0.0, 0.0], "low": [0.0, -4.0, -4.0, -2.0], "high": [2 * T2, 4.0, 4.0, 2.0]}}
+open(sys.argv[1] + "/policy.yaml", "w").write(yaml.safe_dump(spec))
+"""
+
+
+@pytest.mark.slow
+def test_deploy_thrust_rates_policy_holds_the_px4_vehicle_over_dds(tmp_path: Path) -> None:
+    """A ``thrust_rates`` policy (level out, hold the goal height) through ``px4_rates`` on the MuJoCo PX4 vehicle."""
+    pytest.importorskip("cyclonedds")
+    pytest.importorskip("torch")
+    from test_ros2_e2e import domain_id
+
+    script = tmp_path / "export_hover.py"
+    script.write_text(HOVER_RATES)
+    t2 = 2 * NOMINAL.kf * NOMINAL.max_rpm**2
+    subprocess.run([sys.executable, str(script), str(tmp_path), str(t2), str(NOMINAL.mass)], check=True, timeout=120)
+    hw = tmp_path / "hw.yaml"
+    hw.write_text("firmware: px4\nstart: {position: [0.0, 0.0, 0.8]}\n")
+    domain, summary = domain_id(), tmp_path / "summary.json"
+    sim = subprocess.Popen([sys.executable, "-m", "sim2real", "sim2sim", "--robot", "quadrotor", "--hardware", str(hw),
+                            "--transport", "dds", "--domain-id", str(domain), "--duration", "8",
+                            "--summary", str(summary)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        deploy = subprocess.run([sys.executable, "-m", "sim2real", "deploy", "--policy", str(tmp_path / "policy.pt"),
+                                 "--transport", "dds", "--domain-id", str(domain), "--duration", "6",
+                                 "--goal", "0", "0", "1.0"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert deploy.returncode == 0, deploy.stderr
+        _, err = sim.communicate(timeout=120)
+        assert sim.returncode == 0, err
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+            sim.communicate(timeout=10)
+    out = json.loads(summary.read_text())
+    assert out["commands"]["/fmu/in/vehicle_rates_setpoint"]["count"] > 150
+    assert out["event_counts"].get("offboard_engaged") == 1
+    traj = out["trajectory"]
+    assert traj["max_z"] > 0.95 and traj["max_tilt_rad"] < 0.3 and not out["ground_contact"]["crash"], out
