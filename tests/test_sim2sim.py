@@ -280,6 +280,16 @@ def test_cli_argument_errors_exit_2(tmp_path: Path, capsys) -> None:
     assert not any(tmp_path.iterdir())
 
 
+def test_missing_mujoco_is_one_clear_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    import sim2real.sim2sim.model as model
+
+    monkeypatch.setattr(model, "mujoco", None)  # what the module holds when `import mujoco` failed
+    assert cli_main(["sim2sim", "--robot", "kuka_iiwa", "--summary", str(tmp_path / "s.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs the 'mujoco' package: pip install 'sim2real[sim2sim]'" in err
+    assert not any(tmp_path.iterdir())
+
+
 def test_draw_is_reproducible_within_its_ranges() -> None:
     from sim2real.sim2sim.hardware import draw_hardware
 
