@@ -158,7 +158,8 @@ class ArmHardware:
     def command(self, positions: Sequence[float], t: float | None = None) -> bool:
         """A position command (n,) rad (robot.yaml joint order) arriving at ``t`` s (default: now).
 
-        It takes effect at ``t + delay``. Returns False when rejected: wrong length, a non-finite
+        It takes effect at ``t + delay`` (``t`` may lie ahead of :attr:`time`: commands can be
+        queued for a whole log in advance, in increasing ``t``). Returns False when rejected: wrong length, a non-finite
         value, or the e-stop latched (each counted in :attr:`counts`).
         """
         q = np.asarray(positions, dtype=float).ravel()
