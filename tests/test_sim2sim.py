@@ -213,6 +213,20 @@ def test_delay_shifts_the_response_by_the_configured_time() -> None:
     assert np.max(np.abs(runs[0][-1] - runs[0][0])) > 0.05
 
 
+def test_commands_queued_ahead_equal_commands_sent_as_they_arrive() -> None:
+    hw = kuka_hw(noise_position=0.0, noise_velocity=0.0, noise_effort=0.0, delay=0.03)
+    q0 = np.array(hw.start_pose)
+    targets = [q0 + 0.02 * k * np.sin(np.arange(7) + k) for k in range(1, 9)]
+    live, queued = ArmHardware(KUKA, hw), ArmHardware(KUKA, hw)
+    for k, target in enumerate(targets):
+        queued.command(target, t=0.05 * k)
+    for k, target in enumerate(targets):
+        live.command(target)
+        live.step(50)
+    queued.step(400)
+    np.testing.assert_allclose(queued.true_state()[0], live.true_state()[0], atol=1e-12)
+
+
 def test_nan_commands_are_rejected_and_estop_holds() -> None:
     arm = ArmHardware(KUKA, kuka_hw())
     q0 = arm.setpoint()[0]
