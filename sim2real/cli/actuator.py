@@ -96,6 +96,11 @@ def run_fit(args: argparse.Namespace) -> int:
                    allow_extra_joints=args.allow_extra_joints)
     result = fit_actuator_net(log, config, robot=robot.name, progress=not args.quiet)
     _print_table(result)
+    period = result.model.metadata["state_period_s"]
+    if period > config.spacing_s:
+        print(f"note: joint states every {period * 1e3:.3g} ms, coarser than the {config.spacing_s * 1e3:.3g} ms "
+              "history spacing: the history is interpolated between samples; log joint states faster or "
+              "raise --spacing-s")
     from sim2real.sim.actuators.net import save
 
     sidecar = out.with_suffix(".json")

@@ -285,6 +285,7 @@ def fit_actuator_net(log: HardwareLog, config: ActuatorFitConfig, *, robot: str 
         "hidden": [int(h) for h in config.hidden], "per_joint": bool(config.per_joint), "epochs": int(config.epochs),
         "batch_size": int(config.batch_size), "lr": float(config.lr), "seed": int(config.seed),
         "val_fraction": float(config.val_fraction), "t_split_s": float(t_split),
+        "state_period_s": float(np.median(np.diff(log.require_joint_states().t))),
         "input": "position error q*-q (rad) at t, t-spacing, ...; then joint velocity (rad/s), same times",
         "output": "joint torque (N m)",
         "validation": {r.joint: {"net_rmse": r.net_rmse, "pd_rmse": r.pd_rmse, "tau_rms": r.tau_rms,
