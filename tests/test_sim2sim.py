@@ -317,6 +317,21 @@ def test_draw_is_reproducible_within_its_ranges() -> None:
     assert d.effort_limit == base.effort_limit and d.source == "drawn from arm_draw.yaml"
 
 
+
+def test_shared_factor_is_one_draw_for_every_joint(tmp_path: Path) -> None:
+    from sim2real.sim2sim.hardware import draw_hardware
+
+    base = load_hardware(HW_DIR / "kuka_iiwa.yaml", KUKA)
+    d = draw_hardware(HW_DIR / "arm_draw_calibration.yaml", KUKA, np.random.default_rng(3))
+    kp_ratio = np.array(d.kp) / np.array(base.kp)
+    assert np.allclose(kp_ratio, kp_ratio[0]) and 0.7 <= kp_ratio[0] <= 1.3
+    assert len({round(a / b, 12) for a, b in zip(d.damping, base.damping)}) == 7  # not shared: one draw per joint
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"base: {{kuka_iiwa: {HW_DIR / 'kuka_iiwa.yaml'}}}\n"
+                   "draw: {delay: {distribution: uniform, low: 0.0, high: 0.1, shared: true}}\n")
+    with pytest.raises(ConfigError, match=r"draw\.delay\.shared: only per-link/per-joint factors"):
+        draw_hardware(bad, KUKA, np.random.default_rng(0))
+
 # ------------------------------------------------------------------------------------ processes
 def domain_id() -> int:
     return random.Random(os.getpid() * 1_000_003 + time.time_ns()).randint(100, 200)

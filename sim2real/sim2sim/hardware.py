@@ -240,15 +240,22 @@ DRAW_KEYS: dict[str, str] = {
 _CATEGORIES = {"setpoint": list(SETPOINTS), "gravity_ff": [True, False]}
 
 
-def _parse_draw_entry(c: _Checker, key: str, raw: Any) -> Distribution | list[Any]:
+def _parse_draw_entry(c: _Checker, key: str, raw: Any) -> tuple[Distribution | list[Any], bool]:
+    """An entry's distribution (or list of choices) and whether one draw is shared by every
+    link/joint (``shared: true``, per-link/joint factors only)."""
     path = ("draw", key)
     if key in _CATEGORIES:
         entry = c.mapping(raw, path, {"choice"})
         options = entry.get("choice")
         if not isinstance(options, list) or not options or any(o not in _CATEGORIES[key] for o in options):
             c.fail(f"expected a non-empty list drawn from {_CATEGORIES[key]}", (*path, "choice"))
-        return options
-    entry = c.mapping(raw, path, {"distribution", "low", "high", "mean", "std", "value"})
+        return options, True
+    entry = dict(c.mapping(raw, path, {"distribution", "low", "high", "mean", "std", "value", "shared"}))
+    shared = entry.pop("shared", False)
+    if not isinstance(shared, bool):
+        c.fail(f"expected true or false, got {shared!r}", (*path, "shared"))
+    if shared and not key.endswith("_factor"):
+        c.fail("only per-link/per-joint factors (*_factor) can be shared", (*path, "shared"))
     dist = parse_distribution(entry, [1], lambda msg, sub=(): c.fail(msg, (*path, *sub)))
     low, high = dist.support()
     if key in ("mass_factor", "kp_factor") and not low[0] > 0:
@@ -257,7 +264,7 @@ def _parse_draw_entry(c: _Checker, key: str, raw: Any) -> Distribution | list[An
         c.fail("expected a distribution over values >= 0 (bound it: low >= 0)", path)
     if key == "delay" and not high[0] < 1.0:
         c.fail("expected a distribution over delays below 1 s (bound it: high < 1)", path)
-    return dist
+    return dist, shared
 
 
 def draw_hardware(path: str | Path, robot: RobotDescription, rng: np.random.Generator) -> ArmHardwareConfig:
@@ -287,14 +294,14 @@ def draw_hardware(path: str | Path, robot: RobotDescription, rng: np.random.Gene
     n, links = robot.n_joints, list(base.mass_factors)
     values: dict[str, Any] = {}
     for key in DRAW_KEYS:  # fixed order: reproducible whatever the file's key order
-        entry = entries.get(key)
-        if entry is None:
+        if key not in entries:
             continue
+        entry, shared = entries[key]
         if isinstance(entry, list):
             values[key] = entry[int(rng.integers(len(entry)))]
             continue
         size = len(links) if key == "mass_factor" else n if key.endswith("_factor") else 1
-        values[key] = entry.sample(rng, size)[:, 0]
+        values[key] = np.repeat(entry.sample(rng, 1)[:, 0], size) if shared else entry.sample(rng, size)[:, 0]
 
     def scaled(name: str, current: Sequence[float]) -> tuple[float, ...]:
         f = values.get(f"{name}_factor")
