@@ -447,3 +447,4 @@ def test_policy_error_stops_the_loop() -> None:
     with pytest.raises(CheckpointError, match="policy returned shape"):
         node.run(duration=5.0)
     assert node.stats.ticks == 1
+    np.testing.assert_allclose(tr.published[COMMANDS][-1]["data"], HOME)  # exit hold on the error path too

@@ -8,6 +8,8 @@ QoS, parameter overrides, the node clock.
 
 from __future__ import annotations
 
+import enum
+import signal
 import sys
 import threading
 import types
@@ -69,8 +71,8 @@ def fake_message(type_name: str) -> type:
 
 
 class FakeNode:
-    def __init__(self, name: str, overrides: dict[str, Any]) -> None:
-        self.name, self.subs, self.pubs = name, {}, {}
+    def __init__(self, name: str, overrides: dict[str, Any], context_ok: Any = lambda: True) -> None:
+        self.name, self.subs, self.pubs, self.context_ok = name, {}, {}, context_ok
         self._params = {k: types.SimpleNamespace(value=v) for k, v in overrides.items()}
         self.clock_ns = 5_000_000_123
 
@@ -80,7 +82,12 @@ class FakeNode:
     def create_publisher(self, cls: type, topic: str, qos: Any) -> Any:
         sent: list[Any] = []
         self.pubs[topic] = (cls, sent, qos)
-        return types.SimpleNamespace(publish=sent.append)
+
+        def publish(msg: Any) -> None:
+            if not self.context_ok():
+                raise RuntimeError("RCLError: failed to publish: publisher's context is invalid")
+            sent.append(msg)
+        return types.SimpleNamespace(publish=publish)
 
     def get_clock(self) -> Any:
         return types.SimpleNamespace(now=lambda: types.SimpleNamespace(nanoseconds=self.clock_ns))
@@ -108,12 +115,23 @@ def fake_rclpy(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     stop = threading.Event()
     rclpy = types.ModuleType("rclpy")
     rclpy.ok = lambda: state["ok"]
-    rclpy.init = lambda args=None: state.update(ok=True, args=args)
+    signals = types.ModuleType("rclpy.signals")
+    signals.SignalHandlerOptions = enum.Enum("SignalHandlerOptions", {"NO": 0, "SIGINT": 1, "SIGTERM": 2, "ALL": 3})
+
+    def init(args: Any = None, signal_handler_options: Any = None) -> None:
+        state.update(ok=True, args=args, signals=signal_handler_options)
+        if signal_handler_options != signals.SignalHandlerOptions.NO:  # rclpy's own SIGINT handler
+            def shutdown_then_interrupt(signum: int, frame: Any) -> None:
+                state["ok"] = False  # the context is shut down, then KeyboardInterrupt
+                raise KeyboardInterrupt
+            state["previous_sigint"] = signal.signal(signal.SIGINT, shutdown_then_interrupt)
+
+    rclpy.init = init
     rclpy.shutdown = lambda: state.update(ok=False)
 
     def create_node(name: str, automatically_declare_parameters_from_overrides: bool = False) -> FakeNode:
         assert automatically_declare_parameters_from_overrides
-        state["node"] = FakeNode(name, state["overrides"])
+        state["node"] = FakeNode(name, state["overrides"], lambda: state["ok"])
         return state["node"]
 
     rclpy.create_node = create_node
@@ -132,11 +150,14 @@ def fake_rclpy(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     utilities = types.ModuleType("rosidl_runtime_py.utilities")
     utilities.get_message = fake_message
     for name, mod in {"rclpy": rclpy, "rclpy.executors": executors, "rclpy.parameter": parameter, "rclpy.qos": qos,
+                      "rclpy.signals": signals,
                       "rosidl_runtime_py": rosidl, "rosidl_runtime_py.utilities": utilities}.items():
         monkeypatch.setitem(sys.modules, name, mod)
     monkeypatch.setattr(transport_mod, "rclpy_available", lambda: True)
     yield state
     stop.set()
+    if "previous_sigint" in state:
+        signal.signal(signal.SIGINT, state["previous_sigint"])
 
 
 def test_rclpy_transport_runs_the_node(fake_rclpy: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -176,3 +197,40 @@ def test_rclpy_transport_runs_the_node(fake_rclpy: dict[str, Any], monkeypatch: 
     assert diag.status[0].level == b"\x00" and any(kv.key == "trips.estop" for kv in diag.status[0].values)
     node.close()
     assert not fake_rclpy["ok"]
+
+
+def test_sigint_publishes_hold_and_diagnostics_before_rclpy_shuts_down(
+        fake_rclpy: dict[str, Any], tmp_path: Any) -> None:
+    """Ctrl-C under rclpy: the exit hold and the diagnostics go out, then the context closes; exit 0."""
+    import argparse
+
+    from sim2real.robots import load_robot
+    from sim2real.ros2.cli_args import run
+    from test_ros2_support import export_mlp
+
+    policy = export_mlp(tmp_path / "policy", layout=[["joint_position", 7], ["joint_velocity", 7]], rate=50.0)
+    args = argparse.Namespace(params=None, node_name="sim2real_deploy", verbose=False, robot="kuka_iiwa",
+                              policy=str(policy), sidecar=None, transport="rclpy", rate=None, duration=10.0,
+                              domain_id=None, trigger=None, output=None, controller=None, goal=None, rt_priority=None)
+    robot = load_robot("kuka_iiwa")
+    measured = [j.home + 0.01 for j in robot.joints]
+
+    def operator() -> None:
+        for _ in range(2000):  # the node subscribes once the policy is loaded
+            if "/sim2real/resume" in getattr(fake_rclpy.get("node"), "subs", {}):
+                break
+            threading.Event().wait(0.01)
+        cls, callback, _ = fake_rclpy["node"].subs["/joint_states"]
+        msg = cls()
+        msg.name, msg.position, msg.velocity = list(robot.ros2.joint_names), measured, [0.0] * 7
+        callback(msg)
+        threading.Event().wait(0.3)
+        signal.raise_signal(signal.SIGINT)
+
+    threading.Thread(target=operator, daemon=True).start()
+    assert run(args, []) == 0
+    assert fake_rclpy["signals"].name == "NO"
+    pubs = fake_rclpy["node"].pubs
+    commands = pubs["/forward_position_controller/commands"][1]
+    np.testing.assert_allclose(commands[-1].data, measured)  # the exit hold: the measured position
+    assert pubs["/sim2real/diagnostics"][1] and not fake_rclpy["ok"]

@@ -323,7 +323,10 @@ class DeployNode:
         finally:
             self._inline = False
             self.publish_exit_hold()
-            self.publish_diagnostics()
+            try:
+                self.publish_diagnostics()
+            except Exception as exc:  # the middleware may already be gone; the exit must not fail here
+                LOG.error("exit: could not publish diagnostics: %s", exc)
         if self._error is not None:
             raise self._error
         if self.stats.states == 0:

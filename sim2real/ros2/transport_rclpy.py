@@ -3,7 +3,10 @@
 QoS: state topics use ``qos_profile_sensor_data`` (best effort, keep last 5); commands,
 e-stop and diagnostics are reliable keep-last 10. Parameters given with
 ``--ros-args --params-file FILE`` (what ``launch_ros`` does with ``parameters=[...]``) are
-declared automatically and returned flat by :meth:`RclpyTransport.parameters`.
+declared automatically and returned flat by :meth:`RclpyTransport.parameters`. rclpy is
+initialised without its signal handlers (``SignalHandlerOptions.NO``): Ctrl-C reaches the node
+as ``KeyboardInterrupt``, so the exit hold and the last diagnostics are published while the
+context is still valid, and the node exits 0 under ``ros2 launch``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ class RclpyTransport(Transport):
         self._reliable_qos = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                                         depth=10)
         if not rclpy.ok():
-            rclpy.init(args=args)
+            # No rclpy signal handlers: on SIGINT rclpy would shut the context down before the node
+            # publishes its exit hold and diagnostics; the node handles SIGINT / SIGTERM itself and
+            # shuts rclpy down in close()
+            try:
+                from rclpy.signals import SignalHandlerOptions
+            except ImportError:  # rclpy before Humble has no such option
+                rclpy.init(args=args)
+            else:
+                rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node(node_name, automatically_declare_parameters_from_overrides=True)
         if use_sim_time and not self.node.has_parameter("use_sim_time"):
             self.node.declare_parameter("use_sim_time", True)
