@@ -1,7 +1,7 @@
 """``sim2real actuator``: actuator networks fitted to hardware logs.
 
     sim2real actuator fit LOG --robot R --out net.pt [--joints J1,J2] [--history 3] [--spacing-s 0.01]
-        [--epochs 60] [--seed 0] [--val-fraction 0.2] [--per-joint]
+        [--epochs 60] [--seed 0] [--val-fraction 0.2] [--shared]
 
 LOG is a rosbag2 (directory, .db3/.mcap) or a CSV log with commanded positions, joint positions and
 measured efforts. Prints one line per joint: validation RMSE of the net and of a least-squares linear PD
@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
     f.add_argument("--history", type=int, default=3, help="samples per input signal H (default 3)")
     f.add_argument("--spacing-s", type=float, default=0.01, help="time between history samples, s (default 0.01)")
     f.add_argument("--hidden", default="32,32,32", help="hidden layer widths (default 32,32,32)")
-    f.add_argument("--per-joint", action="store_true", help="one net per joint instead of one shared net")
+    f.add_argument("--shared", action="store_true",
+                   help="one net shared by the joints (identical drives) instead of one net per joint")
     f.add_argument("--epochs", type=int, default=60, help="passes over the training samples (default 60)")
     f.add_argument("--batch-size", type=int, default=128, help="samples per joint in one Adam step (default 128)")
     f.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, cosine-decayed (default 3e-3)")
@@ -87,7 +88,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if robot.kind == "quadrotor":
         raise ConfigError(f"{robot.name} is a quadrotor; actuator nets model joint drives", path=("--robot",))
     config = ActuatorFitConfig(joints=_joint_names(args.joints, robot), history=args.history,
-                               spacing_s=args.spacing_s, hidden=_hidden(args.hidden), per_joint=args.per_joint,
+                               spacing_s=args.spacing_s, hidden=_hidden(args.hidden), per_joint=not args.shared,
                                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                val_fraction=args.val_fraction)
     config.validate()  # before reading the log: a bad option fails fast

@@ -32,7 +32,7 @@ class ActuatorFitConfig:
     :param history: ``H`` samples per input signal (≥ 1)
     :param spacing_s: ``Δ`` between history samples, s (> 0)
     :param hidden: hidden layer widths
-    :param per_joint: one net per joint instead of one shared net
+    :param per_joint: one net per joint (default); False shares one net (identical drives)
     :param epochs: passes over the training samples
     :param batch_size: samples per joint in one Adam step
     :param lr: Adam learning rate (cosine-decayed to 0 over the run)
@@ -44,7 +44,7 @@ class ActuatorFitConfig:
     history: int = 3
     spacing_s: float = 0.01
     hidden: tuple[int, ...] = (32, 32, 32)
-    per_joint: bool = False
+    per_joint: bool = True
     epochs: int = 60
     batch_size: int = 128
     lr: float = 3e-3
