@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -333,7 +334,7 @@ def test_deploy_flies_the_mujoco_quadrotor_to_the_goal_over_dds(tmp_path: Path, 
         "firmware: crazyflie", f"firmware: {firmware}"))
     domain, summary, goal = domain_id(), tmp_path / "summary.json", [0.5, 0.3, 1.2]
     sim = subprocess.Popen([sys.executable, "-m", "sim2real", "sim2sim", "--robot", "quadrotor", "--hardware", str(hw),
-                            "--transport", "dds", "--domain-id", str(domain), "--duration", "9",
+                            "--transport", "dds", "--domain-id", str(domain), "--duration", "120",
                             "--summary", str(summary)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
     try:
@@ -342,7 +343,8 @@ def test_deploy_flies_the_mujoco_quadrotor_to_the_goal_over_dds(tmp_path: Path, 
                                  output, "--goal", *map(str, goal)], cwd=ROOT, capture_output=True, text=True,
                                 timeout=120)
         assert deploy.returncode == 0, deploy.stderr
-        _, err = sim.communicate(timeout=120)
+        sim.send_signal(signal.SIGTERM)  # the vehicle stops as the policy does and writes its summary
+        _, err = sim.communicate(timeout=60)
         assert sim.returncode == 0, err
     finally:
         if sim.poll() is None:
@@ -350,10 +352,14 @@ def test_deploy_flies_the_mujoco_quadrotor_to_the_goal_over_dds(tmp_path: Path, 
             sim.communicate(timeout=10)
     out = json.loads(summary.read_text())
     assert sum(c["count"] for c in out["commands"].values()) > 150  # 50 Hz for ~5 s
-    assert out["published"]["/cf231/odom"] > 700  # 100 Hz for 9 s
-    end = np.array(out["trajectory"]["end"])
-    assert np.linalg.norm(end - goal) < 0.1, out["trajectory"]
-    assert out["trajectory"]["max_tilt_rad"] < 0.4 and not out["ground_contact"]["crash"]
+    assert out["interrupted"] and out["published"]["/cf231/odom"] > 500  # 100 Hz while deploy ran 6 s
+    # where the vehicle was when the last setpoint reached its firmware (after that a Crazyflie's
+    # setpoint watchdog levels it and then stops the motors; PX4 holds)
+    at_stop = np.array(out["last_command"]["position"])
+    assert np.linalg.norm(at_stop - goal) < 0.1, json.dumps(out)
+    crash = out["ground_contact"]["crash"]
+    assert out["trajectory"]["max_tilt_rad"] < 0.4 and (not crash or out["ground_contact"]["first_s"] > out[
+        "last_command"]["t"] + 2.0)
 
 
 HOVER_RATES = """
@@ -396,7 +402,7 @@ def test_deploy_thrust_rates_policy_holds_the_px4_vehicle_over_dds(tmp_path: Pat
     hw.write_text("firmware: px4\nstart: {position: [0.0, 0.0, 0.8]}\n")
     domain, summary = domain_id(), tmp_path / "summary.json"
     sim = subprocess.Popen([sys.executable, "-m", "sim2real", "sim2sim", "--robot", "quadrotor", "--hardware", str(hw),
-                            "--transport", "dds", "--domain-id", str(domain), "--duration", "8",
+                            "--transport", "dds", "--domain-id", str(domain), "--duration", "120",
                             "--summary", str(summary)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
     try:
@@ -404,7 +410,8 @@ def test_deploy_thrust_rates_policy_holds_the_px4_vehicle_over_dds(tmp_path: Pat
                                  "--transport", "dds", "--domain-id", str(domain), "--duration", "6",
                                  "--goal", "0", "0", "1.0"], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert deploy.returncode == 0, deploy.stderr
-        _, err = sim.communicate(timeout=120)
+        sim.send_signal(signal.SIGTERM)  # the vehicle stops as the policy does and writes its summary
+        _, err = sim.communicate(timeout=60)
         assert sim.returncode == 0, err
     finally:
         if sim.poll() is None:

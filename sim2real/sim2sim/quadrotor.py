@@ -129,10 +129,11 @@ class QuadrotorSim:
     def step(self) -> list[tuple[str, dict[str, Any]]]:
         """One physics step; returns the sensor messages due now as ``(stream key, fields)``."""
         t = self.time
+        state = self.dyn.state()
         while self._pending and self._pending[0][0] <= t:
             _, _, handler, msg = heapq.heappop(self._pending)
             handler(msg, t)
-        state = self.dyn.state()
+            self._last_command = {"t": round(t, 4), "position": [round(float(v), 4) for v in state.position]}
         sp = self.commander.setpoint(t, state)
         self.dyn.command(self.fc.update(sp, state, self.dyn.dt))
         self.dyn.step()
@@ -208,6 +209,7 @@ class QuadrotorSim:
         self._max_tilt_t = 0.0
         self._touch: dict[str, Any] | None = None
         self._touching = False
+        self._last_command: dict[str, Any] | None = None
 
     def _trace(self, s: QuadState) -> None:
         self._path += float(np.linalg.norm(s.position - self._last))
@@ -248,6 +250,7 @@ class QuadrotorSim:
                 "max_speed_m_s": round(self._max_speed, 4), "max_tilt_rad": round(self._max_tilt, 4),
                 "max_tilt_at_s": round(self._max_tilt_t, 4),
             },
+            "last_command": self._last_command or {"t": None, "position": None},
             "ground_contact": self._touch or {"first_s": None, "speed_m_s": None, "crash": False},
             "safety_events": self.log.events, "event_counts": self.log.counts,
         }
