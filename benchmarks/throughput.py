@@ -15,7 +15,11 @@ For each registered env id (ids that are not registered are skipped), in the sam
   velocity). A torque-controlled robot with armature (the hopper: rotor inertia 1.0 per
   joint) is simulated with it in both loops: PyBullet has no joint-space armature, so the
   bare loop makes the world's per-physics-step torque computation too
-  (``PhysicsWorld._armature_torques``: joint states, mass matrix, inverse dynamics);
+  (``PhysicsWorld._armature_torques``: joint states, mass matrix, inverse dynamics). A robot
+  with a computed drive (the arms' ``pd`` actuators) runs the drive's arithmetic per physics step
+  in plain numpy in the bare loop too: joint states, the linear setpoint ramp, the PD law, the
+  nominal gravity feed-forward (one inverse dynamics on the drive's nominal model), the effort
+  clip, then the armature solve and the torque call;
 * ``ratio`` = env / bare steps/s by wall-clock, ``cpu ratio`` the same by thread CPU time
   (what an idle machine would show: PyBullet DIRECT and the envs are single-threaded, and
   CPU time does not count the time other processes hold the core). Target >= 0.9; PASS/MISS
@@ -165,6 +169,14 @@ class BareLoop:
         n = len(self.joints)
         self.forces = world.max_effort.tolist()
         self.kp, self.kd = [robot.control.position_gain] * n, [robot.control.velocity_gain] * n
+        # a computed drive (pd): its parameters, read as the drive reads them
+        self.computed = world.drive.kind == "computed"
+        if self.computed:
+            group = world.drive.groups[0]
+            if len(world.drive.groups) != 1 or type(group).__name__ != "PDActuator":
+                raise ValueError("the bare loop reproduces one pd group per robot")
+            self.interpolation = group.setpoint.kind
+            self.gravity = world.drive.gravity
         spec = env.action_spec()
         self.scale, self.low, self.high = np.array(spec["scale"]), np.array(spec["low"]), np.array(spec["high"])
         self.delta = spec["mode"] == "joint_position_delta"
@@ -192,6 +204,10 @@ class BareLoop:
             j = world.current["joints"]
             self.forces = world.effort_limit.tolist()
             self.kp, self.kd = j["position_gain"].tolist(), j["velocity_gain"].tolist()
+        if self.computed:
+            j = world.current["joints"]
+            self.kp_arr, self.kd_arr = j["position_gain"].copy(), j["velocity_gain"].copy()
+            self.limit = world.effort_limit.copy()
         for j in range(p.getNumJoints(self.body, physicsClientId=cid)):
             p.resetJointState(self.body, j, 0.0, physicsClientId=cid)
         world._armature_prev = None  # a new state: no previous physics step's constraint force
@@ -200,6 +216,29 @@ class BareLoop:
             for j, q0 in zip(self.joints, self.world.home):
                 p.resetJointState(self.body, j, float(q0), physicsClientId=cid)
         self.q = np.array(self.world.home, dtype=float)
+        self.setpoint = self.q.copy()
+
+    def _drive_substeps(self, target: np.ndarray, armature: Any) -> None:
+        """One control step of the pd drive (linear or zoh setpoint), per physics step."""
+        cid, body, joints, n = self.cid, self.body, self.joints, self.substeps
+        start = self.setpoint
+        rate = (target - start) / (n * self.world.physics_dt) if self.interpolation == "linear" else 0.0 * start
+        kp, kd, lim, gravity = self.kp_arr, self.kd_arr, self.limit, self.gravity
+        for k in range(1, n + 1):
+            states = p.getJointStates(body, joints, physicsClientId=cid)
+            q = np.array([s[0] for s in states])
+            qd = np.array([s[1] for s in states])
+            ref = start + (k / n) * (target - start) if self.interpolation == "linear" else target
+            tau = kp * (ref - q) + kd * (rate - qd)
+            if gravity is not None:
+                tau = tau + gravity.torques(q)
+            sent = np.minimum(np.maximum(tau, -lim), lim).tolist()
+            if armature is not None:
+                sent = armature(sent, self.count)
+            p.setJointMotorControlArray(body, joints, p.TORQUE_CONTROL, forces=sent, physicsClientId=cid)
+            p.stepSimulation(physicsClientId=cid)
+            self.count += 1
+        self.setpoint = target
 
     def run(self, steps: int) -> tuple[float, float]:
         """(wall, CPU) seconds spent in ``steps`` control steps (resets excluded)."""
@@ -211,7 +250,10 @@ class BareLoop:
         t, c = time.perf_counter(), time.thread_time()
         for _ in range(steps):
             cmd = self.acts[self.i % 256] * self.scale
-            if mode == "position":
+            if self.computed and mode == "position":
+                target = np.minimum(np.maximum(self.q + cmd, self.low), self.high) if self.delta else cmd
+                self._drive_substeps(target, armature)
+            elif mode == "position":
                 target = np.minimum(np.maximum(self.q + cmd, self.low), self.high) if self.delta else cmd
                 p.setJointMotorControlArray(body, joints, p.POSITION_CONTROL, targetPositions=target.tolist(),
                                             forces=self.forces, positionGains=self.kp, velocityGains=self.kd,
@@ -219,7 +261,9 @@ class BareLoop:
             elif mode == "velocity":
                 p.setJointMotorControlArray(body, joints, p.VELOCITY_CONTROL, targetVelocities=cmd.tolist(),
                                             forces=self.forces, velocityGains=self.kd, physicsClientId=cid)
-            if mode == "torque":
+            if self.computed and mode == "position":
+                pass
+            elif mode == "torque":
                 torques = cmd.tolist()
                 for _ in range(self.substeps):
                     sent = torques if armature is None else armature(torques, self.count)

@@ -3,7 +3,7 @@ inverse dynamics.
 
 PyBullet computes ``calculateMassMatrix`` / ``calculateInverseDynamics`` on an inverse-dynamics
 model it builds from a body at the first such call and keeps per body: later ``changeDynamics``
-mass or inertia changes do not reach it (bullet3 issue #4809), so on a body whose masses are
+mass or inertia changes do not reach it (an open bullet3 bug), so on a body whose masses are
 randomized every episode it would answer with the first episode's masses. A
 :class:`DynamicsMirror` holds a body with the same kinematics, masses, inertias, centres of mass
 and gravity, but no collision or visual shapes (built in well under a millisecond), and rebuilds
@@ -26,6 +26,17 @@ from sim2real.sim.body_builder import BodyBuilder
 
 if TYPE_CHECKING:
     from sim2real.sim.world import PhysicsWorld
+
+
+def physical_inertia(diagonal: Sequence[float]) -> list[float]:
+    """Principal moments (3,) kg·m² with each clipped to the sum of the other two (the triangle
+    inequality of a real body's inertia). PyBullet's inverse dynamics refuses a body breaking it,
+    which an independent per-axis ``link_inertia`` draw can produce; its forward dynamics accepts
+    it, so the mirror differs from the simulated body only for such draws."""
+    a, b, c = (float(x) for x in diagonal)
+    shrink = 1.0 - 1e-9  # a clipped moment stays inside the bound after PyBullet's frame rotation
+    return [a if a <= b + c else (b + c) * shrink, b if b <= a + c else (a + c) * shrink,
+            c if c <= a + b else (a + b) * shrink]
 
 
 class DynamicsMirror:
@@ -59,7 +70,7 @@ class DynamicsMirror:
         p.setGravity(*[float(x) for x in state["gravity"]], physicsClientId=cid)
         for name in w.link_names:
             link = state["links"][name]
-            inertia = w._effective_inertia(name, nominal=self.nominal)
+            inertia = physical_inertia(w._effective_inertia(name, nominal=self.nominal))
             p.changeDynamics(body, w.link_index[name], mass=float(link["mass"]), localInertiaDiagonal=inertia,
                              physicsClientId=cid)
         self.dirty = False

@@ -453,14 +453,21 @@ class PhysicsWorld(WorldDynamics):
             self.drive.reset(self.active, q, qd)
         self._issue(self.active)
 
-    def set_command_queue(self, active: np.ndarray, pending: Sequence[tuple[int, np.ndarray]] = ()) -> None:
+    def set_command_queue(self, active: np.ndarray, pending: Sequence[tuple[int, np.ndarray]] = (),
+                          previous: np.ndarray | None = None, elapsed: int = 0) -> None:
         """Make ``active`` the command acting now and queue ``pending`` ``(due physics step, command)``
         pairs (absolute ``physics_step_count`` values) — e.g. to start a log replay mid-stream
-        with the commands still in flight under action latency."""
+        with the commands still in flight under action latency. ``previous``: the command before
+        ``active``, which became active ``elapsed`` physics steps ago (an interpolating drive's
+        setpoint is then where it would be on that ramp); without it the drive starts at rest on
+        ``active``."""
         self.active = np.asarray(active, dtype=float).copy()
         if self.drive.kind == "computed":
-            self.drive.reset(self.active, *self.joint_state())
+            start = self.active if previous is None else np.asarray(previous, dtype=float)
+            self.drive.reset(start, *self.joint_state())
         self._issue(self.active)
+        if self.drive.kind == "computed" and previous is not None:
+            self.drive.advance(int(elapsed))
         self._armature_prev = None
         self._queue = deque((int(t), np.asarray(c, dtype=float)) for t, c in sorted(pending, key=lambda x: x[0]))
 

@@ -150,17 +150,21 @@ class WindowReplay:
         ``delay - j·substeps`` physics steps from now)."""
         w = self.world
         now = w.physics_step_count
-        active = None
+        active = previous = None
+        elapsed = 0
         pending: list[tuple[int, np.ndarray]] = []
         for j in range(1, past.shape[0] + 1):  # j control steps ago, most recent first
             due = delay - j * sub
             if due <= 0:
                 active = past[-j]
+                # an interpolating drive is `elapsed` physics steps along its ramp from the command before
+                previous = past[-j - 1] if j < past.shape[0] else None
+                elapsed = -due
                 break
             pending.append((now + due, past[-j]))
         if active is None:  # delay longer than the stored history: hold the oldest command
             active = past[0]
-        w.set_command_queue(active, pending)
+        w.set_command_queue(active, pending, previous=previous, elapsed=elapsed)
 
     def residuals(self, values: Sequence[float]) -> np.ndarray:
         """Normalised, weighted residual vector (positions, velocities, then efforts when logged)."""

@@ -101,6 +101,15 @@ class Drive:
             i = g.index
             g.reset(command[i], q[i], qd[i])
 
+    def advance(self, steps: int) -> None:
+        """Move interpolating setpoints ``steps`` physics steps along their ramps without physics
+        (to resume mid-ramp, e.g. a log replay window starting between commands)."""
+        for g in self.groups:
+            setpoint = getattr(g, "setpoint", None)
+            if setpoint is not None and g.mode == "position":
+                for _ in range(steps):
+                    setpoint.advance()
+
     def issue(self, command: np.ndarray) -> None:
         """``command`` (n_joints,) becomes active."""
         if self._single:
