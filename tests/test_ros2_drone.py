@@ -291,3 +291,13 @@ def test_output_and_mode_mismatches_are_config_errors() -> None:
         drone_node("motor", lambda obs: np.zeros(4), **{"px4.motor_order": [0, 0, 1, 2]})
     node, _ = drone_node("motor", lambda obs: np.zeros(4), output="auto")
     assert node.adapter.type_name == "px4_msgs/msg/ActuatorMotors"
+
+
+def test_px4_msgs_version_selects_the_offboard_mode_layout(monkeypatch: Any) -> None:
+    for version, type_name, flag in ((1.14, "px4_msgs/msg/OffboardControlMode@v1.14", "actuator"),
+                                     ("1.15", "px4_msgs/msg/OffboardControlMode", "direct_actuator")):
+        node, tr = drone_node("motor", lambda obs: np.zeros(4), px4_msgs_version=version,
+                              **{"px4.heartbeat_lead_s": 0.0})
+        assert node.adapter.mode_type == type_name
+        run(node, tr, monkeypatch, range(0, 3))
+        assert tr.published[MODE_TOPIC][-1] == {"timestamp": tr.published[MODE_TOPIC][-1]["timestamp"], flag: True}

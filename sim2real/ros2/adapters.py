@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sim2real.ros2.msg_definitions import PX4_MSGS_DEFAULT, PX4_MSGS_LAYOUTS, px4_type
 from sim2real.ros2.transport import Transport
 
 NAN = float("nan")
@@ -128,10 +129,10 @@ class Px4OffboardAdapter:
     """
 
     type_name = "px4_msgs/msg/TrajectorySetpoint"
-    mode_type = "px4_msgs/msg/OffboardControlMode"
 
-    def __init__(self, transport: Transport, topic: str, mode_topic: str) -> None:
+    def __init__(self, transport: Transport, topic: str, mode_topic: str, version: str = PX4_MSGS_DEFAULT) -> None:
         self.topic, self.mode_topic = topic, mode_topic
+        self.mode_type = px4_type("OffboardControlMode", version)
         self._pub = transport.advertise(topic, self.type_name)
         self._mode = transport.advertise(mode_topic, self.mode_type)
 
@@ -170,11 +171,16 @@ class LowLevelCommand:
 
 
 class _Px4LowLevel:
-    mode_type = "px4_msgs/msg/OffboardControlMode"
+    """``OffboardControlMode`` heartbeat in the layout of px4_msgs ``version`` (1.14: the motor flag is
+    ``actuator``; 1.15 and later: ``direct_actuator``)."""
+
     mode_flag = ""
 
-    def __init__(self, transport: Transport, topic: str, mode_topic: str) -> None:
+    def __init__(self, transport: Transport, topic: str, mode_topic: str, version: str = PX4_MSGS_DEFAULT) -> None:
         self.topic, self.mode_topic = topic, mode_topic
+        self.mode_type = px4_type("OffboardControlMode", version)
+        if self.mode_flag == "direct_actuator" and PX4_MSGS_LAYOUTS[str(version)] == "1.14":
+            self.mode_flag = "actuator"
         self._pub = transport.advertise(topic, self.type_name)  # type: ignore[attr-defined]
         self._mode = transport.advertise(mode_topic, self.mode_type)
 
@@ -210,8 +216,9 @@ class Px4MotorsAdapter(_Px4LowLevel):
     type_name = "px4_msgs/msg/ActuatorMotors"
     mode_flag = "direct_actuator"
 
-    def __init__(self, transport: Transport, topic: str, mode_topic: str, order: Sequence[int]) -> None:
-        super().__init__(transport, topic, mode_topic)
+    def __init__(self, transport: Transport, topic: str, mode_topic: str, order: Sequence[int],
+                 version: str = PX4_MSGS_DEFAULT) -> None:
+        super().__init__(transport, topic, mode_topic, version)
         self.order = list(order)
 
     def send(self, cmd: LowLevelCommand, stamp_ns: int) -> None:

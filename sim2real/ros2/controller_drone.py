@@ -212,8 +212,10 @@ def setup_low_level(params: dict[str, Any], robot: RobotDescription, spec: Polic
     adapter: Any
     if mode == "thrust_rates":
         adapter = out.Px4RatesAdapter(transport, topic("command", "px4_rates_setpoint",
-                                                       "/fmu/in/vehicle_rates_setpoint"), mode_topic)
+                                                       "/fmu/in/vehicle_rates_setpoint"), mode_topic,
+                                      str(params["px4_msgs_version"]))
     else:
         adapter = out.Px4MotorsAdapter(transport, topic("command", "px4_actuator_motors", "/fmu/in/actuator_motors"),
-                                       mode_topic, motor_order(params["px4.motor_order"]))
+                                       mode_topic, motor_order(params["px4.motor_order"]),
+                                       str(params["px4_msgs_version"]))
     return controller, adapter

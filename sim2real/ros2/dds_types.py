@@ -7,11 +7,14 @@ field by field (``byte`` → ``uint8``, ``float64[36]`` → ``array[float64, 36]
 ``float64[]`` → ``sequence[float64]``), so ``obj.serialize()`` produces exactly the
 bytes ``rosbags``' ``serialize_cdr`` produces (tested in ``tests/test_ros2_dds_types.py``).
 
-The px4_msgs definitions match px4_msgs for PX4 v1.14+ (``TrajectorySetpoint`` with
-``float32[3]`` position/velocity/acceleration/jerk, ``OffboardControlMode`` with
-``thrust_and_torque`` and ``direct_actuator``, ``VehicleRatesSetpoint`` with ``float32[3]
-thrust_body``, ``ActuatorMotors`` with ``float32[12] control``); their ``.msg`` text is in
-:data:`EXTRA_MSG_DEFINITIONS` so ``rosbags`` can register them.
+The px4_msgs definitions are those of px4_msgs v1.15 (also v1.16, v1.17: same fields):
+``TrajectorySetpoint`` with ``float32[3]`` position/velocity/acceleration/jerk,
+``OffboardControlMode`` with ``thrust_and_torque`` and ``direct_actuator``,
+``VehicleRatesSetpoint`` with ``float32[3] thrust_body``, ``ActuatorMotors`` with
+``float32[12] control``; their ``.msg`` text is in :data:`EXTRA_MSG_DEFINITIONS` so
+``rosbags`` can register them. px4_msgs v1.14 differs in ``OffboardControlMode`` only (its last
+field is ``actuator``; no ``thrust_and_torque``): :class:`OffboardControlModeV114`, registered as
+``px4_msgs/msg/OffboardControlMode@v1.14`` (see :func:`px4_type`).
 
 Only :mod:`sim2real.ros2.transport_dds` imports this module (it needs ``cyclonedds``).
 """
@@ -254,6 +257,20 @@ class OffboardControlMode(IdlStruct, typename=_name("px4_msgs/msg/OffboardContro
 
 @dataclass
 @annotate.final
+class OffboardControlModeV114(IdlStruct, typename=_name("px4_msgs/msg/OffboardControlMode")):
+    """px4_msgs v1.14 ``OffboardControlMode`` (same DDS type name, one field fewer)."""
+
+    timestamp: t.uint64
+    position: bool
+    velocity: bool
+    acceleration: bool
+    attitude: bool
+    body_rate: bool
+    actuator: bool
+
+
+@dataclass
+@annotate.final
 class TrajectorySetpoint(IdlStruct, typename=_name("px4_msgs/msg/TrajectorySetpoint")):
     timestamp: t.uint64
     position: t.array[t.float32, 3]
@@ -302,7 +319,7 @@ class VehicleOdometry(IdlStruct, typename=_name("px4_msgs/msg/VehicleOdometry"))
     quality: t.int8
 
 
-#: ROS type name (``pkg/msg/Type``) → IDL struct.
+#: ROS type name (``pkg/msg/Type``, ``@v<release>`` for an older px4_msgs layout) → IDL struct.
 MESSAGE_TYPES: dict[str, type] = {
     cls.__idl_typename__.replace("::msg::dds_::", "/msg/").rstrip("_"): cls  # type: ignore[attr-defined]
     for cls in (
@@ -313,6 +330,7 @@ MESSAGE_TYPES: dict[str, type] = {
         VehicleRatesSetpoint, ActuatorMotors, VehicleOdometry,
     )
 }
+MESSAGE_TYPES["px4_msgs/msg/OffboardControlMode@v1.14"] = OffboardControlModeV114
 
 
 def _default(hint: Any) -> Any:

@@ -54,3 +54,20 @@ EXTRA_MSG_DEFINITIONS: dict[str, str] = {
         "std_msgs/Header header\ngeometry_msgs/Vector3 vel\nfloat32 yaw_rate\n"
     ),
 }
+
+#: px4_msgs releases whose message layouts the toolkit speaks, and the layout each uses
+#: (``OffboardControlMode`` changed in v1.15: ``actuator`` → ``thrust_and_torque`` + ``direct_actuator``;
+#: the other px4_msgs types used here are unchanged from v1.14 to v1.17).
+PX4_MSGS_LAYOUTS = {"1.14": "1.14", "1.15": "1.15", "1.16": "1.15", "1.17": "1.15"}
+PX4_MSGS_DEFAULT = "1.15"
+
+
+def px4_type(name: str, version: str = PX4_MSGS_DEFAULT) -> str:
+    """ROS type name of px4_msgs message ``name`` in the layout of px4_msgs release ``version``.
+
+    ``px4_type("OffboardControlMode", "1.14")`` is ``px4_msgs/msg/OffboardControlMode@v1.14``
+    (the DDS transport's v1.14 struct; rclpy uses whatever px4_msgs is installed).
+    """
+    layout = PX4_MSGS_LAYOUTS[str(version)]
+    base = f"px4_msgs/msg/{name}"
+    return f"{base}@v1.14" if layout == "1.14" and name == "OffboardControlMode" else base

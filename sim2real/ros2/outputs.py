@@ -58,7 +58,8 @@ def velocity_adapter(params: dict[str, Any], robot: RobotDescription, transport:
             raise ConfigError("PX4 offboard needs the heartbeat above 2 Hz; raise rate_hz", path=("rate_hz",))
         return out.Px4OffboardAdapter(
             transport, topic(p, robot, "command", "px4_trajectory_setpoint", "/fmu/in/trajectory_setpoint"),
-            topic(p, robot, "offboard_mode", "px4_offboard_mode", "/fmu/in/offboard_control_mode"))
+            topic(p, robot, "offboard_mode", "px4_offboard_mode", "/fmu/in/offboard_control_mode"),
+            str(p["px4_msgs_version"]))
     hint = " (it is for arms)" if output in ("forward_command", "joint_trajectory") else "; use px4_offboard or " \
         "a crazyswarm output"
     raise ConfigError(f"output {output!r} cannot carry a velocity policy{hint}",

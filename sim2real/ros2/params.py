@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 
 from sim2real._io import read_yaml_file
 from sim2real.errors import ConfigError
+from sim2real.ros2.msg_definitions import PX4_MSGS_LAYOUTS
 
 NODE_NAME = "sim2real_deploy"
 OUTPUTS = ("forward_command", "joint_trajectory", "crazyswarm_full_state", "crazyswarm_velocity", "px4_offboard",
@@ -114,6 +115,9 @@ SCHEMA: dict[str, Param] = {
                                           _nonneg, ">= 0"),
     "kinematics.ee_com": Param(bool, False, "ee_position is the end-effector link's centre of mass, not its frame"),
     "diagnostics.rate_hz": Param(_num, 1.0, "diagnostics publish rate, Hz", _pos, "> 0"),
+    "px4_msgs_version": Param((str, float), "1.15", "px4_msgs release of the PX4 firmware's uXRCE-DDS messages: "
+                              "1.14, 1.15, 1.16 or 1.17 (1.15 and later share the OffboardControlMode layout)",
+                              lambda v: str(v) in PX4_MSGS_LAYOUTS, f"one of {sorted(PX4_MSGS_LAYOUTS)}"),
     "px4.heartbeat_lead_s": Param(_num, 1.0, "OffboardControlMode heartbeat time before the policy engages, s",
                                   _nonneg, ">= 0"),
     "px4.motor_order": Param(list, [0, 2, 3, 1], "px4_motors: env rotor (0 FR, 1 BR, 2 BL, 3 FL) driving PX4 motor "

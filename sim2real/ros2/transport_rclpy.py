@@ -53,6 +53,7 @@ class RclpyTransport(Transport):
         self._thread.start()
 
     def _type(self, type_name: str) -> Any:
+        type_name = type_name.split("@", 1)[0]  # the installed package decides the layout (px4_msgs_version)
         try:
             return self._get_message(type_name)
         except (AttributeError, ModuleNotFoundError, ValueError) as exc:
@@ -75,6 +76,9 @@ class RclpyTransport(Transport):
         """Set ``msg``'s fields from a nested dict (sequences of messages given as lists of dicts)."""
         types = msg.get_fields_and_field_types()
         for name, value in fields.items():
+            if name not in types:
+                raise TransportError(f"{type(msg).__name__} has no field {name!r}: the installed message package "
+                                     "has another layout (px4_msgs: set px4_msgs_version to its release)")
             if isinstance(value, Mapping):
                 self._fill(getattr(msg, name), value)
                 continue
