@@ -11,7 +11,7 @@ One process plays the vehicle: the airframe in MuJoCo
 | ``odometry`` | ``nav_msgs/Odometry`` | pose in ``ros2.frame_id`` (ENU), twist in ``base_link`` (FLU) |
 | ``pose`` | ``geometry_msgs/PoseStamped`` | motion-capture pose |
 | ``imu`` | ``sensor_msgs/Imu`` | orientation, gyro (rad/s FLU), specific force (m/s² FLU) |
-| ``px4_odometry`` (``firmware: px4``) | ``px4_msgs/VehicleOdometry`` | NED position/velocity, FRD→NED attitude, FRD rates |
+| ``px4_odometry`` (PX4) | ``px4_msgs/VehicleOdometry`` | NED position/velocity, FRD→NED attitude, FRD rates |
 
 each at its ``sensors.*_hz`` rate (0 turns a stream off), ``sensors.delay`` s late, with
 Gaussian noise of the configured standard deviations (position m, velocity m/s, attitude rad

@@ -15,9 +15,9 @@ A YAML mapping (every key optional; defaults are the robot's datasheet numbers):
     failsafe: {stabilize_s: 0.5, shutdown_s: 2.0, offboard_loss_s: 1.0, offboard_engage_s: 0.2}
 
 A draw file has the same layout; a leaf may be ``{distribution: uniform | log_uniform, low: L,
-high: H}`` (scalars, or lists of 3 drawn per element), ``{choice: [a, b, ...]}`` or a fixed value. Leaves are drawn in file
-order from one ``numpy.random.Generator``, so a seed reproduces the vehicle exactly, and the
-result is validated like a hardware file.
+high: H}`` (scalars, or lists of 3 drawn per element), ``{choice: [a, b, ...]}`` or a fixed
+value. Leaves are drawn in file order from one ``numpy.random.Generator``, so a seed
+reproduces the vehicle exactly, and the result is validated like a hardware file.
 """
 
 from __future__ import annotations
