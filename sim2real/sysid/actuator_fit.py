@@ -13,7 +13,7 @@ the validation RMSE is compared against.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -97,12 +97,14 @@ class JointReport:
 
 @dataclass
 class ActuatorFitResult:
+    """A fitted net (numpy), the per-joint validation report, the torch module it came from and the
+    samples (``samples.t[split:]`` are the validation part)."""
+
     model: ActuatorNetModel
     joints: list[JointReport]
     net: Any = None  # the trained torch module (ActuatorNet)
     samples: Samples | None = None
     split: int = 0  # first validation sample index
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def build_samples(log: HardwareLog, joints: Sequence[int], history: int, spacing_s: float) -> Samples:

@@ -125,7 +125,7 @@ class ActuatorNetModel:
         for i, (w, b) in enumerate(zip(ws, bs)):
             h = h @ w + b
             if i < last:
-                h = h / (1.0 + np.abs(h))  # softsign
+                h = softsign(h)
         out = h.reshape(x.shape[0], -1)
         return out if batched else out[:, 0]
 
