@@ -245,6 +245,7 @@ BAD = {
     "joint_not_in_log": (["{csv}", "--joints", "lbr_iiwa_joint_1,elbow"], "--joints"),
     "history_zero": (["{csv}", "--history", "0"], "--history"),
     "missing_log": (["{tmp}/missing.csv"], "missing.csv"),
+    "val_fraction_one": (["{csv}", "--val-fraction", "1"], "--val-fraction"),
 }
 
 

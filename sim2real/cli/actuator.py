@@ -82,8 +82,8 @@ def run_fit(args: argparse.Namespace) -> int:
     from sim2real.sysid.csvlog import read_log
 
     out = Path(args.out)
-    if out.is_dir():
-        raise ConfigError(f"{out} is a directory; expected a file path like net.pt", path=("--out",))
+    if out.is_dir() or out.suffix == ".json":
+        raise ConfigError(f"{out}: expected a file path like net.pt (the metadata goes to <out>.json)", path=("--out",))
     robot = load_robot(args.robot)
     if robot.kind == "quadrotor":
         raise ConfigError(f"{robot.name} is a quadrotor; actuator nets model joint drives", path=("--robot",))
