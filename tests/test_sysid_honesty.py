@@ -229,3 +229,15 @@ def test_overlay_shows_positions_velocities_and_efforts() -> None:
     assert [ax.get_title() for ax in fig.axes[:3]] == ["position", "velocity", "effort"] and len(fig.axes) == 3 * n
     ws.tau = None  # a log without efforts: two columns
     assert len(joint_signals_figure(ws, (z, z, z), (z, z, z), ["a", "b"]).axes) == 2 * n
+
+
+def test_a_parameter_the_fit_does_not_depend_on_gets_its_whole_range() -> None:
+    specs = parse_params("mass,damping", ROBOT)
+
+    def evaluate(xs, fixed, mode="cost", per_item=False):
+        out = [np.array([4.0 * (x[0] - 0.5), 0.01, -0.01, 0.02]) for x in xs]  # damping (x[1]) has no effect
+        return out if mode == "residuals" else [float(np.mean(r * r)) for r in out]
+
+    mass, damping = calmod._uncertainty(evaluate, np.array([0.5, 0.3]), specs, [], calmod._Budget(50, None))
+    assert mass.identifiable and mass.ci_low < 1.0 < mass.ci_high
+    assert not damping.identifiable and (damping.ci_low, damping.ci_high) == pytest.approx((0.1, 10.0))

@@ -455,6 +455,8 @@ def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Seque
     col = np.sqrt(np.diag(jac.T @ jac))
     for i, s in enumerate(specs):
         v = s.from_unit(x[i])
+        if not col[i] > 1e-8 * max(col.max(), 1e-300):  # the fit does not depend on it: the data say nothing
+            std_u[i] = 0.5
         lo_u, hi_u = x[i] - 1.96 * std_u[i], x[i] + 1.96 * std_u[i]
         for alt in alternatives:
             lo_u, hi_u = min(lo_u, float(alt[i])), max(hi_u, float(alt[i]))
