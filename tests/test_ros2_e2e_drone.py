@@ -53,7 +53,7 @@ def test_thrust_rates_flight_nan_and_watchdog_over_dds(tmp_path: Path) -> None:
                       "offset": [t2, 0.0, 0.0, 0.0], "low": [0.0, -4.0, -4.0, -2.0], "high": [2 * t2, 4.0, 4.0, 2.0]}}
     spec = parse_policy_spec(raw, "policy.yaml")
     params = {"robot": "quadrotor", "goal": [0.0, 0.0, 1.0], "px4.heartbeat_lead_s": 0.5,
-              "safety.watchdog_periods": WATCHDOG}
+              "safety.watchdog_periods": WATCHDOG, "safety.resume": "auto", "safety.resume_states": 2}
     node = DeployNode(params, transport=DdsTransport("sim2real_deploy", domain_id=domain), policy=hover_policy,
                       spec=spec)
     out = tmp_path / "drone.json"

@@ -133,6 +133,24 @@ def test_odometry_velocity_rotated_to_world() -> None:
     np.testing.assert_allclose(quat_to_matrix(state.orientation) @ [1, 0, 0], [0, 1, 0], atol=1e-12)
 
 
+def test_crazyswarm_odometry_twist_is_world_frame() -> None:
+    """Crazyswarm2's /cfX/odom: twist.linear is the world-frame velocity, twist.angular is not filled."""
+    def odom_msg(yaw: float, t: float) -> Any:
+        return dds_types.build(dds_types.Odometry, {
+            "header": {"stamp": {"sec": int(t), "nanosec": int(round((t % 1) * 1e9))}},
+            "pose": {"pose": {"orientation": {"z": np.sin(yaw / 2), "w": np.cos(yaw / 2)}}},
+            "twist": {"twist": {"linear": {"x": 1.0}}}})
+
+    first = quad_state_from_odometry(odom_msg(np.pi / 2, 10.0), 0.0, "world")
+    np.testing.assert_allclose(first.linear_velocity, [1.0, 0.0, 0.0])  # not rotated by the 90 deg yaw
+    np.testing.assert_allclose(first.angular_velocity, 0.0)
+    second = quad_state_from_odometry(odom_msg(np.pi / 2 + 0.01, 10.01), 0.01, "world", first)
+    np.testing.assert_allclose(second.angular_velocity, [0.0, 0.0, 1.0], atol=1e-4)  # from the orientations
+    from sim2real.ros2.params import validate_params
+
+    assert validate_params({})["odometry.twist_frame"] == "body"
+
+
 def test_soft_start_gate_and_policy_engagement(monkeypatch: Any) -> None:
     node, tr = make_node(lambda obs: np.full(7, 1.0))
     q0 = HOME + 0.05
@@ -405,7 +423,11 @@ def test_crazyswarm_outputs(monkeypatch: Any) -> None:
     odom(1.0, tr, monkeypatch)
     node.tick(1.0)  # stale? no: the state just arrived
     topic = load_robot("quadrotor").ros2.topics.get("cmd_velocity_world", "/cf1/cmd_velocity_world")
-    assert tr.published[topic][-1]["yaw_rate"] == pytest.approx(0.5)
+    sent = tr.published[topic][-1]["yaw_rate"]
+    # the policy asks 0.25 * scale 2 = 0.5 rad/s counter-clockwise; Crazyswarm2 hands the field to the
+    # firmware's velocity-world decoder unchanged, which reads deg/s and negates it (attitudeRate.yaw = -yawrate)
+    assert sent == pytest.approx(-np.degrees(0.5))
+    assert np.radians(-sent) == pytest.approx(0.5)  # what the firmware then flies: CCW 0.5 rad/s
 
 
 def test_ros2_package_imports_no_simulator() -> None:

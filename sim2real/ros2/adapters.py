@@ -85,7 +85,11 @@ class DroneCommand:
 
 
 class CrazyswarmFullStateAdapter:
-    """``crazyflie_interfaces/FullState``: position = current + velocity·dt, level attitude at the current yaw."""
+    """``crazyflie_interfaces/FullState``: position = current + velocity·dt, level attitude at the current yaw.
+
+    ``twist.angular`` is rad/s, counter-clockwise positive: Crazyswarm2 passes it to the full-state
+    setpoint packed as milliradians/s, which the firmware's ``fullStateDecoder`` reads unnegated.
+    """
 
     type_name = "crazyflie_interfaces/msg/FullState"
 
@@ -107,7 +111,13 @@ class CrazyswarmFullStateAdapter:
 
 
 class CrazyswarmVelocityAdapter:
-    """``crazyflie_interfaces/VelocityWorld`` (zero velocity when holding)."""
+    """``crazyflie_interfaces/VelocityWorld`` (zero velocity when holding).
+
+    ``yaw_rate`` is sent as the Crazyflie firmware reads it: Crazyswarm2 passes the field unchanged
+    to the CRTP velocity-world setpoint (``crazyflie_server.cpp`` ``cmd_velocity_world_changed``),
+    whose decoder takes deg/s and negates it (``crtp_commander_generic.c`` ``velocityDecoder``:
+    ``attitudeRate.yaw = -yawrate``). A counter-clockwise (ENU) ω rad/s is ``-degrees(ω)``.
+    """
 
     type_name = "crazyflie_interfaces/msg/VelocityWorld"
 
@@ -118,7 +128,8 @@ class CrazyswarmVelocityAdapter:
     def send(self, cmd: DroneCommand, stamp_ns: int) -> None:
         vel = np.zeros(3) if cmd.hold else cmd.velocity
         self._pub({"header": {"stamp": _stamp(stamp_ns), "frame_id": self.frame_id},
-                   "vel": dict(zip("xyz", map(float, vel))), "yaw_rate": 0.0 if cmd.hold else float(cmd.yaw_rate)})
+                   "vel": dict(zip("xyz", map(float, vel))),
+                   "yaw_rate": 0.0 if cmd.hold else -math.degrees(float(cmd.yaw_rate))})
 
 
 class Px4OffboardAdapter:

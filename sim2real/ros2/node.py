@@ -217,7 +217,9 @@ class DeployNode:
         self._set_state(state)
 
     def _on_odometry(self, msg: Any) -> None:
-        self._set_state(quad_state_from_odometry(msg, time.monotonic()))
+        with self._lock:
+            previous = self._state
+        self._set_state(quad_state_from_odometry(msg, time.monotonic(), self.params["odometry.twist_frame"], previous))
 
     def _on_pose(self, msg: Any) -> None:
         with self._lock:

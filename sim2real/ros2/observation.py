@@ -107,15 +107,36 @@ def _quat(q: Any) -> np.ndarray:
     return np.array([q.x, q.y, q.z, q.w], dtype=np.float64)
 
 
-def quad_state_from_odometry(msg: Any, arrival: float) -> QuadState:
-    """``nav_msgs/Odometry``: pose in ``header.frame_id`` (world), twist in ``child_frame_id`` (body)."""
+ODOMETRY_TWIST_FRAMES = ("body", "world")
+
+
+def body_rates(q_prev: np.ndarray, q_now: np.ndarray, dt: float) -> np.ndarray:
+    """Body angular velocity (3,) rad/s turning orientation ``q_prev`` into ``q_now`` (xyzw) in ``dt`` s
+    (small-angle: the skew part of ``R_prev^T R_now``)."""
+    skew = (quat_to_matrix(q_prev).T @ quat_to_matrix(q_now) - np.eye(3)) / dt
+    return np.array([skew[2, 1] - skew[1, 2], skew[0, 2] - skew[2, 0], skew[1, 0] - skew[0, 1]]) / 2.0
+
+
+def quad_state_from_odometry(msg: Any, arrival: float, twist_frame: str = "body",
+                             previous: QuadState | None = None) -> QuadState:
+    """``nav_msgs/Odometry``: pose in ``header.frame_id`` (world).
+
+    ``twist_frame: body`` (REP 105): twist in ``child_frame_id`` (the body frame), rotated to the
+    world here. ``world``: Crazyswarm2's ``/cfX/odom`` (C++ server, ``crazyflie_server.cpp``
+    ``on_logging_odom``): linear velocity already in the world frame (``stateEstimateZ.vx/vy/vz``),
+    angular velocity not filled — the body rates are then differentiated from the orientation of
+    ``previous`` (zeros on the first message); an IMU topic, when configured, replaces them.
+    """
     orientation = _quat(msg.pose.pose.orientation)
-    rot = quat_to_matrix(orientation)
-    return QuadState(
-        position=_vec3(msg.pose.pose.position), orientation=orientation,
-        linear_velocity=rot @ _vec3(msg.twist.twist.linear), angular_velocity=_vec3(msg.twist.twist.angular),
-        stamp_ns=stamp_ns(msg.header), arrival=arrival,
-    )
+    stamp = stamp_ns(msg.header)
+    linear, angular = _vec3(msg.twist.twist.linear), _vec3(msg.twist.twist.angular)
+    if twist_frame == "world":
+        dt = (stamp - previous.stamp_ns) * 1e-9 if previous is not None else 0.0
+        angular = body_rates(previous.orientation, orientation, dt) if dt > 0 else np.zeros(3)
+    else:
+        linear = quat_to_matrix(orientation) @ linear
+    return QuadState(position=_vec3(msg.pose.pose.position), orientation=orientation, linear_velocity=linear,
+                     angular_velocity=angular, stamp_ns=stamp, arrival=arrival)
 
 
 def update_quad_from_imu(state: QuadState, msg: Any, arrival: float) -> QuadState:
@@ -134,9 +155,7 @@ def update_quad_from_pose(state: QuadState | None, msg: Any, arrival: float, dif
     dt = (stamp - state.stamp_ns) * 1e-9
     if differentiate and dt > 0:
         lin = (position - state.position) / dt
-        r_prev, r_now = quat_to_matrix(state.orientation), quat_to_matrix(orientation)
-        skew = (r_prev.T @ r_now - np.eye(3)) / dt  # small-angle body rates
-        ang = np.array([skew[2, 1] - skew[1, 2], skew[0, 2] - skew[2, 0], skew[1, 0] - skew[0, 1]]) / 2.0
+        ang = body_rates(state.orientation, orientation, dt)
     return QuadState(position, orientation, lin, ang, stamp, arrival)
 
 

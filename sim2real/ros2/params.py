@@ -70,6 +70,10 @@ SCHEMA: dict[str, Param] = {
                   lambda v: len(v) in (0, 3) and all(isinstance(x, _num) for x in v), "[] or [x, y, z]"),
     "topics.joint_states": Param(str, "", "sensor_msgs/JointState input"),
     "topics.odometry": Param(str, "", "nav_msgs/Odometry input (quadrotor)"),
+    "odometry.twist_frame": Param(str, "body", "frame of the odometry twist: body (REP 105, child_frame_id) or world "
+                                  "(Crazyswarm2 /cfX/odom: linear velocity in the world frame, no angular velocity; "
+                                  "body rates are then differentiated from the orientation)",
+                                  lambda v: v in ("body", "world"), "body or world"),
     "topics.imu": Param(str, "", "sensor_msgs/Imu input (quadrotor, optional)"),
     "topics.pose": Param(str, "", "geometry_msgs/PoseStamped input (quadrotor, when there is no odometry)"),
     "topics.goal": Param(str, "", "geometry_msgs/PoseStamped goal"),
