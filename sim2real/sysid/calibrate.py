@@ -15,8 +15,11 @@ Pipeline (:func:`calibrate`):
    absorbed by the masses); LM restarts ("hops") along the flattest directions of the fit;
 5. uncertainty from the full Gauss–Newton covariance at the optimum: the wider of
    ``s² (JᵀJ)⁻¹`` and the window-clustered sandwich estimate (:func:`_gn_std`), widened to
-   include local optima the data cannot tell apart (likelihood ratio); a parameter whose 95 %
-   interval is wide (or whose Jacobian column vanishes) is flagged not identifiable.
+   include local optima the data cannot tell apart (likelihood ratio), and by √(χ²/dof) when the
+   final residuals are above the log's own noise floor (:mod:`sim2real.sysid.misfit`: model
+   misfit); a parameter whose 95 % interval is wide, whose Jacobian column vanishes (its interval is
+   then the whole search range) or whose estimate ends on a search bound (with a wider ``--bounds``
+   suggestion) is flagged not identifiable.
 """
 
 from __future__ import annotations

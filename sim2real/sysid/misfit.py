@@ -11,7 +11,8 @@ range), the fit converges to a tight, wrong compromise. Three checks catch that:
 * :func:`bound_check` / :func:`suggest_bounds` flag estimates on (or within a margin of) a search
   bound and propose a wider ``--bounds`` range.
 
-Robot-agnostic: the arm and quadrotor calibrations call the same functions.
+Robot-agnostic: the functions take plain arrays per signal. The arm calibration runs all three;
+the bound checks also flag the quadrotor calibration's estimates (shared interval code).
 """
 
 from __future__ import annotations
