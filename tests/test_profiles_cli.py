@@ -63,7 +63,8 @@ def test_sample_table_and_json(capsys):
         assert v["nominal"] == 0.5                                      # robot.yaml nominal.joint_damping
         assert v["result"] == pytest.approx(0.5 * v["draw"])
     gains = samples["position_gain"]["values"]["lbr_iiwa_joint_1"]
-    assert gains["nominal"] == 0.3 and gains["result"] == pytest.approx(0.3 * gains["draw"])
+    # the iiwa's PD drive: kp of joint 1 from robot.yaml actuators
+    assert gains["nominal"] == 1750.0 and gains["result"] == pytest.approx(1750.0 * gains["draw"])
     lat = samples["action_latency"]["values"]["value"]
     assert lat["nominal"] is None and lat["result"] == lat["draw"] and 0 <= lat["draw"] <= 0.04
     assert samples["link_mass"]["values"]["base"]["nominal"] is None     # only the URDF knows masses
