@@ -224,17 +224,20 @@ class BareLoop:
         start = self.setpoint
         rate = (target - start) / (n * self.world.physics_dt) if self.interpolation == "linear" else 0.0 * start
         kp, kd, lim, gravity = self.kp_arr, self.kd_arr, self.limit, self.gravity
+        movable, dofs = self.world.movable_joints, self.world._armature_dofs
         for k in range(1, n + 1):
-            states = p.getJointStates(body, joints, physicsClientId=cid)
-            q = np.array([s[0] for s in states])
-            qd = np.array([s[1] for s in states])
+            # one state read: all movable joints when the armature solve needs them
+            states = p.getJointStates(body, movable if armature is not None else joints, physicsClientId=cid)
+            mine = [states[i] for i in dofs] if armature is not None else states
+            q = np.array([s[0] for s in mine])
+            qd = np.array([s[1] for s in mine])
             ref = start + (k / n) * (target - start) if self.interpolation == "linear" else target
             tau = kp * (ref - q) + kd * (rate - qd)
             if gravity is not None:
                 tau = tau + gravity.torques(q)
             sent = np.minimum(np.maximum(tau, -lim), lim).tolist()
             if armature is not None:
-                sent = armature(sent, self.count)
+                sent = armature(sent, self.count, states)
             p.setJointMotorControlArray(body, joints, p.TORQUE_CONTROL, forces=sent, physicsClientId=cid)
             p.stepSimulation(physicsClientId=cid)
             self.count += 1

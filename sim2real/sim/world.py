@@ -398,7 +398,7 @@ class PhysicsWorld(WorldDynamics):
         self._friction_list = [float(f) for f in j["friction"]]
         self._sync_armature_model()
 
-    def _armature_torques(self, torque: list[float], count: int) -> list[float]:
+    def _armature_torques(self, torque: list[float], count: int, states: Sequence[Any] | None = None) -> list[float]:
         """The torques to send for ``torque`` (N·m per controlled joint) before physics step
         ``count`` so that the model moves as with each joint's armature J on its diagonal of the
         joint-space mass matrix (MuJoCo's armature, see :mod:`sim2real.sim.dynamics`):
@@ -408,9 +408,11 @@ class PhysicsWorld(WorldDynamics):
         limits and friction motors, which PyBullet's solver computes inside its step: it is taken
         from the previous physics step (its M, applied forces and the velocity change it made),
         so a resting contact or a joint at its limit takes its share of the torque as in MuJoCo.
-        Without a previous step (after :meth:`hold`, a state reset or a rebuild) g = 0."""
+        Without a previous step (after :meth:`hold`, a state reset or a rebuild) g = 0.
+        ``states``: ``getJointStates`` of the movable joints when the caller has read them."""
         cid, rid, dofs = self.client, self.robot_id, self._armature_dofs
-        states = p.getJointStates(rid, self.movable_joints, physicsClientId=cid)
+        if states is None:
+            states = p.getJointStates(rid, self.movable_joints, physicsClientId=cid)
         q = [s[0] for s in states]
         qd = [s[1] for s in states]
         mirror = self._mirror
@@ -595,16 +597,21 @@ class PhysicsWorld(WorldDynamics):
         get_states, set_motors, step_sim = p.getJointStates, p.setJointMotorControlArray, p.stepSimulation
         count = self.physics_step_count
         self._queue.append((count + self.action_delay, command))
+        # one state read per physics step: the movable joints (the armature solve needs them all),
+        # the controlled ones picked out for the drive
+        movable, dofs = self.movable_joints, self._armature_dofs
         for k in range(1, self.substeps + 1):
             self._activate_due(count)
-            states = get_states(rid, joints, physicsClientId=cid)
-            q = np.array([s[0] for s in states])
-            qd = np.array([s[1] for s in states])
+            armature = self._armature is not None
+            states = get_states(rid, movable if armature else joints, physicsClientId=cid)
+            mine = [states[i] for i in dofs] if armature else states
+            q = np.array([s[0] for s in mine])
+            qd = np.array([s[1] for s in mine])
             tau = drive.torques(q, qd)
             self.drive_torque = tau
             sent = tau.tolist()
-            if self._armature is not None:
-                sent = self._armature_torques(sent, count)
+            if armature:
+                sent = self._armature_torques(sent, count, states)
             set_motors(rid, joints, p.TORQUE_CONTROL, forces=sent, physicsClientId=cid)
             if hook is not None:
                 hook()
