@@ -416,3 +416,33 @@ def test_pybullet_position_model_is_todays_motor(tmp_path):
         traces.append(_step_response(w, 0.5, 5))
         w.close()
     assert np.array_equal(traces[0], traces[1]) and traces[0][0] > 0.4  # the stiff constraint motor
+
+
+def test_actuator_net_group_drives_the_joint_with_the_nets_torque(tmp_path):
+    """A robot.yaml ``actuator_net`` group: each physics step's torque is the net's output for the
+    history of (command − q, q̇) the joint produced, clipped to the effort limit."""
+    from sim2real.sim.actuators.net import ActuatorNetActuator, ActuatorNetModel, save
+
+    rng = np.random.default_rng(0)
+    h = 3
+    sizes = [2 * h, 8, 1]
+    model = ActuatorNetModel(
+        joints=["spin"], history=h, spacing_s=0.002,
+        weights=[rng.normal(0, 0.5, (1, a, b)) for a, b in zip(sizes[:-1], sizes[1:])],
+        biases=[rng.normal(0, 0.1, (1, 1, b)) for b in sizes[1:]],
+        in_mean=np.zeros((1, 2 * h)), in_std=np.full((1, 2 * h), 0.2), out_mean=np.zeros(1), out_std=np.full(1, 2.0))
+    save(tmp_path / "net.pt", model)
+    w = _world(_rotor(tmp_path, {"model": "actuator_net", "net": "net.pt"}, effort=1.5))
+    try:
+        assert w.drive.kind == "computed"
+        ref = ActuatorNetActuator(model)
+        ref.reset([0.0], [0.0])
+        for k in range(60):
+            target = np.array([0.4 * np.sin(0.1 * k)])
+            q, qd = w.joint_state()
+            expected = np.clip(ref.torque(target, q, qd, w.physics_dt), -1.5, 1.5)
+            w.step(target)
+            assert w.drive_torque == pytest.approx(expected, abs=1e-12)
+        assert np.abs(w.joint_state()[0]).max() > 0.0
+    finally:
+        w.close()
