@@ -57,7 +57,7 @@ class _Base:
     @staticmethod
     def finite(state: object) -> bool:
         """True when every array of ``state`` (positions, velocities, orientation, ...) is finite."""
-        return all(bool(np.all(np.isfinite(v))) for v in vars(state).values() if isinstance(v, np.ndarray))
+        return all(bool(np.isfinite(v).all()) for v in vars(state).values() if isinstance(v, np.ndarray))
 
     def _dt(self, now: float) -> float | None:
         """Measured time since the previous command (s), ``None`` before the first; marks ``now``."""
@@ -90,15 +90,15 @@ class _Base:
             self._say_once("goal", "waiting for a goal before engaging the policy")
             return None, 0.0
         self.goal_missing = False
-        if self.safety.fault("nan_observation", not np.all(np.isfinite(frame)), "non-finite observation, holding"):
+        if self.safety.fault("nan_observation", not np.isfinite(frame).all(), "non-finite observation, holding"):
             return None, 0.0
         stacked = self.builder.push(frame)
         t0 = time.perf_counter()
         action = np.asarray(self.policy(stacked), dtype=np.float64)
         dt = time.perf_counter() - t0
-        if self.safety.fault("nan_action", not np.all(np.isfinite(action)), "non-finite action, holding"):
+        if self.safety.fault("nan_action", not np.isfinite(action).all(), "non-finite action, holding"):
             return None, dt
-        return np.clip(action, -1.0, 1.0), dt
+        return np.minimum(np.maximum(action, -1.0), 1.0), dt
 
 
 class ArmController(_Base):

@@ -30,6 +30,8 @@ import numpy as np
 from sim2real.errors import ConfigError, RobotError
 
 _MOVING = ("revolute", "continuous", "prismatic")
+_I3 = np.eye(3)
+_I3.setflags(write=False)
 
 
 def rpy_matrix(rpy: Sequence[float]) -> np.ndarray:
@@ -116,7 +118,7 @@ class UrdfChain:
             raise RobotError(f"expected one root link, found {sorted(roots)}", file=self.file)
         self.root = roots[0]
         self._chains: dict[str, list[UrdfJoint]] = {}
-        self._compiled_chains: dict[str, list] = {}
+        self._compiled_chains: dict[str, tuple] = {}
 
     def describe(self, link: str) -> dict:
         """The chain from the root to ``link`` as plain data (module docstring), for the policy sidecar."""
@@ -160,16 +162,22 @@ class UrdfChain:
             self._chains[link] = joints[::-1]
         return self._chains[link]
 
-    def _compiled(self, link: str) -> list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per joint: (name, type, R_origin, p_origin, axis, K, K @ K) — K is the axis' cross-product matrix."""
+    def _compiled(self, link: str) -> tuple[list[str], np.ndarray, ...]:
+        """Arrays of the chain to ``link`` (n joints): names, moving/revolute/prismatic masks (n,),
+        origin rotations (n, 3, 3), origin offsets (n, 3), axis cross-product matrices K and K @ K
+        (n, 3, 3), and prismatic directions in the parent frame (n, 3)."""
         if link not in self._compiled_chains:
-            steps = []
-            for joint in self.chain(link):
-                x, y, z = joint.axis
-                k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-                steps.append((joint.name, joint.type, joint.origin[:3, :3].copy(), joint.origin[:3, 3].copy(),
-                              joint.axis, k, k @ k))
-            self._compiled_chains[link] = steps
+            chain = self.chain(link)
+            names = [j.name for j in chain]
+            moving = np.array([j.type in _MOVING for j in chain], dtype=float)
+            prismatic = np.array([j.type == "prismatic" for j in chain], dtype=float)
+            revolute = moving - prismatic
+            r_o = np.array([j.origin[:3, :3] for j in chain]).reshape(-1, 3, 3)
+            p_o = np.array([j.origin[:3, 3] for j in chain]).reshape(-1, 3)
+            k = np.array([[[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]] for x, y, z in (j.axis for j in chain)])
+            k = k.reshape(-1, 3, 3)
+            direction = np.einsum("nij,nj->ni", r_o, np.array([j.axis for j in chain]).reshape(-1, 3))
+            self._compiled_chains[link] = (names, moving, revolute, prismatic, r_o, p_o, k, k @ k, direction)
         return self._compiled_chains[link]
 
     def link_transform(self, q: Mapping[str, float], link: str, *, com: bool = False) -> np.ndarray:
@@ -178,16 +186,16 @@ class UrdfChain:
         :param q: joint positions by URDF joint name (rad or m); joints not given are at 0.
         :param com: return the link's inertial (centre-of-mass) frame instead of its link frame.
         """
-        rot, pos = np.eye(3), np.zeros(3)
-        for name, jtype, r_o, p_o, axis, k, kk in self._compiled(link):
-            pos = pos + rot @ p_o
-            rot = rot @ r_o
-            if jtype in _MOVING:
-                value = float(q.get(name, 0.0))
-                if jtype == "prismatic":
-                    pos = pos + rot @ (axis * value)
-                else:
-                    rot = rot @ (np.eye(3) + np.sin(value) * k + (1.0 - np.cos(value)) * kk)
+        names, moving, revolute, prismatic, r_o, p_o, k, kk, direction = self._compiled(link)
+        values = np.array([q.get(name, 0.0) for name in names], dtype=float) * moving
+        # all joint rotations at once (Rodrigues; identity for fixed and prismatic joints) ...
+        rq = _I3 + (np.sin(values) * revolute)[:, None, None] * k + ((1.0 - np.cos(values)) * revolute)[:, None, None] * kk
+        steps = r_o @ rq
+        offsets = p_o + direction * (values * prismatic)[:, None]
+        rot, pos = _I3, np.zeros(3)
+        for j in range(len(names)):  # ... then down the chain
+            pos = pos + rot @ offsets[j]
+            rot = rot @ steps[j]
         out = _transform(rot, pos)
         if com:
             out = out @ self.inertial_origin.get(link, np.eye(4))

@@ -352,6 +352,7 @@ class DeployNode:
                 command = self.controller.exit_command(state)
                 if command is not None:
                     self.adapter.send(command, self.transport.now_ns())
+                    self.stats.commands += 1
                     LOG.info("exit: published the hold command on %s", self.adapter.topic)
                 else:
                     LOG.warning("exit: no state and no command yet, nothing to hold")

@@ -124,17 +124,18 @@ class SafetyLayer:
         """
         if not self.config.enabled:
             return command
-        out = np.clip(command, self.config.lower, self.config.upper)
-        if np.any(out != command):
+        lower, upper = self.config.lower, self.config.upper
+        out = np.minimum(np.maximum(command, lower), upper)
+        if (out != command).any():
             self.counts["clip"] += 1
         if previous is not None:
             step = self.config.max_step
             if dt is not None and self.config.period > 0:
                 step = step * min(max(dt, 0.0) / self.config.period, 1.0)
-            limited = np.clip(out, previous - step, previous + step)
-            if np.any(limited != out):
+            limited = np.minimum(np.maximum(out, previous - step), previous + step)
+            if (limited != out).any():
                 self.counts["rate_limit"] += 1
-            out = np.clip(limited, self.config.lower, self.config.upper)
+            out = np.minimum(np.maximum(limited, lower), upper)
         return out
 
     def report(self) -> dict[str, int]:
