@@ -241,8 +241,12 @@ def main() -> int:
         policy = export_mlp(Path(tmp) / "policy", args.hidden, args.rate)
         triggers = ["state", "timer"] if args.trigger == "both" else [args.trigger]
         configs = [(t, 0) for t in triggers] + ([(t, args.rt_priority) for t in triggers] if args.rt_priority else [])
-        results = [] if args.no_echo else [run_echo(args.rate, args.duration, Path(tmp), 0)]
-        results += [run_once(policy, trig, args.rate, args.duration, Path(tmp), prio) for trig, prio in configs]
+        results = []
+        for prio in [0] + ([args.rt_priority] if args.rt_priority else []):
+            if not args.no_echo:
+                results.append(run_echo(args.rate, args.duration, Path(tmp), prio))
+            results += [run_once(policy, trig, args.rate, args.duration, Path(tmp), p)
+                        for trig, p in configs if p == prio]
     print(f"bridge latency, DDS loopback, 7-joint arm at {args.rate:.0f} Hz, MLP {args.hidden}, "
           f"{args.duration:.0f} s per mode")
     print(table(results))

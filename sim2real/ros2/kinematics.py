@@ -13,9 +13,10 @@ rebuilds it, so the deployment node needs no URDF file or URDF package::
       root: lbr_iiwa_link_0                # URDF root link (robot base frame)
       link: lbr_iiwa_link_7                # end-effector link
       joints:                              # root first; origin at q = 0 in the parent link frame
-        - {name: J0, type: revolute, parent: lbr_iiwa_link_0, child: lbr_iiwa_link_1,
+        - {name: lbr_iiwa_joint_1, type: revolute, parent: lbr_iiwa_link_0, child: lbr_iiwa_link_1,
            xyz: [0, 0, 0.1575], rpy: [0, 0, 0], axis: [0, 0, 1]}
-      com: {xyz: [0, 0, 0.02], rpy: [0, 0, 0]}   # the link's inertial origin (kinematics.ee_com)
+        - ...
+      com: {xyz: [...], rpy: [...]}        # the link's inertial origin (kinematics.ee_com)
 """
 
 from __future__ import annotations
