@@ -6,7 +6,9 @@
 The node (``deploy_node``, parameters in ``params/deploy_arm.yaml``) reads
 ``sensor_msgs/JointState``, runs the policy with the safety layer on and publishes to
 ``/<controller>/commands`` (ForwardCommandController) or ``/<controller>/joint_trajectory``
-(``output:=joint_trajectory``). E-stop: ``ros2 topic pub --once /estop std_msgs/msg/Bool "{data: true}"``.
+(``output:=joint_trajectory``). E-stop: ``ros2 topic pub --once /estop std_msgs/msg/Bool "{data: true}"``;
+resume after a fault (stale or non-finite state): ``ros2 topic pub --once /sim2real/resume std_msgs/msg/Bool
+"{data: true}"``. On shutdown the node publishes a hold (the measured position; zeros for velocity policies).
 """
 
 from launch import LaunchDescription
