@@ -70,6 +70,19 @@ def fake_message(type_name: str) -> type:
     return _CLASSES[type_name]
 
 
+def fake_service(type_name: str) -> type:
+    """``crazyflie_interfaces/srv/NotifySetpointsStop`` (the only service the node calls)."""
+    assert type_name == "crazyflie_interfaces/srv/NotifySetpointsStop"
+    fields = {"group_mask": "uint8", "remain_valid_millisecs": "uint32"}
+
+    def __init__(self: Any) -> None:
+        for name in fields:
+            setattr(self, name, 0)
+    request = type("NotifySetpointsStop_Request", (), {
+        "__init__": __init__, "get_fields_and_field_types": classmethod(lambda cls: dict(fields))})
+    return type("NotifySetpointsStop", (), {"Request": request})
+
+
 class FakeNode:
     def __init__(self, name: str, overrides: dict[str, Any], context_ok: Any = lambda: True) -> None:
         self.name, self.subs, self.pubs, self.context_ok = name, {}, {}, context_ok
@@ -105,6 +118,17 @@ class FakeNode:
         pass
 
     def destroy_node(self) -> None:
+        pass
+
+    def create_client(self, cls: type, name: str) -> Any:
+        calls = self.__dict__.setdefault("service_calls", [])
+
+        def call_async(request: Any) -> Any:
+            calls.append((name, request))
+            return types.SimpleNamespace(add_done_callback=lambda cb: cb(None), exception=lambda: None)
+        return types.SimpleNamespace(wait_for_service=lambda timeout_sec=None: True, call_async=call_async)
+
+    def destroy_client(self, client: Any) -> None:
         pass
 
 
@@ -149,6 +173,7 @@ def fake_rclpy(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     rosidl = types.ModuleType("rosidl_runtime_py")
     utilities = types.ModuleType("rosidl_runtime_py.utilities")
     utilities.get_message = fake_message
+    utilities.get_service = fake_service
     for name, mod in {"rclpy": rclpy, "rclpy.executors": executors, "rclpy.parameter": parameter, "rclpy.qos": qos,
                       "rclpy.signals": signals,
                       "rosidl_runtime_py": rosidl, "rosidl_runtime_py.utilities": utilities}.items():
@@ -234,3 +259,30 @@ def test_sigint_publishes_hold_and_diagnostics_before_rclpy_shuts_down(
     commands = pubs["/forward_position_controller/commands"][1]
     np.testing.assert_allclose(commands[-1].data, measured)  # the exit hold: the measured position
     assert pubs["/sim2real/diagnostics"][1] and not fake_rclpy["ok"]
+
+
+def test_crazyswarm_exit_hands_over_to_the_high_level_commander(fake_rclpy: dict[str, Any]) -> None:
+    """Crazyswarm2 output: on exit a zero-velocity hold, then /<cf>/notify_setpoints_stop."""
+    from sim2real.ros2.node import DeployNode
+    from sim2real.ros2.policy import parse_policy_spec
+    from test_ros2_support import sidecar_dict
+
+    raw = sidecar_dict("quadrotor", layout=[["base_position", 3], ["base_linear_velocity", 3]], mode="velocity",
+                       rate=50.0)
+    raw["action"]["joints"] = []
+    transport = transport_mod.make_transport("rclpy", "sim2real_deploy", args=[])
+    node = DeployNode({"robot": "quadrotor", "output": "crazyswarm_velocity", "px4.heartbeat_lead_s": 0.0,
+                       "topics.command": "/cf231/cmd_velocity_world"}, transport=transport,
+                      policy=lambda obs: np.array([0.5, 0.0, 0.0, 0.0]), spec=parse_policy_spec(raw, "policy.yaml"))
+    fake = fake_rclpy["node"]
+    cls, callback, _ = fake.subs[node.state_topic]
+    msg = cls()
+    msg.pose.pose.position.z = 1.0
+    msg.pose.pose.orientation.w = 1.0
+    callback(msg)
+    node.run(duration=0.1)
+    sent = fake.pubs["/cf231/cmd_velocity_world"][1]
+    assert sent and (sent[-1].vel.x, sent[-1].vel.y, sent[-1].vel.z, sent[-1].yaw_rate) == (0.0, 0.0, 0.0, 0.0)
+    (name, request), = fake.service_calls
+    assert name == "/cf231/notify_setpoints_stop" and request.remain_valid_millisecs == 100
+    node.close()

@@ -84,7 +84,30 @@ class DroneCommand:
         self.velocity, self.yaw_rate, self.position, self.yaw, self.hold = velocity, yaw_rate, position, yaw, hold
 
 
-class CrazyswarmFullStateAdapter:
+class _CrazyswarmStream:
+    """Crazyswarm2 streaming setpoints. The Crazyflie levels out 0.5 s and stops its motors 2 s after
+    the last streamed setpoint (crazyflie-firmware ``supervisor.c``) unless its high-level commander
+    takes over: :meth:`release` calls Crazyswarm2's ``/<cf>/notify_setpoints_stop`` for that."""
+
+    type_name = ""
+
+    def __init__(self, transport: Transport, topic: str) -> None:
+        self.topic, self._transport = topic, transport
+        self._pub = transport.advertise(topic, self.type_name)
+
+    def release(self) -> str:
+        """Hand the Crazyflie to its high-level commander (after the final hold setpoint); returns what happened."""
+        service = f"{self.topic.rsplit('/', 1)[0]}/notify_setpoints_stop"
+        try:
+            ok = self._transport.call_service(service, "crazyflie_interfaces/srv/NotifySetpointsStop",
+                                              {"group_mask": 0, "remain_valid_millisecs": 100})
+        except Exception as exc:  # DDS transport, or crazyflie_interfaces not installed
+            return (f"could not call {service} ({exc}): the Crazyflie stops its motors 2 s after the last "
+                    "setpoint unless its high-level commander takes over (call the service, then land)")
+        return f"called {service}" if ok else f"{service} did not answer"
+
+
+class CrazyswarmFullStateAdapter(_CrazyswarmStream):
     """``crazyflie_interfaces/FullState``: position = current + velocity·dt, level attitude at the current yaw.
 
     ``twist.angular`` is rad/s, counter-clockwise positive: Crazyswarm2 passes it to the full-state
@@ -94,8 +117,8 @@ class CrazyswarmFullStateAdapter:
     type_name = "crazyflie_interfaces/msg/FullState"
 
     def __init__(self, transport: Transport, topic: str, frame_id: str, period: float) -> None:
-        self.topic, self.frame_id, self.period = topic, frame_id, period
-        self._pub = transport.advertise(topic, self.type_name)
+        super().__init__(transport, topic)
+        self.frame_id, self.period = frame_id, period
 
     def send(self, cmd: DroneCommand, stamp_ns: int) -> None:
         vel = np.zeros(3) if cmd.hold else cmd.velocity
@@ -110,7 +133,7 @@ class CrazyswarmFullStateAdapter:
         })
 
 
-class CrazyswarmVelocityAdapter:
+class CrazyswarmVelocityAdapter(_CrazyswarmStream):
     """``crazyflie_interfaces/VelocityWorld`` (zero velocity when holding).
 
     ``yaw_rate`` is sent as the Crazyflie firmware reads it: Crazyswarm2 passes the field unchanged
@@ -122,8 +145,8 @@ class CrazyswarmVelocityAdapter:
     type_name = "crazyflie_interfaces/msg/VelocityWorld"
 
     def __init__(self, transport: Transport, topic: str, frame_id: str) -> None:
-        self.topic, self.frame_id = topic, frame_id
-        self._pub = transport.advertise(topic, self.type_name)
+        super().__init__(transport, topic)
+        self.frame_id = frame_id
 
     def send(self, cmd: DroneCommand, stamp_ns: int) -> None:
         vel = np.zeros(3) if cmd.hold else cmd.velocity

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from typing import Any, Callable
@@ -30,27 +29,11 @@ from sim2real.ros2.params import NODE_NAME, validate_params
 from sim2real.ros2.policy import CallablePolicy, PolicySpec, load_policy
 from sim2real.ros2.safety import SafetyLayer, joint_position_limits, safety_layer
 from sim2real.ros2.stats import LoopStats
-from sim2real.ros2.transport import Transport, make_transport
+from sim2real.ros2.transport import Transport, make_transport, set_realtime_priority
 
 LOG = logging.getLogger("sim2real.ros2")
 #: trigger: state: a state this many periods before its grid slot still takes the slot (arrival jitter)
 STATE_SLOT_TOLERANCE = 0.1
-
-
-def set_realtime_priority(priority: int) -> bool:
-    """Run the calling thread, and threads it creates afterwards, under SCHED_FIFO (Linux).
-
-    Call before the transport starts its threads. Returns False (and logs) where not permitted.
-    """
-    if priority <= 0:
-        return False
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except (AttributeError, OSError) as exc:
-        LOG.warning("realtime priority %d not available (%s); normal scheduling", priority, exc)
-        return False
-    LOG.info("control loop runs under SCHED_FIFO priority %d", priority)
-    return True
 
 
 class DeployNode:
@@ -354,6 +337,8 @@ class DeployNode:
                     self.adapter.send(command, self.transport.now_ns())
                     self.stats.commands += 1
                     LOG.info("exit: published the hold command on %s", self.adapter.topic)
+                    if hasattr(self.adapter, "release"):  # Crazyswarm2: hand over to the high-level commander
+                        LOG.warning("exit: %s", self.adapter.release())
                 else:
                     LOG.warning("exit: no state and no command yet, nothing to hold")
             except Exception as exc:  # the transport may already be gone (e.g. the middleware shut down)

@@ -10,12 +10,15 @@ and :class:`~sim2real.ros2.transport_dds.DdsTransport` (Cyclone DDS, ROS 2 wire-
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Mapping
 
 from sim2real.errors import TransportError
 
 TRANSPORTS = ("auto", "rclpy", "dds")
+LOG = logging.getLogger("sim2real.ros2")
 
 Publish = Callable[[Mapping[str, Any]], None]
 
@@ -46,6 +49,11 @@ class Transport(ABC):
         """Parameters the middleware handed to the node (rclpy: ``--params-file``), flat dotted names."""
         return {}
 
+    def call_service(self, name: str, type_name: str, fields: Mapping[str, Any], timeout: float = 1.0) -> bool:
+        """Call ROS 2 service ``name`` of type ``type_name`` (``pkg/srv/Type``) with a request built from
+        ``fields``; True when the server answered within ``timeout`` s. Only rclpy calls services."""
+        raise TransportError(f"the {self.kind} transport cannot call ROS 2 services")
+
     @abstractmethod
     def close(self) -> None:
         """Stop delivering callbacks and release the middleware."""
@@ -72,3 +80,19 @@ def make_transport(kind: str, node_name: str, *, domain_id: int | None = None, a
     except ImportError as exc:
         raise TransportError(f"DDS transport needs the 'cyclonedds' package ({exc}); pip install cyclonedds") from None
     return DdsTransport(node_name, domain_id=domain_id)
+
+
+def set_realtime_priority(priority: int) -> bool:
+    """Run the calling thread, and threads it creates afterwards, under SCHED_FIFO (Linux).
+
+    Call before the transport starts its threads. Returns False (and logs) where not permitted.
+    """
+    if priority <= 0:
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (AttributeError, OSError) as exc:
+        LOG.warning("realtime priority %d not available (%s); normal scheduling", priority, exc)
+        return False
+    LOG.info("control loop runs under SCHED_FIFO priority %d", priority)
+    return True

@@ -94,6 +94,24 @@ class RclpyTransport(Transport):
             setattr(msg, name, value)
         return msg
 
+    def call_service(self, name: str, type_name: str, fields: Mapping[str, Any], timeout: float = 1.0) -> bool:
+        from rosidl_runtime_py.utilities import get_service
+
+        try:
+            cls = get_service(type_name)
+        except (AttributeError, ModuleNotFoundError, ValueError) as exc:
+            raise TransportError(f"service type {type_name!r} is not installed: {exc}") from None
+        client = self.node.create_client(cls, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                return False
+            future = client.call_async(self._fill(cls.Request(), fields))
+            answered = threading.Event()
+            future.add_done_callback(lambda _: answered.set())  # the executor thread completes it
+            return answered.wait(timeout) and future.exception() is None
+        finally:
+            self.node.destroy_client(client)
+
     def now_ns(self) -> int:
         return int(self.node.get_clock().now().nanoseconds)
 
