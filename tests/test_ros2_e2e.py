@@ -94,8 +94,9 @@ def arm_spec() -> Any:
 def test_commands_rate_order_limits_nan_and_watchdog(tmp_path: Path) -> None:
     domain = domain_id()
     watchdog = 4
+    # resume: auto, so the arm goes on to its target after the NaN fault (operator resume: test_ros2_node)
     params = {"robot": "kuka_iiwa", "safety.soft_start_s": 0.4, "safety.watchdog_periods": watchdog,
-              "safety.start_gate_tolerance": 0.05}
+              "safety.start_gate_tolerance": 0.05, "safety.resume": "auto", "safety.resume_states": 3}
     node = DeployNode(params, transport=DdsTransport("sim2real_deploy", domain_id=domain), policy=p_controller,
                       spec=arm_spec())
     node.trace = []
