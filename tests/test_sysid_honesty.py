@@ -69,7 +69,7 @@ def test_assess_fit_verdicts() -> None:
 
 def test_bound_checks_and_suggestions() -> None:
     assert bound_check(0.999) == "high" and bound_check(0.01) == "low" and bound_check(0.5) is None
-    assert bound_check(0.0, physical_low=True) is None  # zero friction is an answer, not a search artefact
+    assert bound_check(0.0) == "low"  # zero friction too: the fit may have wanted less
     assert bound_check(23 / 24, integer_steps=24) == "high" and bound_check(22 / 24, integer_steps=24) is None
     assert suggest_bounds("mass", 0.25, 4.0, "high", log=True, integer=False, nonnegative=False)[2] == "mass=0.25:16"
     assert suggest_bounds("mass", 0.25, 4.0, "low", log=True, integer=False, nonnegative=False)[2] == "mass=0.0625:4"
@@ -84,7 +84,7 @@ def test_delay_on_its_search_bound_is_not_identified() -> None:
     assert not est.identifiable and est.bound == "high" and est.suggested_bounds == "delay=0:36"
     assert calmod._delay_estimate(spec, 23, {22: 1.3, 23: 1.0, 24: 1.2}, 1.0).bound == "high"  # one step off
     zero = calmod._delay_estimate(spec, 0, {0: 1.0, 1: 1.5}, 1.0)
-    assert zero.identifiable and zero.bound is None  # 0 is a physical limit
+    assert not zero.identifiable and zero.bound == "low" and zero.suggested_bounds is None  # 0: a physical limit
     mid = calmod._delay_estimate(spec, 12, {11: 2.0, 12: 1.0, 13: 2.0}, 1.0)
     assert mid.identifiable and (mid.ci_low, mid.ci_high) == (12, 12)
     wide = calmod._delay_estimate(spec, 12, {11: 2.0, 12: 1.0, 13: 2.0}, 1.0, inflation=3.0)

@@ -187,7 +187,9 @@ def _print_result(result: Any, paths: dict[str, Any]) -> None:
         print(("WARNING: " if fit["verdict"] == "misfit" else "") + fit["message"])
     stuck = [p for p in result.params if getattr(p, "bound", None)]
     if stuck:
-        print("on a search bound (not identified): " + ", ".join(f"{p.name} ({p.bound})" for p in stuck))
+        print("on a search bound (not identified): " + ", ".join(
+            f"{p.name} ({p.bound}{'' if getattr(p, 'suggested_bounds', None) else ', a physical limit'})"
+            for p in stuck))
         hint = bounds_hint(stuck)
         if hint:
             print(f"to search wider, re-run with: {hint}")

@@ -468,7 +468,7 @@ def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Seque
         # estimate (or, for values near 0, narrower than a quarter of the search range)
         rel_ok = (hi - lo) < 0.5 * abs(v) if abs(v) > 0.05 * (s.high - s.low) else (hi_u - lo_u) < 0.25
         # an estimate on a search bound is a compensation artefact or a too-narrow range, not an identification
-        side = bound_check(float(x[i]), physical_low=is_physical_low(s.operation, s.low))
+        side = bound_check(float(x[i]))
         ident = bool(col[i] > 1e-8 * max(col.max(), 1e-300) and (hi_u - lo_u) < 0.5 and rel_ok and side is None)
         dv = (np.log(s.high) - np.log(s.low)) * v if s.log else (s.high - s.low)
         out.append(ParamEstimate(s.name, s.kind, list(s.targets), s.operation, s.unit, float(v), float(lo), float(hi),
@@ -478,8 +478,9 @@ def _uncertainty(evaluate: Callable[..., list[Any]], x: np.ndarray, specs: Seque
 
 
 def _suggestion(s: ParamSpec, side: str | None) -> str | None:
-    """``name=low:high`` widening the bound ``side`` of ``s`` (None when on no bound)."""
-    if side is None:
+    """``name=low:high`` widening the bound ``side`` of ``s`` (None when on no bound, or on a lower
+    bound of 0 that is a physical limit)."""
+    if side is None or (side == "low" and is_physical_low(s.operation, s.low)):
         return None
     return suggest_bounds(s.name, s.low, s.high, side, log=s.log, integer=s.integer,
                           nonnegative=s.operation == "abs" and s.low >= 0)[2]
@@ -536,15 +537,14 @@ def _delay_estimate(spec: ParamSpec, delay: int, scan: dict[int, float], f_best:
     """Integer delay: the interval is every scanned delay whose cost is within 5 % of the best; with
     ``inflation`` > 1 (model misfit) each side is widened to ``ceil(inflation · max(side, 1))`` steps
     (clipped to the search range). Identified when the interval spans at most ``max(2, delay/2)`` steps
-    and the estimate is more than one step from a search bound (0 is a physical limit, not a search
-    bound)."""
+    and the estimate is more than one step from a bound of the search range."""
     ok = [g for g, c in scan.items() if c <= f_best * 1.05 + 1e-12] or [delay]
     lo, hi = min(ok + [delay]), max(ok + [delay])
     if inflation > 1.0:
         lo = max(int(spec.low), delay - int(np.ceil(inflation * max(delay - lo, 1))))
         hi = min(int(spec.high), delay + int(np.ceil(inflation * max(hi - delay, 1))))
     steps = spec.high - spec.low
-    side = bound_check(spec.to_unit(delay), integer_steps=steps, physical_low=spec.low == 0.0)
+    side = bound_check(spec.to_unit(delay), integer_steps=steps)
     ident = bool(hi - lo <= max(2.0, 0.5 * delay) and side is None)
     return ParamEstimate(spec.name, spec.kind, [], "abs", spec.unit, float(delay), float(lo), float(hi),
                          float((hi - lo) / 3.92), ident, spec.low, spec.high, bound=side,

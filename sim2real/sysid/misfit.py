@@ -139,15 +139,16 @@ def assess_fit(residuals: dict[str, np.ndarray], noise: dict[str, np.ndarray], n
                       verdict=verdict, message=msg, units=dict(units or {}))
 
 
-def bound_check(u: float, *, integer_steps: float | None = None, physical_low: bool = False) -> str | None:
+def bound_check(u: float, *, integer_steps: float | None = None) -> str | None:
     """``"low"`` / ``"high"`` when the normalised estimate ``u`` ∈ [0, 1] is within ``BOUND_MARGIN``
     of a search bound (for an integer parameter: within one step, ``integer_steps`` = steps in the
-    range), else ``None``. A lower bound that is a physical limit (``physical_low``: zero friction,
-    armature or delay) is a legitimate answer, not a search artefact, and is not flagged."""
+    range), else ``None``. A lower bound that is a physical limit (zero friction, armature or delay)
+    counts too: the fit may have wanted a value beyond it to compensate for something the model
+    lacks (:func:`is_physical_low`; no wider range is suggested there)."""
     margin = BOUND_MARGIN if not integer_steps else min(1.0 / integer_steps + 1e-9, 0.5)
     if u >= 1.0 - margin:
         return "high"
-    if u <= margin and not physical_low:
+    if u <= margin:
         return "low"
     return None
 
