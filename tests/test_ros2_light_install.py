@@ -1,9 +1,9 @@
 """The robot-computer install: the deployment node runs with the simulation stack absent.
 
-The node runs in a subprocess whose ``sys.meta_path`` refuses to import PyBullet,
-``pybullet_data``, Stable-Baselines3, Gymnasium, OpenCV, matplotlib and TensorBoard (what
-``pip install "sim2real[deploy]"`` does not install), against the mock arm in another
-process over DDS. The end-effector observation comes from the sidecar's ``kinematics``.
+The node runs in a subprocess whose ``sys.meta_path`` refuses to import every third-party
+package ``pip install "sim2real[deploy]"`` does not install (PyBullet, ``pybullet_data``,
+Stable-Baselines3, Gymnasium, OpenCV, matplotlib, TensorBoard, tqdm, rich, SciPy, MuJoCo,
+rosbags, ...), against the mock arm in another process over DDS. The end-effector observation comes from the sidecar's ``kinematics``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from test_ros2_support import export_mlp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKED = ("pybullet", "pybullet_data", "pybullet_envs", "stable_baselines3", "gymnasium", "cv2", "matplotlib",
-           "tensorboard")
+           "tensorboard", "tqdm", "rich", "scipy", "mujoco", "rosbags", "sklearn", "cma", "onnx", "ray")
 RUN_BLOCKED = f"""
 import importlib.abc, sys
 BLOCKED = {BLOCKED!r}
