@@ -63,6 +63,9 @@ class DeployNode:
         if spec.robot != robot.name:
             LOG.warning("policy was exported for robot %r, deploying on %r", spec.robot, robot.name)
         self.rate_hz = p["rate_hz"] or spec.control_rate_hz or robot.control.rate_hz
+        if spec.control_rate_hz and abs(self.rate_hz - spec.control_rate_hz) > 0.01 * spec.control_rate_hz:
+            LOG.warning("rate_hz %.3g differs from the %.3g Hz the policy was trained at", self.rate_hz,
+                        spec.control_rate_hz)
         self.period = 1.0 / self.rate_hz
         self.stats = LoopStats(self.period)
         self._lock = threading.Lock()
