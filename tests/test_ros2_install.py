@@ -112,6 +112,21 @@ def test_installed_code_finds_its_data_through_the_ament_index(colcon_install: d
     assert quad.startswith(prefix)
 
 
+
+def test_installed_record_sysid_launch_file_finds_the_robot(colcon_install: dict[str, Path], tmp_path: Path) -> None:
+    """``record_sysid.launch.py`` loads robot.yaml in the launch process: from the installed share."""
+    launch_file = colcon_install["prefix"] / "share" / PACKAGE / "launch" / "record_sysid.launch.py"
+    code = ("import ast, sys; path = sys.argv[1]; tree = ast.parse(open(path).read());"
+            "keep = [n for n in tree.body if isinstance(n, ast.Assign) or "
+            "(isinstance(n, ast.FunctionDef) and n.name == 'sysid_topics')];"
+            "ns = {}; exec(compile(ast.Module(body=keep, type_ignores=[]), path, 'exec'), ns);"
+            "print(' '.join(ns['sysid_topics']('kuka_iiwa')))")
+    done = subprocess.run([sys.executable, "-c", code, str(launch_file)], cwd=tmp_path, env=ros_env(colcon_install),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "/joint_states" in done.stdout.split()
+
+
 def test_installed_deploy_node_runs_with_the_shipped_parameter_file(colcon_install: dict[str, Path],
                                                                       tmp_path: Path) -> None:
     """What ``ros2 launch sim2real deploy_arm.launch.py policy:=...`` executes (DDS transport: no ROS here)."""
