@@ -360,6 +360,10 @@ def test_joint_trajectory_output_and_velocity_mode(monkeypatch: Any) -> None:
     feed(vnode, vtr, HOME, 0.0, monkeypatch)
     first = vnode.tick(0.0)  # velocity policies skip soft start; acceleration-limited from rest
     np.testing.assert_allclose(first.command, np.full(7, 0.02))
+    repeat = vnode.tick(0.02)  # no new state: the last velocity command again (not a jump to zero)
+    assert repeat.hold and np.array_equal(repeat.command, first.command)
+    stale = [vnode.tick(0.02 * k) for k in range(2, 5)]  # the watchdog trips: zero velocity
+    assert stale[-1].hold and np.array_equal(stale[-1].command, np.zeros(7))
 
 
 def test_node_rejects_mismatched_policy() -> None:

@@ -161,7 +161,9 @@ class ArmController(_Base):
         if self._must_hold(state, stale, fresh):
             return self._hold(state, now)
         if self.phase == "running" and not fresh and self.last_command is not None:
-            return self._hold(state, now)  # no new state: repeat the last command, do not re-run the policy
+            self._dt(now)  # no new state: repeat the last command (velocity too), do not re-run the policy
+            self.safety.held_ticks += 1
+            return StepResult(self.last_command.copy(), hold=True)
         if self.phase == "waiting":
             duration = 0.0 if self.velocity_mode else self.safety.config.soft_start_s
             self._soft = SoftStart(state.q, self.start_pose, duration, now)
