@@ -446,3 +446,24 @@ def test_actuator_net_group_drives_the_joint_with_the_nets_torque(tmp_path):
         assert np.abs(w.joint_state()[0]).max() > 0.0
     finally:
         w.close()
+
+
+def test_calibration_parameters_reach_the_drive(tmp_path):
+    """``--params kp,stall`` scale the drive's kp and stall torque in the replay world; ``stall``
+    needs a dc_motor joint."""
+    from sim2real.errors import ConfigError
+    from sim2real.sysid.params import apply_params, parse_params
+
+    robot = load_robot(_rotor(tmp_path, {"model": "dc_motor", "kp": 100.0, "kd": 1.0, "stall_torque": 4.0,
+                                         "free_speed": 10.0}))
+    specs = parse_params("kp,stall,free_speed", robot)
+    assert [s.targets for s in specs] == [("spin",)] * 3
+    w = PhysicsWorld(robot, floor=False)
+    try:
+        apply_params(w, specs, [0.5, 2.0, 0.5])
+        motor = w.drive.groups[0]
+        assert (motor.kp[0], motor.stall_torque[0], motor.free_speed[0]) == (50.0, 8.0, 5.0)
+    finally:
+        w.close()
+    with pytest.raises(ConfigError, match="stall needs joints driven by a dc_motor"):
+        parse_params("stall", load_robot("kuka_iiwa"))

@@ -131,6 +131,11 @@ def parse_params(spec: str | Sequence[str], robot: RobotDescription, *, substeps
                               f"(optionally NAME:* or NAME:TARGET)", path=("params", item))
         k = KINDS[short]
         universe = list(robot.links) if k.on == "link" else robot.joint_names if k.on == "joint" else []
+        if short in ("stall", "free_speed"):  # only a dc_motor drive has a torque-speed line
+            universe = [j for j in universe if robot.actuator_value(k.field, j) is not None]
+            if not universe:
+                raise ConfigError(f"{short} needs joints driven by a dc_motor actuator (robot.yaml actuators); "
+                                  f"{robot.name} has none", path=("params", item))
         if k.on == "global":
             if target:
                 raise ConfigError(f"{short} takes no target", path=("params", item))
