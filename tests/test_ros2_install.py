@@ -144,3 +144,33 @@ def test_installed_deploy_node_runs_with_the_shipped_parameter_file(colcon_insta
     assert done.returncode == 0, done.stderr
     assert "no robot state was received on /joint_states" in done.stderr
     assert "final phase: waiting" in done.stdout
+
+
+def test_ament_share_dir_prefers_ament_index_python(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With ROS 2 sourced the share directory comes from ament_index_python; without it from the
+    first AMENT_PREFIX_PATH entry holding the package marker."""
+    import types
+
+    from sim2real import _io
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for prefix in (first, second):
+        (prefix / "share" / "sim2real").mkdir(parents=True)
+    (second / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (second / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE).write_text("")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join([str(first), str(second)]))
+    monkeypatch.setitem(sys.modules, "ament_index_python", None)  # not importable
+    monkeypatch.setitem(sys.modules, "ament_index_python.packages", None)
+    assert _io.ament_share_dir() == second / "share" / PACKAGE  # the prefix with the marker, not the first
+    calls = []
+    module = types.ModuleType("ament_index_python.packages")
+    module.PackageNotFoundError = KeyError
+    module.get_package_share_directory = lambda name, print_warning=True: calls.append(name) or str(first / "x")
+    monkeypatch.setitem(sys.modules, "ament_index_python", types.ModuleType("ament_index_python"))
+    monkeypatch.setitem(sys.modules, "ament_index_python.packages", module)
+    assert _io.ament_share_dir() == first / "x" and calls == [PACKAGE]
+
+    def missing(name: str, print_warning: bool = True) -> str:
+        raise KeyError(name)
+    module.get_package_share_directory = missing
+    assert _io.ament_share_dir() is None
