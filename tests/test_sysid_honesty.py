@@ -195,6 +195,7 @@ def test_validate_on_a_held_out_log(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert s["rms_calibrated_all"] < s["rms_nominal_all"] and len(s["rms_nominal"]) == 7
     assert data["signals"]["effort"]["ratio"] < 0.5 and data["cost_calibrated"] < data["cost_nominal"]
     assert "rms_nominal" in printed and "effort" in printed
+    assert data["fit_calibrated"]["chi2_dof"] < data["fit_nominal"]["chi2_dof"]
     rows = val.with_suffix(".csv").read_text().splitlines()
     assert rows[0] == "signal,joint,unit,rms_nominal,rms_calibrated" and len(rows) == 1 + 3 * 8
     assert val.with_suffix(".png").stat().st_size > 10_000

@@ -148,6 +148,7 @@ def run_validate(args: argparse.Namespace) -> int:
     paths = write_validation(result, out, plot=not args.no_plot)
     print(f"held-out {args.validate}: {result.windows} windows of {result.horizon} control steps")
     print(validation_table(result))
+    print(f"calibrated on the held-out log: {result.fit_calibrated['message']}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

@@ -130,8 +130,9 @@ def assess_fit(residuals: dict[str, np.ndarray], noise: dict[str, np.ndarray], n
         worst = max(per, key=per.get)
         verdict = "misfit"
         msg = (f"model misfit: residuals are {np.sqrt(chi2):.3g}x the log's noise floor (chi2/dof {chi2:.3g}, "
-               f"worst: {worst} {per[worst]:.3g}); intervals widened {inflation:.3g}x — the simulator does not "
-               "reproduce this robot, estimates absorb the difference")
+               f"worst: {worst} {per[worst]:.3g}); intervals widened {inflation:.3g}x — the simulator with these "
+               "parameters does not reproduce the log to its noise (a model error the estimates absorb, or a "
+               "fit short of convergence)")
     else:
         verdict = "consistent"
         msg = f"fit at the noise floor (chi2/dof {chi2:.3g})"

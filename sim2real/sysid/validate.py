@@ -21,6 +21,7 @@ from sim2real._io import atomic_write_text
 from sim2real.errors import ConfigError, LogError, Sim2RealError
 from sim2real.robots import RobotDescription
 from sim2real.sysid.logs import HardwareLog
+from sim2real.sysid.misfit import assess_fit, noise_floor
 from sim2real.sysid.params import KINDS, ParamSpec
 
 SIGNALS = (("position", "rad"), ("velocity", "rad/s"), ("effort", "N·m"))
@@ -98,6 +99,9 @@ class ValidationResult:
     cost_nominal: float
     cost_calibrated: float
     parameters: dict[str, float] = field(default_factory=dict)
+    # χ²/dof against the held-out log's own noise floor (sim2real.sysid.misfit.assess_fit), per parameter set
+    fit_nominal: dict[str, Any] = field(default_factory=dict)
+    fit_calibrated: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -142,7 +146,13 @@ def validate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSpe
     finally:
         replay.close()
     logged = (ws.q, ws.qd, ws.tau)
+    js = log.require_joint_states()
+    raw = (js.position, js.velocity, js.effort)
     signals: dict[str, SignalError] = {}
+    res0: dict[str, np.ndarray] = {}
+    res1: dict[str, np.ndarray] = {}
+    noise: dict[str, np.ndarray] = {}
+    sc: dict[str, np.ndarray] = {}
     for c, (name, unit) in enumerate(SIGNALS):
         if logged[c] is None:
             continue
@@ -150,10 +160,14 @@ def validate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSpe
         signals[name] = SignalError(unit, np.sqrt(np.mean(e0 ** 2, axis=(0, 1))).tolist(),
                                     np.sqrt(np.mean(e1 ** 2, axis=(0, 1))).tolist(),
                                     float(np.sqrt(np.mean(e0 ** 2))), float(np.sqrt(np.mean(e1 ** 2))))
+        res0[name], res1[name], noise[name], sc[name] = e0, e1, noise_floor(raw[c]), scales[c]
+    units = dict(SIGNALS)
     res = ValidationResult(robot=robot.name, log=log.source, calibrated=str(calibrated), windows=len(ws),
                            horizon=horizon, joint_names=list(robot.joint_names), signals=signals,
                            cost_nominal=float(cost_nominal), cost_calibrated=float(cost_calibrated),
-                           parameters={s.name: float(v) for s, v in zip(specs, values)})
+                           parameters={s.name: float(v) for s, v in zip(specs, values)},
+                           fit_nominal=assess_fit(res0, noise, 0, sc, units).to_dict(),
+                           fit_calibrated=assess_fit(res1, noise, 0, sc, units).to_dict())
     res._plot = (ws, before, after)  # type: ignore[attr-defined]
     return res
 
@@ -188,4 +202,6 @@ def validation_table(result: ValidationResult) -> str:
     rows = [(name, s.unit, s.rms_nominal_all, s.rms_calibrated_all, s.ratio) for name, s in result.signals.items()]
     rows.append(("cost (normalised)", "-", result.cost_nominal, result.cost_calibrated,
                  result.cost_calibrated / result.cost_nominal if result.cost_nominal > 0 else float("nan")))
+    c0, c1 = result.fit_nominal.get("chi2_dof", float("nan")), result.fit_calibrated.get("chi2_dof", float("nan"))
+    rows.append(("chi2/dof vs noise floor", "-", c0, c1, c1 / c0 if c0 > 0 else float("nan")))
     return table(rows, ("signal", "unit", "rms_nominal", "rms_calibrated", "calibrated/nominal"))
