@@ -2,8 +2,9 @@
 
 A robot file says which model to load (URDF or MJCF, from ``pybullet_data`` or next to
 the YAML), which joints are controlled and their limits, the nominal physics the
-simulator starts from, the end-effector link, the default control mode and rate, and
-for deployment the real robot's joint names and default ROS 2 topics.
+simulator starts from, the end-effector link, the default control mode and rate, the drive
+of each joint group (``actuators``, parsed by :mod:`sim2real.actuator_config`), and for
+deployment the real robot's joint names and default ROS 2 topics.
 
 This module depends on nothing but PyYAML so the ROS 2 bridge can use it on a robot
 computer without PyBullet.
