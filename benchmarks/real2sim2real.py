@@ -85,20 +85,33 @@ def fixed_goals(n: int, robot, seed: int = 1234) -> np.ndarray:  # noqa: ANN001
     return np.random.default_rng(seed).uniform(ws["low"], ws["high"], size=(n, 3))
 
 
+#: DDS participants of this process are created one at a time (two threads creating them at once
+#: on different domains left one of them deaf)
+_DDS_CREATE = threading.Lock()
+
+
 class Monitor:
     """Listens on one DDS domain: joint states (robot joint order) and the deploy node's phase."""
 
     def __init__(self, robot, domain: int) -> None:  # noqa: ANN001
-        from sim2real.ros2.transport_dds import DdsTransport
-
+        self.robot, self.domain = robot, domain
         self.names = list(robot.ros2.joint_names)
         self.lock = threading.Lock()
         self.states: list[tuple[float, np.ndarray]] = []
         self.phases: list[tuple[float, str]] = []
-        self.transport = DdsTransport(f"r2s2r_monitor_{domain}", domain_id=domain)
-        self.transport.subscribe(robot.ros2.topics.get("joint_states", "/joint_states"), "sensor_msgs/msg/JointState",
-                                 self._on_state, sensor=True)
-        self.transport.subscribe("/sim2real/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", self._on_diag)
+        self.transport = None
+        self._connect()
+
+    def _connect(self) -> None:
+        from sim2real.ros2.transport_dds import DdsTransport
+
+        with _DDS_CREATE:
+            if self.transport is not None:
+                self.transport.close()
+            self.transport = DdsTransport(f"r2s2r_monitor_{self.domain}", domain_id=self.domain)
+            self.transport.subscribe(self.robot.ros2.topics.get("joint_states", "/joint_states"),
+                                     "sensor_msgs/msg/JointState", self._on_state, sensor=True)
+            self.transport.subscribe("/sim2real/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", self._on_diag)
 
     def _on_state(self, msg) -> None:  # noqa: ANN001
         index = {n: i for i, n in enumerate(msg.name)}
@@ -119,13 +132,16 @@ class Monitor:
             self.states.clear()
             self.phases.clear()
 
-    def wait_state(self, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            with self.lock:
-                if self.states:
-                    return True
-            time.sleep(0.05)
+    def wait_state(self, timeout: float, tries: int = 3) -> bool:
+        """Wait for a joint state; reconnect (a new participant) after each ``timeout`` s without one."""
+        for _ in range(tries):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                with self.lock:
+                    if self.states:
+                        return True
+                time.sleep(0.05)
+            self._connect()
         return False
 
     def close(self) -> None:
@@ -173,7 +189,7 @@ def deploy_goals(policy: Path, seed: int, goals: np.ndarray, out: Path, domain: 
     monitor = Monitor(robot, domain)
     rows = []
     try:
-        if not monitor.wait_state(60):
+        if not monitor.wait_state(30):
             raise SystemExit(f"no joint states from the MuJoCo hardware on domain {domain}; see {out / 'sim2sim.log'}")
         for i, goal in enumerate(goals):
             monitor.clear()
@@ -276,6 +292,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--finetune-steps", type=int, default=100_000)
     ap.add_argument("--parallel", type=int, default=2, help="policies deployed side by side (separate DDS domains)")
+    ap.add_argument("--domain", type=int, help="first DDS domain id of this run (it uses 3 per seed)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     out = Path(args.out)
@@ -290,7 +307,7 @@ def main() -> int:
         ap.error(f"--finetune {args.finetune!r} is not one of the --policy names {sorted(runs)}")
     robot = load_robot(ROBOT)
     goals = fixed_goals(args.goals, robot)
-    base_domain = random.Random(os.getpid()).randint(20, 150)
+    base_domain = args.domain if args.domain is not None else random.Random(os.getpid()).randint(20, 150)
     log = out / "pipeline.log"
     pts = {name: export(run, out, log) for name, run in runs.items()}
     pyb = {name: pybullet_success(run, args.episodes, out / f"pybullet_{name}", log) for name, run in runs.items()}
