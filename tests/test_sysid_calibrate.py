@@ -89,7 +89,7 @@ def test_delay_is_identified() -> None:
     prof = load_profile({"params": {"action_latency": {"distribution": "constant", "value": 7}}}, robot=ROBOT)
     log, _ = record_excitation(ROBOT, prof, 0, "chirp", 5.0, pos_noise=1e-3)
     specs = parse_params("delay", ROBOT)
-    res = calibrate(log, ROBOT, specs, CalibrationConfig(horizon=10, max_windows=6, budget=40), progress=False)
+    res = calibrate(log, ROBOT, specs, CalibrationConfig(horizon=10, max_windows=6, budget=60), progress=False)
     (d,) = res.params
     assert d.estimate == 7 and d.ci_low <= 7 <= d.ci_high
     assert res.delay_scan[7] < min(v for k, v in res.delay_scan.items() if k != 7)
