@@ -223,7 +223,7 @@ def check_resume(out: str | os.PathLike[str], exists: bool, resume: bool, *, wha
     from sim2real.errors import CheckpointError
 
     if resume and not exists:
-        raise CheckpointError(f"{out}: nothing to resume from ({what} missing)")
+        raise CheckpointError(f"{out}: no checkpoint to resume from ({what} missing)")
     if not resume and exists:
         raise CheckpointError(f"{out}: already holds a run ({what}); pass --resume to continue it or choose "
                               "another --out")

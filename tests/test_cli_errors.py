@@ -106,10 +106,10 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
                                "--duration", ()),
     # one --out/--resume rule for train, adapt and calibrate
     "calibrate_existing_out": (f"{CAL} --out cal.yaml", "cal.yaml: already holds a run", ("cal.yaml",)),
-    "calibrate_resume_nothing": (f"{CAL} --resume --out cal_new.yaml", "nothing to resume", ()),
+    "calibrate_resume_nothing": (f"{CAL} --resume --out cal_new.yaml", "no checkpoint to resume from", ()),
     "adapt_existing_run": ("adapt cfg_adapt_empty.yaml --out ad_run", "ad_run: already holds a run",
                            ("ad_run/checkpoint.pt",)),
-    "adapt_resume_nothing": ("adapt cfg_adapt_empty.yaml --out ad_out --resume", "nothing to resume",
+    "adapt_resume_nothing": ("adapt cfg_adapt_empty.yaml --out ad_out --resume", "no checkpoint to resume from",
                              ("ad_out/keep.txt",)),
     "train_resume_other_robot": (f"train {PANDA} --out tr_run --resume", "robot: 'kuka_iiwa' -> 'franka_panda'",
                                  ("tr_run/run.yaml", "tr_run/checkpoints/latest.json")),
@@ -120,6 +120,13 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "train_config_duplicate_key": ("train cfg_dup.yaml --out tr_out", "duplicate key 'seed'", ("tr_out/keep.txt",)),
     "profile_validate_deep": ("profile validate deep.yaml", "nested deeper than 100 levels", ()),
     "profile_validate_huge": ("profile validate huge.yaml", "limited to 10 MB", ()),
+    # profiles that would break the physics
+    "profile_validate_mass_scale_1e308": ("profile validate heavy.yaml", "a scale factor must be <= 100", ()),
+    "profile_validate_gravity_1e308": ("profile validate gravity.yaml",
+                                       "gravity with operation add must lie in [-100, 100]", ()),
+    "profile_sample_non_finite_draw": ("profile sample wild.yaml --robot kuka_iiwa", "params.wild: drew", ()),
+    "envs_run_non_finite_draw": ("envs run sim2real/KukaReach-v0 --profile wild.yaml --steps 5", "params.wild: drew",
+                                 ()),
 }
 
 # Outputs a failing case must not create.
@@ -200,6 +207,13 @@ def _make_workdir(w: Path) -> None:
     (w / "cfg_dup.yaml").write_text(base + "seed: 3\n")
     (w / "dup.yaml").write_text("params: {}\ndescription: twice\nparams: {}\n")
     (w / "deep.yaml").write_text("params: " + "[" * 5000 + "]" * 5000 + "\n")
+    (w / "heavy.yaml").write_text("params:\n  link_mass: {targets: all, distribution: constant, value: 1.0e+308, "
+                                  "operation: scale}\n")
+    (w / "gravity.yaml").write_text("params:\n  gravity: {distribution: constant, value: [0.0, 0.0, 1.0e+308], "
+                                    "operation: add}\n")
+    # each bound is finite, but high - low overflows: the draws are inf/nan
+    (w / "wild.yaml").write_text("params:\n  wild: {param: com_offset, targets: all, distribution: uniform, "
+                                 "low: [-1.7e+308, 0.0, 0.0], high: [1.7e+308, 0.0, 0.0], operation: add}\n")
     (w / "nan_goal.yaml").write_text("sim2real_deploy:\n  ros__parameters:\n    robot: kuka_iiwa\n"
                                      "    policy: missing.pt\n    goal: [.nan, 0.0, 0.4]\n")
 
