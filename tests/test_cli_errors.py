@@ -93,7 +93,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "record_negative_seed": ("record --robot kuka_iiwa --excitation chirp --seed -2 --out rec_new", "--seed", ()),
     # ranges
     "calibrate_budget_zero": (f"{CAL} --budget 0 --out cal_new.yaml", "--budget", ()),
-    "calibrate_budget_below_minimum": (f"{CAL} --budget 5 --out cal_new.yaml", "at least 6 simulator evaluations",
+    "calibrate_budget_below_minimum": (f"{CAL} --budget 5 --out cal_new.yaml", "at least 7 simulator evaluations",
                                        ()),
     "calibrate_horizon_zero": (f"{CAL} --horizon 0 --out cal_new.yaml", "--horizon", ()),
     "calibrate_workers_zero": (f"{CAL} --workers 0 --out cal_new.yaml", "--workers", ()),

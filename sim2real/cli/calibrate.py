@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ray", metavar="ADDRESS", help="evaluate on a Ray cluster ('auto', 'ray://host:10001', 'local')")
     p.add_argument("--resume", action="store_true", help="continue an interrupted calibration from its state file")
     p.add_argument("--budget", type=_args.positive_int, default=1000, help="max simulator evaluations (default 1000); a budget below what the "
-                   "parameters need whatever the budget (e.g. 6 for mass) is refused")
+                   "parameters need whatever the budget (e.g. 7 for mass) is refused")
     p.add_argument("--horizon", type=_args.positive_int, default=20, help="window length in control steps (default 20)")
     p.add_argument("--max-windows", type=_args.positive_int, default=24, help="windows per evaluation (default 24)")
     p.add_argument("--bounds", default="", help="search bounds overrides NAME=LOW:HIGH,...")

@@ -148,13 +148,13 @@ class CalibrationResult:
 def minimum_budget(specs: Sequence[ParamSpec], loss: str = "cauchy", quadrotor: bool = False) -> int:
     """Simulator evaluations a calibration of ``specs`` spends whatever its budget, so the smallest
     ``budget`` it can honour: the initial cost, the delay scan over the delay's integer range, the
-    delay's neighbours (up to 4), the uncertainty stage (residuals + one Jacobian column per continuous
-    parameter); for arms also the final replay and, with a robust ``loss``, the switch to it (with a
-    re-scan of up to 4 delays) and the final plain cost."""
+    delay's neighbours (up to 4), the local fit's first residuals and the uncertainty stage (residuals
+    + one Jacobian column per continuous parameter); for arms also the final replay and, with a robust
+    ``loss``, the switch to it (with a re-scan of up to 4 delays) and the final plain cost."""
     delays = [s for s in specs if s.integer]
     n_cont = len(specs) - len(delays)
     need = 1 + sum(int(s.high) - int(s.low) + 1 for s in delays) + (4 if delays else 0)
-    need += 1 + n_cont if n_cont else 0
+    need += 2 + n_cont if n_cont else 0
     if not quadrotor:
         need += 1  # final replay
         if n_cont and loss != "linear":
