@@ -53,16 +53,71 @@ def atomic_write_yaml(path: str | os.PathLike[str], data: Any) -> None:
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 
+#: Limits on YAML input: larger or deeper files are refused before they cost minutes or a RecursionError.
+MAX_YAML_BYTES = 10 * 2**20
+MAX_YAML_DEPTH = 100
+
+
+class StrictYamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key given twice in one mapping (YAML says keys are unique;
+    PyYAML would keep the last silently) and nesting deeper than :data:`MAX_YAML_DEPTH`.
+    Keys brought in by a merge (``<<: *base``) may still be overridden."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark)
+                except TypeError:
+                    continue  # unhashable key: the base constructor reports it
+                if first is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {first.line + 1})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(text: str) -> Any:
+    """``yaml.safe_load`` with :class:`StrictYamlLoader`'s checks (raises ``yaml.YAMLError``)."""
+    loader = StrictYamlLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def read_yaml_file(path: str | os.PathLike[str], error: type[ConfigError] = ConfigError,
                    what: str = "file") -> Any:
     """Parse a YAML file; every failure is one ``error`` naming the file.
 
     Unreadable files (missing, a directory) say ``cannot read <what>``, binary files say so,
-    and syntax errors give the line and column of the problem.
+    syntax errors, duplicate keys and too deep nesting give the line and column of the problem;
+    files over :data:`MAX_YAML_BYTES` are refused unread.
     """
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES and path.is_file():
+            raise error(f"{what} is {size / 2**20:.1f} MB; YAML input is limited to {MAX_YAML_BYTES // 2**20} MB",
+                        file=str(path))
+        return load_yaml_text(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise error(f"cannot read {what}: {exc.strerror or exc}", file=str(path)) from None
     except UnicodeDecodeError:
@@ -135,3 +190,40 @@ def data_dir(name: str) -> Path:
         if cand.is_dir():
             return cand
     return candidates[0]
+
+
+def check_output_path(path: str | os.PathLike[str], *, folder: bool, flag: str = "--out") -> Path:
+    """Check that ``path`` can be written as an output before any work starts; return it as a Path.
+
+    ``folder=True``: the output is a folder (it may exist as a folder, not as a file);
+    ``folder=False``: the output is a file (it may exist as a file, not as a folder). Either
+    way no ancestor may be an existing file. Raises :class:`ConfigError` naming ``flag``.
+    """
+    path = Path(path)
+    if path.exists():
+        if folder and not path.is_dir():
+            raise ConfigError(f"{path} is a file; expected a folder", path=(flag,))
+        if not folder and path.is_dir():
+            raise ConfigError(f"{path} is a folder; expected a file path", path=(flag,))
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{path} lies under {parent}, which is a file, not a folder", path=(flag,))
+            break
+    return path
+
+
+def check_resume(out: str | os.PathLike[str], exists: bool, resume: bool, *, what: str) -> None:
+    """The one rule for ``--out`` and ``--resume`` (train, adapt, calibrate).
+
+    ``exists``: ``out`` already holds a run (its ``what``, e.g. ``checkpoints/latest.json``).
+    Without ``--resume`` an existing run is refused (never overwritten); with ``--resume``
+    there must be one to continue. Raises :class:`sim2real.errors.CheckpointError`.
+    """
+    from sim2real.errors import CheckpointError
+
+    if resume and not exists:
+        raise CheckpointError(f"{out}: no checkpoint to resume from ({what} missing)")
+    if not resume and exists:
+        raise CheckpointError(f"{out}: already holds a run ({what}); pass --resume to continue it or choose "
+                              "another --out")

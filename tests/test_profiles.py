@@ -232,7 +232,10 @@ def test_with_bounds_for_adr():
         e.with_bounds(1.2, 1.1)
     with pytest.raises(ProfileError, match="valid range"):
         e.with_bounds(-0.1, 1.1)
-    assert e.value_range() == (0.0, math.inf)
+    assert e.value_range() == (0.0, 100.0)  # a scale factor is bounded (MAX_SCALE)
+    with pytest.raises(ProfileError, match="valid range"):
+        e.with_bounds(0.5, 1e308)
+    assert entry(param="gravity", low=-1, high=1, operation="add").value_range() == (-100.0, 100.0)
 
 
 def test_make_sample_pins_values():

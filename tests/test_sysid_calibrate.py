@@ -89,7 +89,7 @@ def test_delay_is_identified() -> None:
     prof = load_profile({"params": {"action_latency": {"distribution": "constant", "value": 7}}}, robot=ROBOT)
     log, _ = record_excitation(ROBOT, prof, 0, "chirp", 5.0, pos_noise=1e-3)
     specs = parse_params("delay", ROBOT)
-    res = calibrate(log, ROBOT, specs, CalibrationConfig(horizon=10, max_windows=6, budget=40), progress=False)
+    res = calibrate(log, ROBOT, specs, CalibrationConfig(horizon=10, max_windows=6, budget=60), progress=False)
     (d,) = res.params
     assert d.estimate == 7 and d.ci_low <= 7 <= d.ci_high
     assert res.delay_scan[7] < min(v for k, v in res.delay_scan.items() if k != 7)
@@ -327,3 +327,19 @@ def test_unknown_loss_is_refused(hidden_log) -> None:
     log, _ = hidden_log
     with pytest.raises(Sim2RealError, match="unknown calibration loss 'tukey'"):
         calibrate(log, ROBOT, parse_params("mass", ROBOT), CalibrationConfig(loss="tukey"), progress=False)
+
+
+@pytest.mark.parametrize("params,loss", [("mass", "cauchy"), ("mass,damping", "linear"), ("mass,delay", "cauchy")])
+def test_minimum_budget_is_honoured_and_less_is_refused(params: str, loss: str) -> None:
+    """At the minimum budget a calibration spends no more than it was given; one less is refused."""
+    from sim2real.sysid.calibrate import minimum_budget
+
+    log, _ = record_excitation(ROBOT, load_profile("nominal", robot=ROBOT), 0, "chirp", 4.0, pos_noise=1e-3)
+    specs = parse_params(params, ROBOT)
+    need = minimum_budget(specs, loss)
+    res = calibrate(log, ROBOT, specs, CalibrationConfig(horizon=10, max_windows=4, budget=need, loss=loss),
+                    progress=False)
+    assert res.evaluations <= need
+    with pytest.raises(ConfigError, match=f"at least {need} simulator evaluations"):
+        calibrate(log, ROBOT, specs, CalibrationConfig(horizon=10, max_windows=4, budget=need - 1, loss=loss),
+                  progress=False)

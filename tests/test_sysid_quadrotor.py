@@ -255,7 +255,7 @@ def test_cli_record_and_calibrate(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert (out / "metadata.yaml").is_file() and (tmp_path / "flight.truth.yaml").is_file()
     cal = tmp_path / "cal.yaml"
     assert main(["calibrate", "--log", str(out), "--robot", "quadrotor", "--params", "kf,delay", "--out", str(cal),
-                 "--budget", "16", "--horizon", "10", "--max-windows", "4", "--quiet", "--no-plot"]) == 0
+                 "--budget", "24", "--horizon", "10", "--max-windows", "4", "--quiet", "--no-plot"]) == 0
     text = capsys.readouterr().out
     assert "kf" in text and "simulator evaluations" in text
     assert cal.is_file() and cal.with_suffix(".json").is_file()

@@ -72,9 +72,7 @@ def run_record(args: argparse.Namespace, robot: Any, profile: Any) -> int:
 
 
 def run_calibrate(args: argparse.Namespace, robot: Any, bounds: dict[str, tuple[float, float]]) -> int:
-    from pathlib import Path
-
-    from sim2real.cli.calibrate import _log_truth, _print_result
+    from sim2real.cli.calibrate import _log_truth, _print_result, calibration_output
     from sim2real.profiles import load_profile
     from sim2real.sysid.calibrate import CalibrationConfig
     from sim2real.sysid.csvlog import read_csv
@@ -94,10 +92,7 @@ def run_calibrate(args: argparse.Namespace, robot: Any, bounds: dict[str, tuple[
         motor = args.motor_topic or args.command_topic
         log = read_quad_bag(args.log, robot, topics={"odometry": args.odometry_topic, "px4_actuator_motors": motor,
                                                      "motor_command": motor})
-    out = Path(args.out)
-    state = out.with_suffix(".state.pkl")
-    if state.exists() and not args.resume:
-        state.unlink()
+    out, state = calibration_output(args)
     config = CalibrationConfig(horizon=args.horizon, max_windows=args.max_windows, budget=args.budget,
                                seed=args.seed, workers=args.workers, ray_address=args.ray)
     weights = QuadWeights(vel=args.w_lin_vel, att=args.w_att, rates=args.w_rates)

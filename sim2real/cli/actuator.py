@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sim2real.cli import _args
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("actuator", help="fit actuator networks (torque from position error/velocity history)",
@@ -34,7 +36,7 @@ def register(subparsers: Any) -> None:
     f.add_argument("--epochs", type=int, default=60, help="passes over the training samples (default 60)")
     f.add_argument("--batch-size", type=int, default=128, help="samples per joint in one Adam step (default 128)")
     f.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, cosine-decayed (default 3e-3)")
-    f.add_argument("--seed", type=int, default=0, help="seed of weight init and minibatch order (default 0)")
+    f.add_argument("--seed", type=_args.seed, default=0, help="seed of weight init and minibatch order (default 0)")
     f.add_argument("--val-fraction", type=float, default=0.2,
                    help="trailing fraction of the log held out for validation (default 0.2)")
     f.add_argument("--joint-states-topic", help="override ros2.topics.joint_states")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sim2real.cli import _args
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -17,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="adapt run config (YAML); see docs/adapt.md")
     p.add_argument("--out", default=None, help="output folder (default runs/adapt/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--steps", type=int, default=None, help="override train.steps")
+    p.add_argument("--steps", type=_args.positive_int, default=None, help="override train.steps")
     p.add_argument("--dataset-only", action="store_true",
                    help="only build the datasets (render + write PNG/labels.csv under OUT/data) and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -25,16 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sim2real._io import check_output_path, check_resume
     from sim2real.adapt.config import load_config, parse_config
-    from sim2real.errors import ConfigError
 
     cfg = load_config(args.config)
     if args.steps is not None:
-        if args.steps <= 0:
-            raise ConfigError(f"--steps must be positive, got {args.steps}")
         raw = dict(cfg.raw, train={**(cfg.raw.get("train") or {}), "steps": args.steps})
         cfg = parse_config(raw, file=cfg.source, base_dir=Path(args.config).resolve().parent)
-    out = Path(args.out) if args.out else Path("runs") / "adapt" / Path(args.config).stem
+    out = check_output_path(args.out if args.out else Path("runs") / "adapt" / Path(args.config).stem, folder=True)
     progress = not args.no_progress
     if args.dataset_only:
         from sim2real.adapt.data import save_dataset
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from sim2real.adapt.report import run_experiment
 
+    check_resume(out, (out / "checkpoint.pt").is_file(), args.resume, what="checkpoint.pt")
     report = run_experiment(cfg, out, resume=args.resume, progress=progress)
     print((out / "report.md").read_text(encoding="utf-8"))
     print(f"wrote {out}/report.md, report.json, checkpoint.pt, encoder.pt, predictor.pt"

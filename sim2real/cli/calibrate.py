@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sim2real.cli import _args
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("calibrate", help="identify simulator parameters from a hardware log",
@@ -38,16 +40,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--profile", help="prior profile: search bounds from its entries; its other entries are kept")
     p.add_argument("--out", help="narrowed profile YAML (JSON/PNG/state written next to it); with --validate: "
                                  "the validation JSON (CSV/PNG next to it)")
-    p.add_argument("--workers", type=int, default=1, help="parallel simulator processes (default 1)")
+    p.add_argument("--workers", type=_args.positive_int, default=1, help="parallel simulator processes (default 1)")
     p.add_argument("--ray", metavar="ADDRESS", help="evaluate on a Ray cluster ('auto', 'ray://host:10001', 'local')")
     p.add_argument("--resume", action="store_true", help="continue an interrupted calibration from its state file")
-    p.add_argument("--budget", type=int, default=1000, help="max simulator evaluations (default 1000)")
-    p.add_argument("--horizon", type=int, default=20, help="window length in control steps (default 20)")
-    p.add_argument("--max-windows", type=int, default=24, help="windows per evaluation (default 24)")
+    p.add_argument("--budget", type=_args.positive_int, default=1000, help="max simulator evaluations (default 1000); a budget below what the "
+                   "parameters need whatever the budget (e.g. 7 for mass) is refused")
+    p.add_argument("--horizon", type=_args.positive_int, default=20, help="window length in control steps (default 20)")
+    p.add_argument("--max-windows", type=_args.positive_int, default=24, help="windows per evaluation (default 24)")
     p.add_argument("--bounds", default="", help="search bounds overrides NAME=LOW:HIGH,...")
     p.add_argument("--w-vel", type=float, default=0.05, help="weight of velocities vs positions (default 0.05)")
     p.add_argument("--w-tau", type=float, default=1.0, help="weight of joint efforts (when logged; 0 ignores them)")
-    p.add_argument("--seed", type=int, default=0, help="CMA-ES seed")
+    p.add_argument("--seed", type=_args.seed, default=0, help="CMA-ES seed")
     p.add_argument("--loss", choices=("cauchy", "soft_l1", "linear"), default="cauchy",
                    help="loss of the local fit stages: robust cauchy (default), soft_l1, or linear (least squares)")
     p.add_argument("--joint-states-topic", help="override ros2.topics.joint_states")
@@ -76,8 +79,6 @@ def _parse_bounds(text: str) -> dict[str, tuple[float, float]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from sim2real.errors import ConfigError, Sim2RealError
     from sim2real.profiles import load_profile
     from sim2real.robots import load_robot
@@ -103,10 +104,7 @@ def run(args: argparse.Namespace) -> int:
     topics = {"joint_states": args.joint_states_topic, "command": args.command_topic}
     log = read_log(args.log, robot, topics=topics, require=("joint_states", "command"),
                    allow_extra_joints=args.allow_extra_joints)
-    out = Path(args.out)
-    state = out.with_suffix(".state.pkl")
-    if state.exists() and not args.resume:
-        state.unlink()
+    out, state = calibration_output(args)
     config = CalibrationConfig(horizon=args.horizon, max_windows=args.max_windows, budget=args.budget,
                                seed=args.seed, workers=args.workers, ray_address=args.ray, w_vel=args.w_vel,
                                w_tau=args.w_tau, loss=args.loss)
@@ -116,11 +114,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def calibration_output(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(out, state file)`` of a calibration after the shared ``--out``/``--resume`` rule: an existing
+    calibration (its YAML or state file) is refused without ``--resume``, and ``--resume`` needs the state."""
+    from sim2real._io import check_output_path, check_resume
+
+    out = check_output_path(args.out, folder=False)
+    state = out.with_suffix(".state.pkl")
+    if args.resume:
+        check_resume(out, state.is_file(), True, what=state.name)
+    else:
+        done = [p.name for p in (out, state) if p.exists()]
+        check_resume(out, bool(done), False, what=" and ".join(done))
+    return out, state
+
+
 def run_validate(args: argparse.Namespace) -> int:
     """``--validate HELDOUT --calibrated JSON``: replay errors of the nominal vs the calibrated parameters."""
     import json
     from pathlib import Path
 
+    from sim2real._io import check_output_path
     from sim2real.errors import ConfigError
     from sim2real.robots import load_robot
     from sim2real.sysid.csvlog import read_log
@@ -144,7 +158,7 @@ def run_validate(args: argparse.Namespace) -> int:
                    allow_extra_joints=args.allow_extra_joints)
     result = validate(log, robot, specs, values, calibrated=str(calibrated), horizon=args.horizon,
                       max_windows=args.max_windows)
-    out = Path(args.out) if args.out else calibrated.with_suffix(".validation.json")
+    out = check_output_path(args.out if args.out else calibrated.with_suffix(".validation.json"), folder=False)
     paths = write_validation(result, out, plot=not args.no_plot)
     print(f"held-out {args.validate}: {result.windows} windows of {result.horizon} control steps")
     print(validation_table(result))

@@ -10,6 +10,8 @@ import argparse
 import json
 from typing import Any
 
+from sim2real.cli import _args
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("envs", help="list envs and robots, or run an env with random actions",
@@ -21,7 +23,7 @@ def register(subparsers: Any) -> None:
     run = sub.add_parser("run", help="build an env, run random actions, print what was sampled")
     run.add_argument("env_id", help="e.g. sim2real/KukaReach-v0")
     run.add_argument("--profile", default="nominal", help="shipped profile name or path (default: nominal)")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=_args.seed, default=0)
     run.add_argument("--steps", type=int, default=200, help="control steps to run (default 200)")
     run.add_argument("--episodes-info", action="store_true", help="print info['randomization'] of every episode")
     run.set_defaults(func=_run)

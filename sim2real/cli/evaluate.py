@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from sim2real.cli import _args
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -17,15 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "LABEL=PATH names it)")
     p.add_argument("--env", help="env id (default: the first policy's training env)")
     p.add_argument("--profile", help="randomization profile to evaluate on (also the base of sweeps)")
-    p.add_argument("--episodes", type=int, default=20, help="episodes per policy and condition (default 20)")
+    p.add_argument("--episodes", type=_args.positive_int, default=20, help="episodes per policy and condition (default 20)")
     p.add_argument("--sweep", action="append", default=[], metavar="PARAM=LOW:HIGH:STEPS",
                    help="grid axis: a profile entry name, 'latency' (s) or a parameter kind such as "
                    "link_mass / joint_damping (constant scale on all targets); give one or two")
     p.add_argument("--out", default="eval", help="output folder (default ./eval)")
-    p.add_argument("--workers", type=int, help="local worker processes (default: one per CPU core, "
+    p.add_argument("--workers", type=_args.positive_int, help="local worker processes (default: one per CPU core, "
                    "at most one per cell; 1 runs in this process)")
     p.add_argument("--ray", metavar="ADDRESS", help="run cells as Ray tasks: 'auto' or a cluster address")
-    p.add_argument("--seed", type=int, default=0, help="episode k of every cell is reset with seed+k")
+    p.add_argument("--seed", type=_args.seed, default=0, help="episode k of every cell is reset with seed+k")
     p.add_argument("--no-nominal", action="store_true", help="skip the nominal condition")
     p.set_defaults(func=run)
 
@@ -33,13 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sim2real.errors import ConfigError
+    from sim2real._io import check_output_path
     from sim2real.train.evaluate import evaluate_policies
 
-    if args.episodes < 1:
-        raise ConfigError("--episodes: expected an integer >= 1")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError("--workers: expected an integer >= 1")
+    check_output_path(args.out, folder=True)
     policies = []
     for spec in args.policy:
         label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)

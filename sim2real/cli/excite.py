@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sim2real.cli import _args
+
 
 def register(subparsers: Any) -> None:
     from sim2real.ros2.excite import EXCITE_NODE  # light: numpy + the ros2 package, no middleware
@@ -31,7 +33,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="output rosbag2 directory (must not exist unless --force)")
     p.add_argument("--amplitude", type=float, default=0.3,
                    help="swing around home per joint, rad (default 0.3); must fit every joint's limits")
-    p.add_argument("--seed", type=int, default=0, help="seed of the excitation's random phases / steps")
+    p.add_argument("--seed", type=_args.seed, default=0, help="seed of the excitation's random phases / steps")
     p.add_argument("--rate", type=float, metavar="HZ", help="command rate (default robot.yaml control.rate_hz, "
                    "the rate calibrate replays at)")
     p.add_argument("--transport", choices=("auto", "rclpy", "dds"),

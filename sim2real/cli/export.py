@@ -19,9 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sim2real._io import check_output_path
     from sim2real.train.export import export_policy
     from sim2real.train.policy import load_policy
 
+    out = check_output_path(args.out, folder=False)
+    for extra in (".yaml", ".onnx") if args.onnx else (".yaml",):
+        check_output_path(Path(out).with_suffix(extra), folder=False)
     paths = export_policy(load_policy(args.policy), args.out, onnx=args.onnx, env_id=args.env)
     for kind, path in paths.items():
         print(f"{kind}: {path}")

@@ -23,7 +23,9 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from sim2real.cli._args import OneLineParser
+
+    parser = OneLineParser(
         prog="sim2real",
         description="Sim-to-real robot learning: randomized simulation, robust training, "
         "system identification, domain adaptation and ROS 2 deployment.",

@@ -13,6 +13,8 @@ import json
 import sys
 from typing import Any
 
+from sim2real.cli import _args
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -30,7 +32,7 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("sample", help="draw one set of values and show them with the nominal and resulting values")
     p.add_argument("file", metavar="FILE", help="profile file or shipped profile name")
     p.add_argument("--robot", help="robot name or robot.yaml path (default: the profile's 'robot:' key)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the numpy generator (default 0)")
+    p.add_argument("--seed", type=_args.seed, default=0, help="seed of the numpy generator (default 0)")
     p.add_argument("--when", default="startup,reset",
                    help="comma-separated 'when' values to draw (default startup,reset; add interval)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -17,17 +17,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sim2real.cli import _args
+
+#: Longest log ``record`` writes (s): the whole log is simulated and held in memory first.
+MAX_DURATION_S = 3600.0
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("record", help="roll out in simulation and write a rosbag2 log with ground truth",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--robot", required=True, help="robot name or robot.yaml path")
     p.add_argument("--profile", default="nominal", help="randomization profile (file or shipped name), sampled once")
-    p.add_argument("--seed", type=int, default=0, help="seed of the profile draw, excitation and sensor noise")
+    p.add_argument("--seed", type=_args.seed, default=0, help="seed of the profile draw, excitation and sensor noise")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--excitation", choices=("chirp", "multisine", "prbs"), help="identification signal")
     src.add_argument("--policy", help="exported policy (policy.pt with policy.yaml next to it) driving its env")
-    p.add_argument("--duration", type=float, default=30.0, help="log length in seconds (default 30)")
+    p.add_argument("--duration", type=_args.bounded_float(0.0, MAX_DURATION_S, "seconds"), default=30.0,
+                   help=f"log length in seconds (default 30, at most {MAX_DURATION_S:g}: the log is built in memory)")
     p.add_argument("--out", required=True, help="output bag directory; with --csv the CSV file itself (name it *.csv)")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage (default mcap)")
     p.add_argument("--compression", choices=("none", "file", "message"), default="none", help="zstd compression")
@@ -48,17 +54,16 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sim2real._io import atomic_write_yaml
+    from sim2real._io import atomic_write_yaml, check_output_path
     from sim2real.errors import Sim2RealError
     from sim2real.profiles import load_profile
     from sim2real.robots import load_robot
     from sim2real.sysid.bagio import write_bag
     from sim2real.sysid.csvlog import write_csv
 
+    check_output_path(args.out, folder=not args.csv)
     robot = load_robot(args.robot)
     profile = load_profile(args.profile, robot=robot)
-    if args.duration <= 0:
-        raise Sim2RealError(f"--duration must be > 0, got {args.duration}")
     if robot.kind == "quadrotor":
         from sim2real.cli._quadrotor_sysid import run_record
 

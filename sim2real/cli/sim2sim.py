@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from sim2real.cli import _args
 from sim2real.errors import ConfigError
 
 
@@ -22,7 +23,7 @@ def register(subparsers: Any) -> None:
     source.add_argument("--hardware", metavar="FILE",
                         help="hardware file (default: configs/hardware/<robot>.yaml)")
     source.add_argument("--draw", metavar="FILE", help="draw the hardware from this file of ranges (needs --seed)")
-    parser.add_argument("--seed", type=int, help="seed of the draw (numpy default_rng)")
+    parser.add_argument("--seed", type=_args.seed, help="seed of the draw (numpy default_rng)")
     parser.add_argument("--truth", metavar="OUT.json", help="with --draw: write the drawn hardware here (JSON)")
     parser.add_argument("--transport", choices=("auto", "rclpy", "dds"), default="auto",
                         help="auto: rclpy when it imports, else the ROS 2 wire-compatible DDS transport")
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--duration", type=float, metavar="S", help="simulated seconds to run (default: until Ctrl-C)")
     parser.add_argument("--realtime-factor", dest="realtime_factor", type=float, default=1.0, metavar="F",
                         help="simulated seconds per wall-clock second (default 1.0)")
-    parser.add_argument("--noise-seed", dest="noise_seed", type=int, default=0,
+    parser.add_argument("--noise-seed", dest="noise_seed", type=_args.seed, default=0,
                         help="seed of the measurement noise (default 0)")
     parser.add_argument("--summary", metavar="OUT.json", help="also write the JSON summary here")
     parser.set_defaults(func=run)

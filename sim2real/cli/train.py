@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sim2real.cli import _args
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -13,27 +15,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "atomic checkpoints, the final model and report.md/report.json into --out.")
     p.add_argument("config", help="run config YAML (or the name of a shipped one in configs/train/)")
     p.add_argument("--out", help="output folder (default runs/<config name>)")
-    p.add_argument("--seed", type=int, help="override the config's seed")
+    p.add_argument("--seed", type=_args.seed, help="override the config's seed")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--total-timesteps", type=int, help="override the config's total_timesteps")
+    p.add_argument("--total-timesteps", type=_args.positive_int, help="override the config's total_timesteps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", type=int, default=0, help="SB3 verbosity (0, 1, 2)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim2real.errors import ConfigError
     from sim2real.train.config import load_run_config
 
     cfg = load_run_config(args.config)
     overrides = {}
     if args.seed is not None:
-        if args.seed < 0:
-            raise ConfigError("--seed: expected an integer >= 0")
         overrides["seed"] = args.seed
     if args.total_timesteps is not None:
-        if args.total_timesteps < 1:
-            raise ConfigError("--total-timesteps: expected an integer >= 1")
         overrides["total_timesteps"] = args.total_timesteps
     cfg = cfg.with_overrides(**overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem

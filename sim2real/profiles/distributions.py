@@ -65,7 +65,8 @@ class Distribution:
         if args is not None and self.dim == 1:
             args = (float(args[0][0]), float(args[1][0]))
         elif args is not None and kind != "gaussian":
-            args = (args[0], args[1] - args[0])  # low, span: low + span * u is what rng.uniform computes
+            with np.errstate(over="ignore"):  # a span beyond the float range: Entry.sample reports its draws
+                args = (args[0], args[1] - args[0])  # low, span: low + span * u is what rng.uniform computes
         self._args = args
 
     # -- convenient accessors -------------------------------------------------------------

@@ -173,12 +173,20 @@ class Entry:
         """Draw values for every target: shape ``(max(1, n_targets), dim)``."""
         targets = self._resolved(robot)
         n = len(targets) or 1
-        if self.shared:
-            values = np.repeat(self.distribution.sample(rng, (1,)), n, axis=0)
-        else:
-            values = self.distribution.sample(rng, (n,))
+        with np.errstate(over="ignore", invalid="ignore"):  # overflowing draws are reported below
+            if self.shared:
+                values = np.repeat(self.distribution.sample(rng, (1,)), n, axis=0)
+            else:
+                values = self.distribution.sample(rng, (n,))
         if PARAM_KINDS[self.param].integer:
             values = np.rint(values)
+        vmin, vmax = self.value_range()
+        bad = ~np.isfinite(values) | (values < vmin) | (values > vmax)
+        if np.any(bad):  # e.g. a span that overflows: never hand such a world to the physics
+            v = float(values[bad].ravel()[0])
+            why = "a non-finite value" if not np.isfinite(v) else f"outside [{vmin:g}, {vmax:g}]"
+            raise ProfileError(f"drew {v:g} for {self.param} ({why}); narrow the distribution",
+                               path=("params", self.name))
         return Sample(self, targets, values)
 
     def make_sample(self, value: Any, robot: "RobotDescription | None" = None) -> Sample:

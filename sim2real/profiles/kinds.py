@@ -35,6 +35,11 @@ class OptionSpec:
     doc: str = ""
 
 
+#: Largest ``scale`` factor of any kind: beyond it a simulated world stops being physical
+#: (a 1e308 link mass makes every observation NaN).
+MAX_SCALE = 100.0
+
+
 @dataclass(frozen=True)
 class KindSpec:
     """What one parameter kind is.
@@ -50,6 +55,8 @@ class KindSpec:
         integer: draws are rounded to whole numbers (counts).
         default_targets: targets when the entry gives none (``None`` = all).
         requires_interval: the kind only makes sense with ``when: interval``.
+        max_abs: physical bound on the magnitude of an ``abs``/``add`` draw (in the kind's unit;
+            ``None``: none); ``scale`` draws are bounded by :data:`MAX_SCALE` for every kind.
         options: kind-specific keys.
         doc: one line for ``sim2real profile`` output and docs.
     """
@@ -63,6 +70,7 @@ class KindSpec:
     integer: bool = False
     default_targets: tuple[str, ...] | None = None
     requires_interval: bool = False
+    max_abs: float | None = None
     options: Mapping[str, OptionSpec] = field(default_factory=dict)
     doc: str = ""
 
@@ -74,13 +82,14 @@ class KindSpec:
         """Range a draw must stay within for ``operation`` (``(-inf, inf)`` if unconstrained)."""
         inf = float("inf")
         if operation == "scale":
-            return (0.0, inf)  # a negative scale factor is never meant
+            return (0.0, MAX_SCALE)  # a negative scale factor is never meant; a huge one breaks the physics
+        bound = inf if self.max_abs is None else self.max_abs
         if operation == "abs":
             if self.unit_interval:
                 return (0.0, 1.0)
             if self.non_negative:
-                return (0.0, inf)
-        return (-inf, inf)
+                return (0.0, bound)
+        return (-bound, bound)
 
 
 # -- option validators --------------------------------------------------------------------
@@ -190,7 +199,7 @@ _KINDS = [
     _k("joint_damping", JOINT, non_negative=True, doc="viscous joint damping (N·m·s/rad)"),
     _k("joint_friction", JOINT, default_op="abs", non_negative=True, doc="Coulomb joint friction torque (N·m)"),
     _k("armature", JOINT, default_op="abs", non_negative=True, doc="rotor inertia about the joint axis (kg·m²)"),
-    _k("gravity", None, dims=(3,), default_op="add", doc="world gravity vector (m/s²)"),
+    _k("gravity", None, dims=(3,), default_op="add", max_abs=100.0, doc="world gravity vector (m/s²)"),
     # actuation
     _k("motor_strength", JOINT, non_negative=True, doc="scale of the joint's max effort"),
     _k("position_gain", JOINT, non_negative=True,

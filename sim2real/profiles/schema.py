@@ -137,9 +137,9 @@ def _check_range(err: _EntryErrors, raw: Mapping[str, Any], param: str, operatio
     vmin, vmax = valid
     lo, hi = dist.support()
     if operation == "scale":
-        what = "a scale factor must be >= 0"
+        what = "a scale factor must be >= 0" if np.any(lo < vmin) else f"a scale factor must be <= {vmax:g}"
     elif vmax < np.inf:
-        what = f"{param} with operation abs must lie in [0, 1]"
+        what = f"{param} with operation {operation} must lie in [{vmin:g}, {vmax:g}]"
     else:
         what = f"{param} is non-negative, so with operation abs the draw must be >= 0"
     if np.any(lo < vmin):

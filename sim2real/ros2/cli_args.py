@@ -12,6 +12,7 @@ import signal
 import sys
 from typing import Any
 
+from sim2real.cli._args import finite_float, positive_float
 from sim2real.errors import Sim2RealError
 from sim2real.ros2.params import NODE_NAME, load_params_file, validate_params
 
@@ -29,15 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transport", choices=("auto", "rclpy", "dds"),
                         help="auto: rclpy when it imports, else the ROS 2 wire-compatible DDS transport")
     parser.add_argument("--params", metavar="FILE", help="ROS 2 parameter YAML (node_name: ros__parameters: ...)")
-    parser.add_argument("--rate", type=float, metavar="HZ", help="control rate (default: the policy's)")
-    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
+    parser.add_argument("--rate", type=positive_float, metavar="HZ", help="control rate (default: the policy's)")
+    parser.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
     parser.add_argument("--domain-id", dest="domain_id", type=int, help="DDS domain (default $ROS_DOMAIN_ID or 0)")
     parser.add_argument("--trigger", choices=("timer", "state"), help="tick on a fixed clock or on each new state")
     parser.add_argument("--output", help="auto | forward_command | joint_trajectory | crazyswarm_full_state | "
                         "crazyswarm_velocity | px4_offboard | px4_rates | px4_motors (auto: from the robot kind "
                         "and the policy's action mode)")
     parser.add_argument("--controller", help="ros2_control controller name (arm outputs)")
-    parser.add_argument("--goal", nargs=3, type=float, metavar=("X", "Y", "Z"),
+    parser.add_argument("--goal", nargs=3, type=finite_float, metavar=("X", "Y", "Z"),
                         help="goal position (m, base frame) until one arrives on the goal topic")
     parser.add_argument("--rt-priority", dest="rt_priority", type=int, metavar="PRIO",
                         help="run the control loop under SCHED_FIFO at this priority (Linux; needs CAP_SYS_NICE)")

@@ -15,6 +15,7 @@ checked against :data:`SCHEMA`; errors name the file and the key path.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -67,7 +68,8 @@ SCHEMA: dict[str, Param] = {
                     "motor -> px4_motors)", lambda v: v in ("", "auto", *OUTPUTS), f"auto or one of {list(OUTPUTS)}"),
     "controller": Param(str, "", "ros2_control controller name for arm outputs (default: robot.yaml ros2.controller)"),
     "goal": Param(list, [], "default goal position [x, y, z] (m, base frame) until one arrives on topics.goal",
-                  lambda v: len(v) in (0, 3) and all(isinstance(x, _num) for x in v), "[] or [x, y, z]"),
+                  lambda v: len(v) in (0, 3) and all(isinstance(x, _num) and math.isfinite(x) for x in v),
+                  "[] or [x, y, z] of finite numbers"),
     "topics.joint_states": Param(str, "", "sensor_msgs/JointState input"),
     "topics.odometry": Param(str, "", "nav_msgs/Odometry input (quadrotor)"),
     "odometry.twist_frame": Param(str, "body", "frame of the odometry twist: body (REP 105, child_frame_id) or world "

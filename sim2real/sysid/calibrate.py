@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from sim2real._io import atomic_write_bytes
-from sim2real.errors import LogError, Sim2RealError
+from sim2real.errors import ConfigError, LogError, Sim2RealError
 from sim2real.robots import RobotDescription
 from sim2real.sysid.align import align
 from sim2real.sysid.evaluators import ReplaySetup, make_evaluator
@@ -145,6 +145,31 @@ class CalibrationResult:
         return {p.name: p for p in self.params}
 
 
+def minimum_budget(specs: Sequence[ParamSpec], loss: str = "cauchy", quadrotor: bool = False) -> int:
+    """Simulator evaluations a calibration of ``specs`` spends whatever its budget, so the smallest
+    ``budget`` it can honour: the initial cost, the delay scan over the delay's integer range, the
+    delay's neighbours (up to 4), the local fit's first residuals and the uncertainty stage (residuals
+    + one Jacobian column per continuous parameter); for arms also the final replay and, with a robust
+    ``loss``, the switch to it (with a re-scan of up to 4 delays) and the final plain cost."""
+    delays = [s for s in specs if s.integer]
+    n_cont = len(specs) - len(delays)
+    need = 1 + sum(int(s.high) - int(s.low) + 1 for s in delays) + (4 if delays else 0)
+    need += 2 + n_cont if n_cont else 0
+    if not quadrotor:
+        need += 1  # final replay
+        if n_cont and loss != "linear":
+            need += 2 + (4 if delays else 0)
+    return need
+
+
+def check_budget(config: CalibrationConfig, specs: Sequence[ParamSpec], quadrotor: bool = False) -> None:
+    """Refuse a ``config.budget`` below :func:`minimum_budget` (it would silently run more evaluations)."""
+    need = minimum_budget(specs, config.loss, quadrotor)
+    if config.budget < need:
+        raise ConfigError(f"expected at least {need} simulator evaluations for these parameters (initial cost, "
+                          f"delay scan, uncertainty), got {config.budget}", path=("--budget",))
+
+
 class _Budget:
     def __init__(self, total: int, bar: Any) -> None:
         self.total, self.used, self.bar = total, 0, bar
@@ -213,6 +238,7 @@ def calibrate(log: HardwareLog, robot: RobotDescription, specs: Sequence[ParamSp
     import resource
 
     config = config or CalibrationConfig()
+    check_budget(config, specs)
     wall0, cpu0 = time.time(), time.process_time()
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     segments, gaps = align(log, robot.control.rate_hz)

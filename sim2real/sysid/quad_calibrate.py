@@ -36,6 +36,7 @@ from sim2real.sysid.calibrate import (
     _run_cma,
     _scan_delay,
     _uncertainty,
+    check_budget,
     residual_clusters,
 )
 from sim2real.sysid.evaluators import make_evaluator
@@ -88,6 +89,7 @@ def calibrate_quadrotor(log: HardwareLog, robot: RobotDescription, specs: Sequen
     cont = [s for s in specs if not s.integer]
     if len(delay_specs) > 1:
         raise Sim2RealError("delay given more than once")
+    check_budget(config, specs, quadrotor=True)
     max_delay = float((PAST - 2) * robot.control.substeps)
     if delay_specs and delay_specs[0].high > max_delay:
         delay_specs = [type(delay_specs[0])(**{**asdict(delay_specs[0]), "high": max_delay})]

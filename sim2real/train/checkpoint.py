@@ -103,3 +103,32 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (np.floating, np.integer)):
         return x.item()
     raise TypeError(f"not JSON-serialisable: {type(x).__name__}")
+
+
+#: Run-config keys a resumed run must share with the stored ``run.yaml``: they fix the policy's
+#: observation/action spaces and network, so a different value cannot continue the same model.
+RESUME_KEYS = (("env", "id"), ("robot",), ("algo",), ("policy",), ("net_arch",), ("activation",))
+
+
+def check_resume_config(out_dir: Path, new: dict[str, Any]) -> None:
+    """Refuse to resume the run in ``out_dir`` with a config (``RunConfig.to_dict()``) that differs from
+    its stored ``run.yaml`` in any of :data:`RESUME_KEYS`; the error lists each difference."""
+    from sim2real._io import read_yaml_file
+    from sim2real.errors import ConfigError
+
+    path = Path(out_dir) / "run.yaml"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; the run cannot be resumed")
+    stored = read_yaml_file(path, what="run config")
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{path}: not a run config (expected a mapping)")
+
+    def get(d: Any, keys: tuple[str, ...]) -> Any:
+        for k in keys:
+            d = d.get(k) if isinstance(d, dict) else None
+        return d
+
+    diffs = [f"{'.'.join(k)}: {get(stored, k)!r} -> {get(new, k)!r}" for k in RESUME_KEYS if get(stored, k) != get(new, k)]
+    if diffs:
+        raise ConfigError(f"--resume with a config that differs from the run's run.yaml ({'; '.join(diffs)}); "
+                          "use the run's config or another --out", file=str(out_dir))

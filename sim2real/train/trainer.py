@@ -22,9 +22,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sim2real._io import atomic_write_text, atomic_write_yaml
-from sim2real.errors import CheckpointError, ConfigError
-from sim2real.train.checkpoint import latest_checkpoint, read_state, restore_rng, save_checkpoint
+from sim2real._io import atomic_write_text, atomic_write_yaml, check_output_path, check_resume
+from sim2real.errors import ConfigError
+from sim2real.train.checkpoint import (check_resume_config, latest_checkpoint, read_state, restore_rng,
+                                       save_checkpoint)
 from sim2real.train.config import RunConfig, algo_class, resolve_schedules
 from sim2real.train.policy import run_episodes, summarize
 from sim2real.train.vec import build_vec_env, create_env
@@ -169,11 +170,11 @@ def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, progress
     torch.set_num_threads(1)
     out = Path(out_dir)
     prof, eval_prof = _load_profiles(cfg)
+    check_output_path(out, folder=True)
+    check_resume(out, (out / "checkpoints" / "latest.json").exists(), resume, what="checkpoints/latest.json")
     ck = latest_checkpoint(out) if resume else None
-    if resume and ck is None:
-        raise CheckpointError(f"{out}: no checkpoint to resume from (checkpoints/latest.json missing)")
-    if not resume and (out / "checkpoints" / "latest.json").exists():
-        raise CheckpointError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+    if ck is not None:
+        check_resume_config(out, cfg.to_dict())
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_yaml(out / "run.yaml", cfg.to_dict())
     state = read_state(ck) if ck is not None else {}
