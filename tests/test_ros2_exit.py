@@ -44,8 +44,8 @@ def test_velocity_commands_end_with_zeros(tmp_path: Path, signum: int) -> None:
             time.sleep(0.05)
         time.sleep(1.0)  # a second of policy commands
         node.send_signal(signum)
-        out, _ = node.communicate(timeout=30)
-        robot.communicate(timeout=30)
+        out, _ = node.communicate(timeout=90)
+        robot.communicate(timeout=90)
     finally:
         for proc in (node, robot):
             if proc.poll() is None:

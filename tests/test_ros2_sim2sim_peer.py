@@ -75,7 +75,7 @@ def test_state_trigger_rate_velocity_limit_and_exit_hold_on_mujoco_arm(tmp_path:
         assert "policy engaged" in log.read_text(), log.read_text()[-3000:]
         time.sleep(4.0)
         node.send_signal(signal.SIGINT)
-        out, _ = node.communicate(timeout=30)
+        out, _ = node.communicate(timeout=90)
         time.sleep(0.5)  # the last command reaches the arm, which then holds
         arm.send_signal(signal.SIGINT)
         arm.communicate(timeout=60)
