@@ -317,31 +317,21 @@ open(sys.argv[1] + "/policy.yaml", "w").write(yaml.safe_dump(spec))
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("firmware, output", [("crazyflie", "crazyswarm_velocity"), ("px4", "px4_offboard")])
-def test_deploy_flies_the_mujoco_quadrotor_to_the_goal_over_dds(tmp_path: Path, firmware: str, output: str) -> None:
-    """``sim2real sim2sim`` and ``sim2real deploy --transport dds`` as two processes: a go-to-goal
-    velocity policy (exported TorchScript) flies the vehicle from (0, 0, 1) to the goal."""
-    pytest.importorskip("cyclonedds")
-    pytest.importorskip("torch")
+def deploy_against_mujoco_vehicle(tmp_path: Path, hardware: Path, *deploy_args: str) -> dict:
+    """Run ``sim2real sim2sim`` (quadrotor, ``hardware``) and ``sim2real deploy --transport dds
+    DEPLOY_ARGS`` (6 s, the policy in ``tmp_path``) as two processes; stop the vehicle when deploy
+    ends and return its JSON summary."""
     from test_ros2_e2e import domain_id
 
-    script = tmp_path / "export_go_to.py"  # TorchScript compiles from source: a file, not -c
-    script.write_text(GO_TO)
-    subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, timeout=120)
-    hw = tmp_path / "hw.yaml"
-    hw.write_text((ROOT / "configs" / "hardware" / "quadrotor.yaml").read_text().replace(
-        "firmware: crazyflie", f"firmware: {firmware}"))
-    domain, summary, goal = domain_id(), tmp_path / "summary.json", [0.5, 0.3, 1.2]
-    sim = subprocess.Popen([sys.executable, "-m", "sim2real", "sim2sim", "--robot", "quadrotor", "--hardware", str(hw),
-                            "--transport", "dds", "--domain-id", str(domain), "--duration", "120",
+    domain, summary = domain_id(), tmp_path / "summary.json"
+    sim = subprocess.Popen([sys.executable, "-m", "sim2real", "sim2sim", "--robot", "quadrotor", "--hardware",
+                            str(hardware), "--transport", "dds", "--domain-id", str(domain), "--duration", "120",
                             "--summary", str(summary)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
     try:
         deploy = subprocess.run([sys.executable, "-m", "sim2real", "deploy", "--policy", str(tmp_path / "policy.pt"),
-                                 "--transport", "dds", "--domain-id", str(domain), "--duration", "6", "--output",
-                                 output, "--goal", *map(str, goal)], cwd=ROOT, capture_output=True, text=True,
-                                timeout=120)
+                                 "--transport", "dds", "--domain-id", str(domain), "--duration", "6", *deploy_args],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert deploy.returncode == 0, deploy.stderr
         sim.send_signal(signal.SIGTERM)  # the vehicle stops as the policy does and writes its summary
         _, err = sim.communicate(timeout=60)
@@ -350,7 +340,25 @@ def test_deploy_flies_the_mujoco_quadrotor_to_the_goal_over_dds(tmp_path: Path, 
         if sim.poll() is None:
             sim.kill()
             sim.communicate(timeout=10)
-    out = json.loads(summary.read_text())
+    return json.loads(summary.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("firmware, output", [("crazyflie", "crazyswarm_velocity"), ("px4", "px4_offboard")])
+def test_deploy_flies_the_mujoco_quadrotor_to_the_goal_over_dds(tmp_path: Path, firmware: str, output: str) -> None:
+    """``sim2real sim2sim`` and ``sim2real deploy --transport dds`` as two processes: a go-to-goal
+    velocity policy (exported TorchScript) flies the vehicle from (0, 0, 1) to the goal."""
+    pytest.importorskip("cyclonedds")
+    pytest.importorskip("torch")
+
+    script = tmp_path / "export_go_to.py"  # TorchScript compiles from source: a file, not -c
+    script.write_text(GO_TO)
+    subprocess.run([sys.executable, str(script), str(tmp_path)], check=True, timeout=120)
+    hw = tmp_path / "hw.yaml"
+    hw.write_text((ROOT / "configs" / "hardware" / "quadrotor.yaml").read_text().replace(
+        "firmware: crazyflie", f"firmware: {firmware}"))
+    goal = [0.5, 0.3, 1.2]
+    out = deploy_against_mujoco_vehicle(tmp_path, hw, "--output", output, "--goal", *map(str, goal))
     assert sum(c["count"] for c in out["commands"].values()) > 150  # 50 Hz for ~5 s
     assert out["interrupted"] and out["published"]["/cf231/odom"] > 500  # 100 Hz while deploy ran 6 s
     # where the vehicle was when the last setpoint reached its firmware (after that a Crazyflie's
@@ -392,7 +400,6 @@ def test_deploy_thrust_rates_policy_holds_the_px4_vehicle_over_dds(tmp_path: Pat
     """A ``thrust_rates`` policy (level out, hold the goal height) through ``px4_rates`` on the MuJoCo PX4 vehicle."""
     pytest.importorskip("cyclonedds")
     pytest.importorskip("torch")
-    from test_ros2_e2e import domain_id
 
     script = tmp_path / "export_hover.py"
     script.write_text(HOVER_RATES)
@@ -400,24 +407,7 @@ def test_deploy_thrust_rates_policy_holds_the_px4_vehicle_over_dds(tmp_path: Pat
     subprocess.run([sys.executable, str(script), str(tmp_path), str(t2), str(NOMINAL.mass)], check=True, timeout=120)
     hw = tmp_path / "hw.yaml"
     hw.write_text("firmware: px4\nstart: {position: [0.0, 0.0, 0.8]}\n")
-    domain, summary = domain_id(), tmp_path / "summary.json"
-    sim = subprocess.Popen([sys.executable, "-m", "sim2real", "sim2sim", "--robot", "quadrotor", "--hardware", str(hw),
-                            "--transport", "dds", "--domain-id", str(domain), "--duration", "120",
-                            "--summary", str(summary)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
-    try:
-        deploy = subprocess.run([sys.executable, "-m", "sim2real", "deploy", "--policy", str(tmp_path / "policy.pt"),
-                                 "--transport", "dds", "--domain-id", str(domain), "--duration", "6",
-                                 "--goal", "0", "0", "1.0"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert deploy.returncode == 0, deploy.stderr
-        sim.send_signal(signal.SIGTERM)  # the vehicle stops as the policy does and writes its summary
-        _, err = sim.communicate(timeout=60)
-        assert sim.returncode == 0, err
-    finally:
-        if sim.poll() is None:
-            sim.kill()
-            sim.communicate(timeout=10)
-    out = json.loads(summary.read_text())
+    out = deploy_against_mujoco_vehicle(tmp_path, hw, "--goal", "0", "0", "1.0")
     assert out["commands"]["/fmu/in/vehicle_rates_setpoint"]["count"] > 150
     assert out["event_counts"].get("offboard_engaged") == 1
     traj = out["trajectory"]
