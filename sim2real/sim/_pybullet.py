@@ -53,3 +53,14 @@ def import_pybullet() -> ModuleType:
 
 
 pybullet = import_pybullet()
+
+
+def disconnect(client: int) -> int:
+    """Disconnect PyBullet ``client`` if it is connected (a client the server already dropped is
+    ignored); returns -1, the value a closed client id is set to."""
+    if client >= 0:
+        try:
+            pybullet.disconnect(physicsClientId=client)
+        except pybullet.error:
+            pass
+    return -1

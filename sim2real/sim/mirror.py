@@ -22,6 +22,7 @@ import numpy as np
 import pybullet as p
 
 from sim2real.errors import EnvError
+from sim2real.sim._pybullet import disconnect
 from sim2real.sim.body_builder import BodyBuilder
 
 if TYPE_CHECKING:
@@ -93,12 +94,7 @@ class DynamicsMirror:
         return np.asarray(self.inverse_dynamics(q, zeros, zeros), dtype=float)
 
     def close(self) -> None:
-        if self.client >= 0:
-            try:
-                p.disconnect(physicsClientId=self.client)
-            except p.error:
-                pass
-            self.client = -1
+        self.client = disconnect(self.client)
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         self.close()

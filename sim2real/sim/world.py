@@ -32,6 +32,7 @@ import pybullet_data
 from sim2real.errors import EnvError, RobotError
 from sim2real.robots import RobotDescription
 from sim2real.sim import compiled
+from sim2real.sim._pybullet import disconnect
 from sim2real.sim.actuators import Drive
 from sim2real.sim.armature import armature_solve as _armature_solve
 from sim2real.sim.body_builder import BodyBuilder
@@ -674,12 +675,7 @@ class PhysicsWorld(WorldDynamics):
         for part in (getattr(self, "drive", None), getattr(self, "_mirror", None)):
             if part is not None:
                 part.close()
-        if self.client >= 0:
-            try:
-                p.disconnect(physicsClientId=self.client)
-            except p.error:
-                pass
-            self.client = -1
+        self.client = disconnect(self.client)
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         try:
