@@ -92,15 +92,19 @@ def test_links_and_file_references_resolve(name):
         assert (ROOT / ref).exists(), f"{name} refers to missing file {ref}"
 
 
-NARRATION = re.compile(r"\bsession[s]? ?[0-9]|\b(first|second|third|fourth|fifth|sixth|seventh|eighth|this|last|next) "
-                       r"(session|round)\b|\bissue #?[0-9]+\b|build machines", re.I)
+# Work periods (the word for one, then its number or after an ordinal), tracker numbers, "build" + " machines".
+# The words are split here so that this pattern is not itself a line that narrates.
+_SESSION, _ROUND, _ISSUE, _MACHINES = "sess" + "ion", "ro" + "und", "iss" + "ue", "build" + " machines"
+_ORDINALS = "first|second|third|fourth|fifth|sixth|seventh|eighth|this|last|next"
+NARRATION = re.compile(rf"\b{_SESSION}s? ?[0-9]|\b({_ORDINALS}) ({_SESSION}|{_ROUND})\b|\b{_ISSUE} #?[0-9]+\b|{_MACHINES}",
+                       re.I)
 
 
 def test_nothing_narrates_how_it_was_made():
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     hits = []
     for rel in files:
-        if rel.endswith((".png", ".so", ".pt", ".zip", ".pkl")) or rel == "tests/test_docs.py":
+        if rel.endswith((".png", ".so", ".pt", ".zip", ".pkl")):
             continue
         try:
             text = (ROOT / rel).read_text(encoding="utf-8")
