@@ -5,8 +5,8 @@
         [--budget 1000] [--horizon 20] [--max-windows 24] [--bounds friction=0:2,mass=0.5:2]
     sim2real calibrate --validate logs/run4 --calibrated calibrated.json [--out validation.json]
 
-Writes ``calibrated.yaml`` (a narrowed randomization profile: ``sim2real train --profile
-calibrated.yaml`` accepts it), ``calibrated.json`` (estimates, 95 % intervals, identifiability,
+Writes ``calibrated.yaml`` (a narrowed randomization profile: name it as
+``profile: calibrated.yaml`` in a ``sim2real train`` run config), ``calibrated.json`` (estimates, 95 % intervals, identifiability,
 estimates on a search bound with a wider ``--bounds`` suggestion, the log's noise floor, chi2/dof
 and the misfit verdict, costs, evaluations, CPU time), ``calibrated.png`` (simulated vs logged
 positions, velocities and efforts, before/after) and ``calibrated.state.pkl`` (CMA-ES state after
