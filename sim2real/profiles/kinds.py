@@ -40,6 +40,10 @@ class OptionSpec:
 MAX_SCALE = 100.0
 
 
+#: Bound (N) on each component of a ``wind`` force.
+WIND_MAX_ABS = 100.0
+
+
 @dataclass(frozen=True)
 class KindSpec:
     """What one parameter kind is.
@@ -227,6 +231,8 @@ _KINDS = [
                 "duration": OptionSpec(0.1, _positive, "seconds the force is held"),
                 "torque": OptionSpec(None, _sub_distribution(True), "torque magnitude (N·m)")},
        doc="external force (N) on a link, random direction"),
+    _k("wind", LINK, dims=(3,), default_op="abs", default_targets=("base",), max_abs=WIND_MAX_ABS,
+       doc="constant external force (N, world frame) on a link, held at every physics step"),
     _k("model_param", MODEL_PARAM, doc="robot-model number from robot.yaml model_params"),
     # visual
     _k("texture", LINK_OR_FLOOR, dims=(3,), default_op="abs", unit_interval=True,

@@ -74,11 +74,12 @@ class RandomizationRunner:
                 seeded reset gives the same world on a used env as on a fresh one.
         """
         world = self.world
-        world.pushes.clear()
         if not randomize and self.episodes > 0 and not pinned:
+            world.pushes = [x for x in world.pushes if x.steady]  # a wind lasts as long as the world's parameters
             self._draw_timers(rng)
             self.episodes += 1
             return self.applied
+        world.pushes.clear()
         if self._startup is None or reseed:
             self._startup = self.profile.sample(rng, world.robot, when="startup")
         samples = dict(self._startup)
@@ -119,6 +120,6 @@ class RandomizationRunner:
                 entry = self.profile.entries[name]
                 sample = entry.sample(rng, self.world.robot)
                 self.applied[name] = self.randomizers[name].apply(sample, rng)
-                if self.randomizers[name].kind != "push":
+                if self.randomizers[name].kind not in ("push", "wind"):
                     self.world.reset_control()
                 self._timers[name] = entry.interval.draw_period(rng, self.world.control_dt)  # type: ignore[union-attr]

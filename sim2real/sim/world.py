@@ -70,12 +70,17 @@ class RenderSettings:
         self.__init__()  # type: ignore[misc]
 
 
+#: ``steps_left`` of a steady push: more physics steps than any run lasts
+STEADY_STEPS = 2**62
+
+
 @dataclass
 class Push:
     link: int          # PyBullet link index (-1 base)
     force: np.ndarray  # (3,) N, world frame
     torque: np.ndarray  # (3,) N·m, world frame
     steps_left: int    # physics steps
+    steady: bool = False  # a constant force (``wind``): held until the world's parameters change
 
     def __post_init__(self) -> None:
         #: the same as floats for the per-physics-step paths: force, and torque (None when zero)
@@ -657,6 +662,14 @@ class PhysicsWorld(WorldDynamics):
     def start_push(self, link: int, force: np.ndarray, torque: np.ndarray, duration_steps: int) -> None:
         """Apply ``force`` (N, world) at the link's COM and ``torque`` (N·m, world) for ``duration_steps`` physics steps."""
         self.pushes.append(Push(link, np.asarray(force, float), np.asarray(torque, float), max(1, int(duration_steps))))
+
+    def set_wind(self, link: int, force: Sequence[float]) -> None:
+        """Hold ``force`` (3,), N, world frame, at the link's COM at every physics step until the next
+        randomized reset (a steady :class:`Push`; replaces the link's previous one, zero removes it)."""
+        self.pushes = [x for x in self.pushes if not (x.steady and x.link == link)]
+        force = np.asarray(force, dtype=float).reshape(3)
+        if np.any(force):
+            self.pushes.insert(0, Push(link, force, np.zeros(3), STEADY_STEPS, steady=True))
 
     def _apply_pushes(self) -> None:
         cid, rid = self.client, self.robot_id

@@ -1,4 +1,4 @@
-"""Actuation and sensing randomizers: motor strength, gains, latencies, noise, pushes."""
+"""Actuation and sensing randomizers: motor strength, gains, latencies, noise, pushes, wind."""
 
 from __future__ import annotations
 
@@ -135,5 +135,27 @@ class PushRandomizer(_LinkRandomizer):
             if torque_dist is not None:
                 torque = float(torque_dist.sample(rng, ())[0]) * random_direction(rng, False)
             w.start_push(w.link_index[target], force, torque, steps)
+            out[target] = plain(force)
+        return out
+
+
+@register_randomizer("wind")
+class WindRandomizer(_LinkRandomizer):
+    """Constant force (N, world frame, (3,)) = op(0, draw) at each target link's centre of mass,
+    applied at every physics step until the next randomized reset (``PhysicsWorld.set_wind``)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if "floor" in self.targets:
+            self.fail("wind cannot target the floor")
+        if self.entry.operation == "scale":
+            self.fail("wind has no nominal force to scale; use operation abs or add")
+
+    def apply(self, sample: Sample, rng: np.random.Generator) -> dict[str, Any]:
+        w = self.world
+        out = {}
+        for target, draw in zip(sample.targets, sample.values):
+            force = self.entry.apply_op(np.zeros(3), draw)
+            w.set_wind(w.link_index[target], force)
             out[target] = plain(force)
         return out
