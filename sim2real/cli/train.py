@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sim2real.cli import _args
+from sim2real.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +32,11 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides["seed"] = args.seed
     if args.total_timesteps is not None:
+        from sim2real.train.hyperparams import MAX_TIMESTEPS
+
+        if args.total_timesteps > MAX_TIMESTEPS:
+            raise ConfigError(f"expected an integer in 1..{MAX_TIMESTEPS:.0e}, got {args.total_timesteps}",
+                              path=("--total-timesteps",))
         overrides["total_timesteps"] = args.total_timesteps
     cfg = cfg.with_overrides(**overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem

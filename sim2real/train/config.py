@@ -31,7 +31,8 @@ from typing import Any, Mapping
 
 from sim2real._io import data_dir, read_yaml_file
 from sim2real.errors import CheckpointError, ConfigError
-from sim2real.train.hyperparams import Checker, algo_class, check_hyperparameters, parse_schedule, resolve_schedules
+from sim2real.train.hyperparams import (MAX_TIMESTEPS, Checker, algo_class, check_batch_size,
+                                      check_hyperparameters, parse_schedule, resolve_schedules)
 from sim2real.train.warmstart import find_init_model
 
 __all__ = ["RunConfig", "EvalConfig", "NormalizeConfig", "EPOptConfig", "ADRConfig", "load_run_config",
@@ -191,6 +192,9 @@ def parse_run_config(data: Any, file: str | None = None) -> RunConfig:
     n_envs = chk.integer(data.get("n_envs", 1), ("n_envs",), 1)
     vec_env = chk.string(data.get("vec_env", "auto"), ("vec_env",), ("auto", "subproc", "dummy"))
     total = chk.integer(data.get("total_timesteps", 100000), ("total_timesteps",), 1)
+    if total > MAX_TIMESTEPS:
+        chk.fail(("total_timesteps",), f"expected an integer in 1..{MAX_TIMESTEPS:.0e}, got {total}")
+    check_batch_size(chk, algo, hp, n_envs, ("hyperparameters",))
     seed = chk.integer(data.get("seed", 0), ("seed",), 0)
     device = chk.string(data.get("device", "cpu"), ("device",))
 
