@@ -11,7 +11,9 @@
   (the last ``H`` history-env observations, oldest first) + ``policy.yaml`` with
   ``observation.history: H`` — the format the ROS 2 node already runs.
 
-``sim2real osi CONFIG.yaml`` (or ``python -m sim2real.sysid.osi CONFIG.yaml``) runs the OSI loop from a config (``configs/sysid/osi_kuka.yaml``).
+``sim2real osi CONFIG.yaml`` (or ``python -m sim2real.sysid.osi CONFIG.yaml``) runs the OSI loop from a config
+(``configs/sysid/osi_kuka.yaml``); a config with ``method: rma`` runs RMA's adaptation phase
+(:mod:`sim2real.sysid.rma`) instead. History windows and their rollouts: :mod:`sim2real.sysid.windows`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,6 +31,10 @@ import torch.nn as nn
 
 from sim2real._io import atomic_write_bytes, atomic_write_text, atomic_write_yaml, read_yaml_file
 from sim2real.errors import ConfigError
+from sim2real.sysid.windows import OSIData, rollout_windows
+
+__all__ = ["OSINet", "OSIData", "collect", "fit_osi", "osi_error", "online_error", "UPOSIPolicy", "export_up_osi",
+           "OSIConfig", "run_osi", "load_config", "run", "history_sidecar"]
 
 Policy = Callable[[np.ndarray], np.ndarray]  # (obs_with_mu,) -> action
 
@@ -51,47 +56,6 @@ class OSINet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x.float() - self.mean) / self.std)
-
-
-@dataclass
-class OSIData:
-    """Histories ``X [N, H·d]`` (oldest first) and true μ ``Y [N, k]``; ``episode [N]`` for splits;
-    ``step [N]``: number of env steps taken when the window ends (windows with ``step < H`` are
-    padded with the reset observation)."""
-
-    X: np.ndarray
-    Y: np.ndarray
-    episode: np.ndarray
-    step: np.ndarray | None = None
-    window: int = 1  # H of the windows in X (set by collect; needed by `last`)
-
-    def __len__(self) -> int:
-        return int(self.X.shape[0])
-
-    def steps(self) -> np.ndarray:
-        """``step`` or, when absent, a large value for every sample (all windows full)."""
-        return self.step if self.step is not None else np.full(len(self), np.iinfo(np.int64).max)
-
-    def last(self, history: int) -> "OSIData":
-        """The same samples with only the last ``history`` observations of each window."""
-        d = self.X.shape[1] // self.window
-        if not 1 <= history <= self.window:
-            raise ValueError(f"history {history} not in [1, {self.window}]")
-        return OSIData(self.X[:, -history * d:], self.Y, self.episode, self.step, window=history)
-
-    def select(self, mask: np.ndarray) -> "OSIData":
-        return OSIData(self.X[mask], self.Y[mask], self.episode[mask],
-                       None if self.step is None else self.step[mask], window=self.window)
-
-    @staticmethod
-    def concat(parts: Sequence["OSIData"]) -> "OSIData":
-        offset, eps = 0, []
-        for p in parts:
-            eps.append(p.episode + offset)
-            offset += int(p.episode.max()) + 1 if len(p) else 0
-        step = None if any(p.step is None for p in parts) else np.concatenate([p.steps() for p in parts])
-        return OSIData(np.concatenate([p.X for p in parts]), np.concatenate([p.Y for p in parts]), np.concatenate(eps),
-                       step, window=parts[0].window if parts else 1)
 
 
 def collect(env: Any, policy: Policy | None, episodes: int, history: int, *, osi: OSINet | None = None,
@@ -120,39 +84,19 @@ def collect(env: Any, policy: Policy | None, episodes: int, history: int, *, osi
     mu_rng = np.random.default_rng([seed, 0x6D75])
     dyn = env.get_wrapper_attr("set_estimate")
     k = int(env.get_wrapper_attr("mu_dim"))
-    X, Y, E, S, stats = [], [], [], [], []
-    for ep in range(episodes):
-        obs, info = env.reset(seed=seed + ep)
-        base_dim = obs.shape[0] - k
-        hist: deque[np.ndarray] = deque([obs[:base_dim]] * history, maxlen=history)
-        ret, reached, done, t = 0.0, False, False, 0
-        if random_mu and osi is None:
+
+    def act(obs: np.ndarray, window: np.ndarray, t: int) -> np.ndarray:
+        if osi is not None:
+            with torch.no_grad():
+                mu_hat = osi(torch.as_tensor(window[None], dtype=torch.float32))[0].numpy()
+            dyn(mu_hat)
+            obs = np.concatenate([obs[:-k], np.clip(mu_hat, -1.0, 1.0)]).astype(np.float32)
+        elif random_mu and t == 0:
             dyn(mu_rng.uniform(-1.0, 1.0, k))
-            obs = np.concatenate([obs[:base_dim], env.get_wrapper_attr("_estimate")]).astype(np.float32)
-        while not done:
-            if osi is not None:
-                with torch.no_grad():
-                    mu_hat = osi(torch.as_tensor(np.concatenate(hist)[None], dtype=torch.float32))[0].numpy()
-                dyn(mu_hat)
-                obs = np.concatenate([obs[:base_dim], np.clip(mu_hat, -1.0, 1.0)]).astype(np.float32)
-            a = rng.uniform(-1, 1, env.action_space.shape) if policy is None else policy(obs)
-            obs, r, term, trunc, info = env.step(a)
-            hist.append(obs[:base_dim])
-            t += 1
-            ret += float(r)
-            reached = reached or bool(info.get("is_success", False))
-            done = term or trunc
-            if t % every == 0:
-                X.append(np.concatenate(hist))
-                Y.append(info["mu"])
-                E.append(ep)
-                S.append(t)
-        dyn(None)
-        stats.append({"return": ret, "success": float(bool(info.get("is_success", False))), "reached": float(reached)})
-    d = int(env.observation_space.shape[0]) - k
-    data = OSIData(np.asarray(X, dtype=np.float32).reshape(-1, history * d), np.asarray(Y, dtype=np.float32).reshape(-1, k),
-                   np.asarray(E, dtype=np.int64), np.asarray(S, dtype=np.int64), window=history)
-    return data, stats
+            obs = np.concatenate([obs[:-k], env.get_wrapper_attr("_estimate")]).astype(np.float32)
+        return rng.uniform(-1, 1, env.action_space.shape) if policy is None else policy(obs)
+
+    return rollout_windows(env, act, episodes, history, seed=seed, every=every)
 
 
 def fit_osi(data: OSIData, *, net: OSINet | None = None, hidden: Sequence[int] = (256, 128), epochs: int = 50,
@@ -243,11 +187,31 @@ def export_up_osi(osi: OSINet, policy_module: nn.Module, history: int, obs_dim: 
     return paths
 
 
+def history_sidecar(env: Any, env_id: str, history: int, loaded: Any, block: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """Sidecar (``sim2real-policy/1``) of a policy over the last ``history`` observations of the
+    history env of the UP env ``env`` (its layout without ``dynamics_params``), with ``extra``
+    under the key ``block`` (``osi``, ``rma``)."""
+    n_base = env.observation_space.shape[0] - int(env.get_wrapper_attr("mu_dim"))
+    robot = env.get_wrapper_attr("robot")
+    spec = dict(env.get_wrapper_attr("action_spec")())
+    hist_env_layout = [[str(n), int(k)] for n, k in env.get_wrapper_attr("observation_layout")()[:-1]]
+    side: dict[str, Any] = {
+        "format": "sim2real-policy/1", "robot": robot.name, "env_id": env_id,
+        "control_rate_hz": float(robot.control.rate_hz),
+        "observation": {"size": n_base * history, "history": history, "layout": hist_env_layout},
+        "action": {"size": int(env.action_space.shape[0]),
+                   **{k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, tuple)) else v) for k, v in spec.items()}},
+        "algo": loaded.algo, "source": str(loaded.path), block: extra,
+    }
+    return json.loads(json.dumps(side, default=float))  # plain floats for YAML
+
+
 @dataclass
 class OSIConfig:
     """``configs/sysid/osi_*.yaml``: the UP-OSI loop around a trained universal policy."""
 
     universal_policy: str                 # run directory (or model zip) of `sim2real train` on a UP env
+    method: str = "up_osi"                # `rma`: sim2real.sysid.rma.RMAConfig (see load_config)
     env: str = "sim2real/KukaReach-v0"    # base env id (the UP env adds previous action + μ)
     profile: str | dict = "peng2018_arm"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -270,6 +234,9 @@ class OSIConfig:
         for key in raw:
             if key not in known:
                 raise ConfigError(f"unknown key; expected one of {sorted(known)}", file=file, path=(key,))
+        if raw.get("method", "up_osi") != "up_osi":
+            raise ConfigError(f"expected up_osi here, got {raw['method']!r} (load_config reads every method)",
+                              file=file, path=("method",))
         if "universal_policy" not in raw:
             raise ConfigError("missing required key (run directory of the universal policy)", file=file,
                               path=("universal_policy",))
@@ -324,27 +291,41 @@ def run_osi(cfg: OSIConfig, progress: bool = True) -> dict[str, Any]:
         bar.set_postfix(mse=f"{err['mse']:.4f}", base=f"{baseline:.4f}")
     assert net is not None
     n_base = env.observation_space.shape[0] - int(env.get_wrapper_attr("mu_dim"))
-    robot = env.get_wrapper_attr("robot")
-    spec = dict(env.get_wrapper_attr("action_spec")())
-    hist_env_layout = [[str(n), int(k)] for n, k in env.get_wrapper_attr("observation_layout")()[:-1]]
-    side: dict[str, Any] = {
-        "format": "sim2real-policy/1", "robot": robot.name, "env_id": cfg.env,
-        "control_rate_hz": float(robot.control.rate_hz),
-        "observation": {"size": n_base * cfg.history, "history": cfg.history, "layout": hist_env_layout},
-        "action": {"size": int(env.action_space.shape[0]),
-                   **{k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, tuple)) else v) for k, v in spec.items()}},
-        "algo": loaded.algo, "source": str(loaded.path),
-    }
     comps = env.get_wrapper_attr("components")
-    side["osi"] = {"history": cfg.history, "mu": [f"{e}.{t}" for e, t, _, _ in comps],
-                   "mu_low": [float(c[2]) for c in comps], "mu_high": [float(c[3]) for c in comps],
-                   "network": "up_osi_osi.pt"}
-    side = json.loads(json.dumps(side, default=float))  # plain floats for YAML
+    side = history_sidecar(env, cfg.env, cfg.history, loaded, "osi", {
+        "history": cfg.history, "mu": [f"{e}.{t}" for e, t, _, _ in comps],
+        "mu_low": [float(c[2]) for c in comps], "mu_high": [float(c[3]) for c in comps], "network": "up_osi_osi.pt"})
     paths = export_up_osi(net, pi, cfg.history, n_base, side, out / "up_osi.pt")
     report["files"] = {k: str(v) for k, v in paths.items()}
     atomic_write_text(out / "osi.json", json.dumps(report, indent=2))
     env.close()
     return report
+
+
+METHODS = ("up_osi", "rma")
+
+
+def load_config(path: str | Path) -> Any:
+    """The config of ``path`` by its ``method:`` key: ``up_osi`` (default) → :class:`OSIConfig`,
+    ``rma`` → :class:`sim2real.sysid.rma.RMAConfig`."""
+    raw = read_yaml_file(str(path), what="config")
+    method = raw.get("method", "up_osi") if isinstance(raw, dict) else "up_osi"
+    if method not in METHODS:
+        raise ConfigError(f"expected one of {', '.join(METHODS)}, got {method!r}", file=str(path), path=("method",))
+    if method == "rma":
+        from sim2real.sysid.rma import RMAConfig
+
+        return RMAConfig.load(path)
+    return OSIConfig.load(path)
+
+
+def run(cfg: Any, progress: bool = True) -> dict[str, Any]:
+    """Run a config of :func:`load_config` (UP-OSI or RMA adaptation); returns its report."""
+    if isinstance(cfg, OSIConfig):
+        return run_osi(cfg, progress=progress)
+    from sim2real.sysid.rma import run_rma
+
+    return run_rma(cfg, progress=progress)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     from sim2real.errors import Sim2RealError
 
     try:
-        report = run_osi(OSIConfig.load(argv[0]))
+        report = run(load_config(argv[0]))
     except Sim2RealError as exc:
         print(f"sim2real osi: error: {exc}", file=sys.stderr)
         return 2

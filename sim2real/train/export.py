@@ -100,7 +100,8 @@ def _env_description(policy: LoadedPolicy, env_id: str | None) -> dict[str, Any]
     if env_id is None:
         return desc
     kwargs = (run.get("env") or {}).get("kwargs") or {}
-    env = create_env(env_id, kwargs, run.get("robot"))
+    # the training profile: a UP env's observation holds one entry per parameter it randomizes
+    env = create_env(env_id, kwargs, run.get("robot"), run.get("profile") if env_id == policy.env_id else None)
     try:
         try:
             desc["layout"] = [[str(n), int(k)] for n, k in env.get_wrapper_attr("observation_layout")()]

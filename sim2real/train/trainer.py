@@ -56,6 +56,10 @@ def _policy_kwargs(cfg: RunConfig) -> dict[str, Any]:
     import torch.nn as nn
 
     kwargs = dict(cfg.hyperparameters.get("policy_kwargs") or {})
+    if isinstance(kwargs.get("features_extractor_class"), str):  # "module:Class", checked at config load
+        from sim2real.train.hyperparams import import_object
+
+        kwargs["features_extractor_class"] = import_object(kwargs["features_extractor_class"])
     if cfg.net_arch is not None:
         arch = cfg.net_arch
         if cfg.algo == "sac" and isinstance(arch, dict) and "vf" in arch:
