@@ -17,7 +17,8 @@ ENV = {"id": "sim2real/KukaReach-v0"}
 BAD = [
     ("ppo", {"gamma": 0.0}, "gamma"), ("ppo", {"gamma": 1.01}, "gamma"), ("sac", {"gamma": -0.5}, "gamma"),
     ("ppo", {"gae_lambda": -0.01}, "gae_lambda"), ("ppo", {"gae_lambda": 1.5}, "gae_lambda"),
-    ("ppo", {"learning_rate": 0.0}, "learning_rate"), ("sac", {"learning_rate": -3e-4}, "learning_rate"),
+    ("ppo", {"learning_rate": -1e-4}, "learning_rate"), ("sac", {"learning_rate": -3e-4}, "learning_rate"),
+    ("ppo", {"learning_rate": "lin_0"}, "learning_rate"),
     ("ppo", {"learning_rate": ".nan"}, "learning_rate"),
     ("ppo", {"batch_size": 0}, "batch_size"), ("ppo", {"batch_size": 1}, "batch_size"),
     ("ppo", {"n_steps": 8, "batch_size": 64}, "batch_size"), ("sac", {"batch_size": 0}, "batch_size"),
@@ -45,7 +46,7 @@ def test_out_of_range_hyperparameter_is_refused(algo: str, hp: dict, key: str) -
     assert len(str(err.value).splitlines()) == 1
 
 
-GOOD = [("ppo", {"gamma": 1.0, "gae_lambda": 0.0, "ent_coef": 0.0, "vf_coef": 0.0, "n_steps": 16, "batch_size": 32}),
+GOOD = [("ppo", {"learning_rate": 0.0, "gamma": 1.0, "gae_lambda": 0.0, "ent_coef": 0.0, "vf_coef": 0.0, "n_steps": 16, "batch_size": 32}),
         ("ppo", {"learning_rate": "lin_3e-4", "clip_range": "lin_0.2", "normalize_advantage": False, "batch_size": 1}),
         ("sac", {"tau": 1.0, "gradient_steps": -1, "learning_starts": 0, "buffer_size": 1, "train_freq": [1, "episode"],
                  "ent_coef": "auto_0.1"})]

@@ -6,18 +6,26 @@ A checkpoint is a folder ``<out>/checkpoints/step_<N>/`` holding ``model.zip``,
 evaluation history) and ``rng.pkl`` (Python / NumPy / torch RNG states). It is written
 into a hidden temp folder and renamed into place; ``checkpoints/latest.json`` is then
 replaced atomically, so a crash at any moment leaves the previous checkpoint usable.
+
+``manifest.json`` records the size and SHA-256 of every file; :func:`checkpoint_problem` checks
+it together with the files' structure (the zip's CRCs, the pickles unpickle), so a checkpoint
+damaged after it was written (a full disk, a copy cut short) is recognised before it is loaded and
+:func:`latest_checkpoint` falls back to the newest intact one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
 import random
 import shutil
+import sys
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,6 +33,7 @@ from sim2real._io import atomic_write_text
 from sim2real.errors import CheckpointError
 
 KEEP = 2  # checkpoints kept on disk (older ones are deleted)
+MANIFEST = "manifest.json"  # size and SHA-256 of each file of a checkpoint
 
 
 def save_checkpoint(out_dir: Path, model: Any, vecnorm: Any | None, state: dict[str, Any]) -> Path:
@@ -43,6 +52,7 @@ def save_checkpoint(out_dir: Path, model: Any, vecnorm: Any | None, state: dict[
         (tmp / "state.json").write_text(json.dumps(state, indent=1, default=_jsonable))
         with open(tmp / "rng.pkl", "wb") as fh:
             pickle.dump(_rng_state(), fh)
+        (tmp / MANIFEST).write_text(json.dumps({f.name: _digest(f) for f in sorted(tmp.iterdir())}, indent=1))
         final = root / name
         if final.exists():
             shutil.rmtree(final)
@@ -57,18 +67,108 @@ def save_checkpoint(out_dir: Path, model: Any, vecnorm: Any | None, state: dict[
     return final
 
 
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    """The folder ``latest.json`` points to, or None when the run has no checkpoint."""
-    latest = Path(out_dir) / "checkpoints" / "latest.json"
-    if not latest.is_file():
-        return None
+def checkpoint_folders(out_dir: Path) -> list[Path]:
+    """The run's ``checkpoints/step_*`` folders: the one ``latest.json`` names first, then the others,
+    newest first (empty when the run has none)."""
+    root = Path(out_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    steps = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_")), reverse=True)
     try:
-        ck = Path(out_dir) / "checkpoints" / json.loads(latest.read_text())["dir"]
-    except (ValueError, KeyError) as exc:
-        raise CheckpointError(f"{latest}: unreadable ({exc})") from None
-    if not (ck / "model.zip").is_file():
-        raise CheckpointError(f"{ck}: checkpoint folder is missing model.zip")
-    return ck
+        named = root / json.loads((root / "latest.json").read_text())["dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return steps  # no or unreadable latest.json: the step folders still say what exists
+    return [named] + [p for p in steps if p != named]
+
+
+def latest_checkpoint(out_dir: Path, warn: Callable[[str], None] | None = None) -> Path | None:
+    """The newest intact checkpoint folder of the run in ``out_dir``, or None when it has none.
+
+    The folder ``latest.json`` points to comes first, then the other ``step_*`` folders, newest
+    first. A damaged one (see :func:`checkpoint_problem`) is skipped with one line to ``warn``
+    (default: stderr); when every checkpoint is damaged, :class:`CheckpointError` lists why.
+    """
+    folders = checkpoint_folders(out_dir)
+    return newest_intact(folders, warn) if folders else None
+
+
+def newest_intact(folders: list[Path], warn: Callable[[str], None] | None = None) -> Path:
+    """The first of ``folders`` without a :func:`checkpoint_problem`; each skipped one is reported to
+    ``warn`` in one line. Raises :class:`CheckpointError` naming every problem when none is intact."""
+    warn = warn or _warn_stderr
+    problems = []
+    for folder in folders:
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            for skipped in problems:
+                warn(f"{skipped}; using {folder}")
+            return folder
+        problems.append(f"{folder}: {problem}")
+    if len(problems) == 1:
+        raise CheckpointError(f"cannot load {problems[0]}")
+    raise CheckpointError("no intact checkpoint: " + "; ".join(problems) if problems else "no checkpoint")
+
+
+def _warn_stderr(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why the policy files in ``folder`` cannot be loaded, or None when they are intact.
+
+    Checks ``model.zip`` (a zip whose members pass their CRC, holding SB3's ``data`` and
+    ``policy.pth``), ``vecnormalize.pkl`` and ``rng.pkl`` (they unpickle), ``state.json`` (JSON)
+    and, when the folder has a ``manifest.json``, every file's size and SHA-256.
+    """
+    folder = Path(folder)
+    model = folder / "model.zip"
+    if not model.is_file():
+        return "model.zip missing"
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        try:
+            files = json.loads(manifest.read_text())
+            if not isinstance(files, dict):
+                raise ValueError("not a mapping")
+        except (OSError, ValueError) as exc:
+            return f"{MANIFEST} unreadable ({exc})"
+        for name, want in files.items():
+            f = folder / str(name)
+            if not f.is_file():
+                return f"{name} missing"
+            if f.stat().st_size != want.get("bytes") or _digest(f) != want:
+                return f"{name} damaged ({f.stat().st_size} bytes, {want.get('bytes')} written; checksum differs)"
+    try:
+        with zipfile.ZipFile(model) as zf:
+            bad = zf.testzip()
+            names = set(zf.namelist())
+        if bad is not None:
+            return f"model.zip damaged (member {bad} fails its CRC)"
+        if not {"data", "policy.pth"} <= names:
+            return "model.zip damaged or not a stable-baselines3 model (no data / policy.pth in it)"
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        return f"model.zip damaged ({exc or type(exc).__name__})"
+    for name in ("vecnormalize.pkl", "rng.pkl"):
+        if (folder / name).is_file():
+            try:
+                with open(folder / name, "rb") as fh:
+                    pickle.load(fh)
+            except Exception as exc:  # any unpickling failure: truncated, empty, not a pickle
+                return f"{name} damaged ({type(exc).__name__}: {exc or 'empty'})"
+    if (folder / "state.json").is_file():
+        try:
+            json.loads((folder / "state.json").read_text())
+        except (OSError, ValueError) as exc:
+            return f"state.json damaged ({exc})"
+    return None
+
+
+def _digest(path: Path) -> dict[str, Any]:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
 
 
 def read_state(ck: Path) -> dict[str, Any]:

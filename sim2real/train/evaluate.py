@@ -44,8 +44,9 @@ def evaluate_policies(policies: Sequence[tuple[str | None, str]], env_id: str | 
         while name in labels:
             name += "'"
         labels.append(name)
-    jobs = [Job(lab, str(Path(path)), c, env_id, env_kwargs, robot, episodes, seed)
-            for lab, (_, path, _) in zip(labels, loaded) for c in conds]
+    # the model.zip each policy resolved to (a damaged final policy was skipped once, here)
+    jobs = [Job(lab, str(pol.model_path), c, env_id, env_kwargs, robot, episodes, seed)
+            for lab, (_, _, pol) in zip(labels, loaded) for c in conds]
 
     def progress(done: int, total: int) -> None:
         print(f"\r{done}/{total} cells", end="" if done < total else "\n", file=sys.stderr, flush=True)

@@ -217,10 +217,11 @@ def check_hyperparameters(chk: Checker, algo: str, hp: dict, path: tuple, policy
 
 
 # (low, low inclusive, high, high inclusive) of each number SB3 accepts; None = unbounded.
-# Open bounds follow SB3's meaning: gamma = 0 or tau = 0 would never learn, a zero learning rate,
-# clip range or gradient norm freezes the policy.
+# Open bounds follow SB3's meaning: gamma = 0 or tau = 0 never learns, a zero clip range or gradient
+# norm blocks every update. A constant learning rate of 0 is allowed: it keeps the weights fixed
+# (e.g. to check a warm start) while the observation statistics still update.
 _RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
-    "learning_rate": (0.0, False, None, False), "gamma": (0.0, False, 1.0, True),
+    "learning_rate": (0.0, True, None, False), "gamma": (0.0, False, 1.0, True),
     "gae_lambda": (0.0, True, 1.0, True), "batch_size": (1, True, None, False), "n_steps": (1, True, None, False),
     "n_epochs": (1, True, None, False), "clip_range": (0.0, False, None, False),
     "clip_range_vf": (0.0, False, None, False), "ent_coef": (0.0, True, None, False),

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import yaml
-
+from sim2real._io import read_yaml_file
 from sim2real.errors import CheckpointError
 
 
@@ -34,6 +33,7 @@ class LoadedPolicy:
     obs_var: np.ndarray | None = None
     obs_eps: float = 1e-8
     clip_obs: float = 10.0
+    model_path: Path | None = None  # the model.zip loaded (``path`` may be its run or checkpoint folder)
 
     @property
     def env_id(self) -> str | None:
@@ -57,18 +57,17 @@ class LoadedPolicy:
 
 
 def _find_model(path: Path) -> Path:
+    """``model.zip`` of ``path``: the file itself, or in a folder the final policy (``model.zip``,
+    ``final/model.zip``) and then the run's checkpoints, newest first. A damaged candidate
+    (:func:`~sim2real.train.checkpoint.checkpoint_problem`) is skipped with a one-line warning."""
+    from sim2real.train.checkpoint import checkpoint_folders, newest_intact
+
     if path.is_file():
         return path
-    for cand in (path / "model.zip", path / "final" / "model.zip"):
-        if cand.is_file():
-            return cand
-    latest = path / "checkpoints" / "latest.json"
-    if latest.is_file():
-        import json
-        ck = path / "checkpoints" / json.loads(latest.read_text())["dir"] / "model.zip"
-        if ck.is_file():
-            return ck
-    raise CheckpointError(f"{path}: no model.zip found (expected a run directory, a checkpoint or a model.zip)")
+    candidates = [d for d in (path, path / "final") if (d / "model.zip").is_file()] + checkpoint_folders(path)
+    if not candidates:
+        raise CheckpointError(f"{path}: no model.zip found (expected a run directory, a checkpoint or a model.zip)")
+    return newest_intact(candidates) / "model.zip"
 
 
 def load_policy(path: str | Path, device: str = "cpu") -> LoadedPolicy:
@@ -82,7 +81,9 @@ def load_policy(path: str | Path, device: str = "cpu") -> LoadedPolicy:
     run: dict = {}
     for folder in (model_path.parent, model_path.parent.parent, model_path.parent.parent.parent):
         if (folder / "run.yaml").is_file():
-            run = yaml.safe_load((folder / "run.yaml").read_text()) or {}
+            run = read_yaml_file(folder / "run.yaml", what="run config") or {}
+            if not isinstance(run, dict):
+                raise CheckpointError(f"{folder / 'run.yaml'}: not a run config (expected a mapping)")
             break
     algo = run.get("algo", "ppo")
     cls = algo_class("ppo" if algo == "epopt_ppo" else algo)
@@ -90,11 +91,15 @@ def load_policy(path: str | Path, device: str = "cpu") -> LoadedPolicy:
         model = cls.load(str(model_path), device=device)
     except Exception as exc:  # corrupt zip, wrong algorithm, ...
         raise CheckpointError(f"{model_path}: cannot load a {cls.__name__} model: {exc}") from None
-    policy = LoadedPolicy(model=model, algo=algo, path=path, run=run)
+    policy = LoadedPolicy(model=model, algo=algo, path=path, run=run, model_path=model_path)
     vn = model_path.parent / "vecnormalize.pkl"
     if vn.is_file():
-        with open(vn, "rb") as fh:
-            stats = pickle.load(fh)
+        try:
+            with open(vn, "rb") as fh:
+                stats = pickle.load(fh)
+        except Exception as exc:  # truncated, empty or not a pickle
+            raise CheckpointError(f"{vn}: cannot load the observation normalisation "
+                                  f"({type(exc).__name__}: {exc or 'empty'})") from None
         if getattr(stats, "norm_obs", False) and not isinstance(stats.obs_rms, dict):
             policy.obs_mean = stats.obs_rms.mean.astype(np.float32)
             policy.obs_var = stats.obs_rms.var.astype(np.float32)

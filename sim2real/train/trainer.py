@@ -176,9 +176,9 @@ def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, progress
     prof, eval_prof = _load_profiles(cfg)
     check_output_path(out, folder=True)
     check_resume(out, (out / "checkpoints" / "latest.json").exists(), resume, what="checkpoints/latest.json")
-    ck = latest_checkpoint(out) if resume else None
-    if ck is not None:
+    if resume:
         check_resume_config(out, cfg.to_dict())
+    ck = latest_checkpoint(out) if resume else None  # the newest intact one
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_yaml(out / "run.yaml", cfg.to_dict())
     state = read_state(ck) if ck is not None else {}
