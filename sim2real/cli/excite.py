@@ -61,8 +61,8 @@ def register(subparsers: Any) -> None:
 def _check(args: argparse.Namespace) -> tuple[Any, dict[str, Any], float]:
     """Validate everything before any middleware starts; returns (robot, params, rate_hz)."""
     import math
-    from pathlib import Path
 
+    from sim2real._io import check_output_path
     from sim2real.errors import Sim2RealError
     from sim2real.robots import load_robot
     from sim2real.ros2.cli_args import resolve_params
@@ -79,7 +79,7 @@ def _check(args: argparse.Namespace) -> tuple[Any, dict[str, Any], float]:
     if args.rate is not None and not (math.isfinite(args.rate) and args.rate > 0):
         raise Sim2RealError(f"--rate must be > 0 Hz, got {args.rate}")
     check_amplitude(robot, args.amplitude)
-    out = Path(args.out)
+    out = check_output_path(args.out, folder=True)
     if out.exists() and not args.force:
         raise Sim2RealError(f"{out}: already exists (use --force to replace it)")
     params = resolve_params(args, [])

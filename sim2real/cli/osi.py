@@ -43,6 +43,9 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.out:
         cfg.out = args.out
+    check_out_folder(cfg.out)
+    if getattr(cfg, "universal_policy", None):
+        check_universal_policy(cfg.universal_policy, cfg.env, cfg.profile, cfg.env_kwargs)
     report = run(cfg, progress=not args.quiet)
     if args.quiet:
         for path in report.get("files", {}).values():
@@ -50,3 +53,33 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(report, indent=2))
     return 0
+
+
+def check_out_folder(out: str) -> None:
+    """``--out`` (or the config's ``out``) is a folder that holds no earlier results (osi has no --resume)."""
+    from sim2real._io import check_output_path
+    from sim2real.errors import ConfigError
+
+    path = check_output_path(out, folder=True)
+    if path.is_dir() and any(path.iterdir()):
+        raise ConfigError(f"{path}: already holds files ({', '.join(sorted(p.name for p in path.iterdir())[:4])}); "
+                          "choose another --out", path=("--out",))
+
+
+def check_universal_policy(policy: str, env_id: str, profile: Any, env_kwargs: dict) -> None:
+    """The policy was trained on the universal-policy env of ``env_id`` with this profile: same observation
+    (base + previous action + μ) and action spaces. Raises CheckpointError before any rollout."""
+    from sim2real.errors import CheckpointError
+    from sim2real.sysid.upenv import make_up_env
+    from sim2real.train.policy import check_policy_fits_env, load_policy
+
+    loaded = load_policy(policy)
+    env = make_up_env(env_id, profile=profile, **env_kwargs)
+    try:
+        try:
+            check_policy_fits_env(loaded, env, f"the universal-policy env of {env_id}")
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}; UP-OSI needs a universal policy (trained on a sim2real.sysid.upenv env, "
+                                  "e.g. configs/sysid/up_kuka.yaml, with the same profile)") from None
+    finally:
+        env.close()

@@ -30,13 +30,22 @@ def evaluate_policies(policies: Sequence[tuple[str | None, str]], env_id: str | 
     env_cfg = run.get("env") or {}
     env_kwargs = dict(env_cfg.get("kwargs") or {}) if env_cfg.get("id") == env_id else {}
     robot = run.get("robot") if env_cfg.get("id") == env_id else None
-    for _, path, pol in loaded:
-        if pol.env_id is not None and pol.env_id != env_id:
-            print(f"note: {path} was trained on {pol.env_id}, evaluated on {env_id}", file=sys.stderr)
     axes = [SweepAxis.parse(s) for s in sweeps]
     from sim2real.train.vec import ensure_registered
 
     ensure_registered(env_id)
+    from sim2real.train.policy import check_policy_fits_env
+    from sim2real.train.vec import create_env
+
+    probe = create_env(env_id, env_kwargs, robot)
+    try:
+        for _, _, pol in loaded:
+            check_policy_fits_env(pol, probe, env_id)
+    finally:
+        probe.close()
+    for _, path, pol in loaded:
+        if pol.env_id is not None and pol.env_id != env_id:
+            print(f"note: {path} was trained on {pol.env_id}, evaluated on {env_id}", file=sys.stderr)
     conds = build_conditions(profile, axes, robot=robot, include_nominal=include_nominal)
     labels = []
     for label, path, pol in loaded:

@@ -108,6 +108,42 @@ def load_policy(path: str | Path, device: str = "cpu") -> LoadedPolicy:
     return policy
 
 
+def space_mismatch(policy_space: Any, env_space: Any, what: str) -> str | None:
+    """Why a policy trained on ``policy_space`` cannot act in ``env_space`` (``what``: observation or
+    action), or None. Compares the space type and shape (Dict spaces key by key), not the bounds."""
+    import gymnasium.spaces as sp
+
+    def describe(space: Any) -> str:
+        if isinstance(space, sp.Dict):
+            return "{" + ", ".join(f"{k}: {describe(v)}" for k, v in space.spaces.items()) + "}"
+        if isinstance(space, sp.Discrete):
+            return f"{space.n} choices"
+        return f"{type(space).__name__} of shape {tuple(space.shape or ())}"
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, sp.Dict) or isinstance(b, sp.Dict):
+            return (isinstance(a, sp.Dict) and isinstance(b, sp.Dict) and a.spaces.keys() == b.spaces.keys()
+                    and all(same(a[k], b[k]) for k in a.spaces))
+        if isinstance(a, sp.Discrete) or isinstance(b, sp.Discrete):
+            return type(a) is type(b) and a.n == b.n
+        return type(a) is type(b) and tuple(a.shape or ()) == tuple(b.shape or ())
+
+    if same(policy_space, env_space):
+        return None
+    return f"the policy's {what} is {describe(policy_space)}, the env's is {describe(env_space)}"
+
+
+def check_policy_fits_env(policy: "LoadedPolicy", env: Any, env_id: str) -> None:
+    """Raise :class:`CheckpointError` when ``policy`` cannot act in ``env`` (observation or action
+    space of another type or shape), naming both and the env the policy was trained on."""
+    for what, ps, es in (("observation", policy.model.observation_space, env.observation_space),
+                         ("action", policy.model.action_space, env.action_space)):
+        problem = space_mismatch(ps, es, what)
+        if problem is not None:
+            trained = f" (trained on {policy.env_id})" if policy.env_id else ""
+            raise CheckpointError(f"{policy.path}{trained} does not fit {env_id}: {problem}")
+
+
 def run_episodes(act: Callable[[Any], np.ndarray], env: Any, episodes: int, seed: int = 0,
                  reset_options: dict | None = None) -> dict[str, list[float]]:
     """Run ``episodes`` episodes of ``env`` (a Gymnasium env) with ``act(obs) -> action``.
