@@ -37,8 +37,8 @@ def test_mu_layout_ranges_and_values(env) -> None:
     assert [(c[0], c[1]) for c in comps] == LAYOUT
     lows = np.array([c[2] for c in comps])
     highs = np.array([c[3] for c in comps])
-    np.testing.assert_allclose(lows, [0.7 * M0, 0.7 * KF0, 0.5 * TAU0, -0.005, -0.005, -0.05, -0.05], rtol=1e-9)
-    np.testing.assert_allclose(highs, [1.5 * M0, 1.3 * KF0, 2.0 * TAU0, 0.005, 0.005, 0.05, 0.05], rtol=1e-9)
+    np.testing.assert_allclose(lows, [0.7 * M0, 0.7 * KF0, 0.5 * TAU0, -0.002, -0.002, -0.05, -0.05], rtol=1e-9)
+    np.testing.assert_allclose(highs, [1.5 * M0, 1.3 * KF0, 2.0 * TAU0, 0.002, 0.002, 0.05, 0.05], rtol=1e-9)
     # the base observation already ends with the previous action: no second copy
     layout = env.get_wrapper_attr("observation_layout")()
     assert [n for n, _ in layout].count("previous_action") == 1
