@@ -119,7 +119,9 @@ def test_registered_ids() -> None:
             obs, info = e.reset(seed=0)
             assert e.observation_space.contains(obs)
             from gymnasium.utils.env_checker import check_env
-            check_env(e.unwrapped, skip_render_check=True)
+            from stable_baselines3.common.env_checker import check_env as sb3_check_env
+            check_env(e, skip_render_check=True)
+            sb3_check_env(e)
         finally:
             e.close()
     # the Kuka UP env keeps adding the previous action
