@@ -344,7 +344,10 @@ def test_extends_chain_and_cycles(tmp_path):
     # a chain without a cycle: grandparent entries arrive
     write(tmp_path, "g.yaml", {"params": {"gravity": {"distribution": "uniform", "low": 0, "high": 1}}})
     write(tmp_path, "p.yaml", {"extends": "g.yaml"})
-    assert list(load_profile(write(tmp_path, "k.yaml", {"extends": "p"})).entries) == ["gravity"]
+    assert list(load_profile(write(tmp_path, "k.yaml", {"extends": "p.yaml"})).entries) == ["gravity"]
+    # a bare name is a shipped profile, never a file next to the referrer
+    with pytest.raises(ProfileError, match="'p' not found: not a shipped profile.*give it as ./p.yaml"):
+        load_profile(write(tmp_path, "k2.yaml", {"extends": "p"}))
 
 
 def test_extends_missing_parent_and_error_in_parent_names_parent_file(tmp_path):

@@ -201,7 +201,7 @@ def test_non_mapping_file(tmp_path, text, got):
 
 
 def test_unknown_profile_name():
-    with pytest.raises(ProfileError, match=r"profile 'no_such_profile' not found: not a file and not a shipped "
+    with pytest.raises(ProfileError, match=r"profile 'no_such_profile' not found: not a shipped "
                                            r"profile \(shipped: .*peng2018_arm"):
         load_profile("no_such_profile")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -127,34 +128,54 @@ def describe_shipped() -> list[tuple[str, str, str | None]]:
     return out
 
 
+def is_profile_path(ref: str | Path) -> bool:
+    """The one rule for profile arguments: a reference is a file path when it is a :class:`~pathlib.Path`,
+    contains a path separator or ends in ``.yaml`` / ``.yml``; any other string is the name of a
+    shipped profile, so a file in the working directory never shadows a shipped name."""
+    if isinstance(ref, Path):
+        return True
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return any(sep in ref for sep in seps) or ref.endswith((".yaml", ".yml"))
+
+
 def find_profile(name: str | Path, relative_to: Path | None = None, *, referrer: str | None = None) -> Path:
-    """Resolve a profile reference: a path (relative to ``relative_to`` or the cwd) or a shipped name.
+    """Resolve a profile reference (see :func:`is_profile_path`): a path, relative to ``relative_to``
+    (default: the working directory), or the name of a profile in ``randomization_profiles/``.
 
     ``referrer`` is the file holding the reference (for the error message of ``extends``).
     """
-    ref = Path(name)
-    candidates = []
+    where = ("extends",) if referrer else ()
     base = relative_to if relative_to is not None else Path.cwd()
-    candidates.append(ref if ref.is_absolute() else base / ref)
-    if ref.suffix not in (".yaml", ".yml"):
-        candidates.append(candidates[0].with_name(candidates[0].name + ".yaml"))
-    if len(ref.parts) == 1:
-        shipped = profiles_dir() / ref.name
-        candidates += [shipped] if ref.suffix in (".yaml", ".yml") else [shipped.with_name(ref.name + ".yaml")]
-    for cand in candidates:
+    if is_profile_path(name):
+        ref = Path(name)
+        cand = ref if ref.is_absolute() else base / ref
         if cand.is_file():
             return cand
+        what = "a folder" if cand.is_dir() else "no such file"
+        hint = f"shipped profiles are named without .yaml: {', '.join(shipped_profiles()) or 'none found'}"
+        raise ProfileError(f"profile {str(name)!r} not found: {what} ({cand}); {hint}", file=referrer, path=where)
+    shipped = profiles_dir() / f"{name}.yaml"
+    if shipped.is_file():
+        return shipped
     known = ", ".join(shipped_profiles()) or "none found"
-    msg = f"profile {str(name)!r} not found: not a file and not a shipped profile (shipped: {known})"
-    raise ProfileError(msg, file=referrer, path=("extends",) if referrer else ())
+    hint = next((f"; to use the file {c}, give it as ./{c}" for c in (name, f"{name}.yaml") if (base / c).exists()), "")
+    raise ProfileError(f"profile {name!r} not found: not a shipped profile (shipped: {known}); "
+                       f"a file path contains '/' or ends in .yaml{hint}", file=referrer, path=where)
 
 
 def read_yaml_mapping(file: Path) -> dict[str, Any]:
     """Read a profile file; errors name the file (YAML syntax with line/column, non-mapping content)."""
-    raw = read_yaml_file(file, ProfileError)
+    raw = read_yaml_file(file, ProfileError, what="profile")
     if not isinstance(raw, dict):
         got = "an empty file" if raw is None else _describe(raw) if not isinstance(raw, list) else "a list"
         raise ProfileError(f"expected a mapping with keys {list(TOP_KEYS)}, got {got}", file=str(file))
+    fmt = raw.get("format")
+    sidecar = isinstance(fmt, str) and fmt.startswith("sim2real-policy")
+    if sidecar or (len(raw) > 1 and not any(key in TOP_KEYS for key in raw)):  # (one unknown key: likely a typo)
+        what = (f"an exported policy's sidecar ({fmt})" if sidecar
+                else f"a YAML file with keys {', '.join(map(str, list(raw)[:5]))}")
+        raise ProfileError(f"not a randomization profile: {what}; a profile has the keys {', '.join(TOP_KEYS)}",
+                           file=str(file))
     return raw
 
 
@@ -249,7 +270,7 @@ def load_profile(src: "str | Path | Mapping[str, Any] | Profile",
     """Load, resolve (``extends``) and validate a profile.
 
     Args:
-        src: a file path, a shipped profile name (``"peng2018_arm"`` or ``"peng2018_arm.yaml"``),
+        src: a file path or a shipped profile name (``"peng2018_arm"``; see :func:`is_profile_path`),
             a dict with the file's structure, or a :class:`Profile` (re-checked against ``robot``).
         robot: a robot (description or name) whose link/joint/model-parameter names every
             target must match. Defaults to the profile's ``robot:`` key, if any.
