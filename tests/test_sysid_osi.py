@@ -162,7 +162,7 @@ def test_osi_cli_tiny(tmp_path: Path, one_thread, capsys) -> None:
     assert [r["iteration"] for r in report["iterations"]] == [0, 1]
     assert report["iterations"][1]["samples"] > report["iterations"][0]["samples"]
     side = yaml.safe_load((out / "up_osi.yaml").read_text())
-    assert side["observation"]["history"] == 3 and side["observation"]["size"] == 3 * 27
+    assert side["observation"]["history"] == 3 and side["observation"]["size"] == 27  # one frame; input 3 x 27
     assert side["osi"]["mu"] == ["link_mass.lbr_iiwa_link_1", "motor_strength.lbr_iiwa_joint_1"]
     module = torch.jit.load(str(out / "up_osi.pt"))
     assert module(torch.zeros(2, 81)).shape == (2, 7)

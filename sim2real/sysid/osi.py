@@ -198,11 +198,15 @@ def history_sidecar(env: Any, env_id: str, history: int, loaded: Any, block: str
     side: dict[str, Any] = {
         "format": "sim2real-policy/1", "robot": robot.name, "env_id": env_id,
         "control_rate_hz": float(robot.control.rate_hz),
-        "observation": {"size": n_base * history, "history": history, "layout": hist_env_layout},
+        "observation": {"size": n_base, "history": history, "layout": hist_env_layout},  # size: one frame
         "action": {"size": int(env.action_space.shape[0]),
                    **{k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, tuple)) else v) for k, v in spec.items()}},
         "algo": loaded.algo, "source": str(loaded.path), block: extra,
     }
+    if any(name in ("ee_position", "target_delta") for name, _ in hist_env_layout):
+        from sim2real.train.export import kinematics  # the node's end-effector observation, as `sim2real export`
+
+        side["kinematics"] = kinematics(robot.name)
     return json.loads(json.dumps(side, default=float))  # plain floats for YAML
 
 
