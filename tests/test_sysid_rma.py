@@ -152,14 +152,27 @@ def test_adaptation_beats_the_mean_guess(base_run: Path, one_thread) -> None:
     env.close()
 
 
-def test_export_matches_python_path_and_runs_in_the_node_loader(base_run: Path, tmp_path: Path, one_thread) -> None:
-    from sim2real.ros2.policy import load_policy as load_deployed
+@pytest.fixture(scope="module")
+def rma_export(base_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """An RMA export (H = 5, φ briefly fitted) of the phase-1 run, with the histories it was fitted on."""
     from sim2real.sysid.osi import history_sidecar
     from sim2real.sysid.rma import export_rma
 
+    torch.set_num_threads(1)
     pi, loaded = _pi(base_run)
     env = make_up_env("sim2real/KukaReach-v0", profile=PROFILE, max_episode_steps=STEPS)
     data, _ = collect_rma(env, pi, 4, 5, seed=7)
+    phi = fit_adaptation(data, pi, embed=8, conv=[[8, 2, 1]], epochs=2, seed=0)
+    side = history_sidecar(env, "sim2real/KukaReach-v0", 5, loaded, "rma", {"history": 5, "z_dim": 8})
+    paths = export_rma(phi, pi, 5, D, side, tmp_path_factory.mktemp("rma_export") / "rma.pt")
+    env.close()
+    return {"paths": paths, "data": data, "phi": phi, "pi": pi, "loaded": loaded}
+
+
+def test_export_matches_python_path_and_runs_in_the_node_loader(rma_export: dict, one_thread) -> None:
+    from sim2real.ros2.policy import load_policy as load_deployed
+
+    data, phi, pi, loaded, paths = (rma_export[k] for k in ("data", "phi", "pi", "loaded", "paths"))
     # the split policy π(o, z) with the true z is SB3's own deterministic action on [o, μ]
     obs = np.concatenate([data.X[:, -D:], data.Y], axis=1)
     z = torch.as_tensor(true_z(pi, data.Y))
@@ -172,9 +185,6 @@ def test_export_matches_python_path_and_runs_in_the_node_loader(base_run: Path, 
     sb3 = np.stack([loaded.act(o) for o in obs])
     np.testing.assert_allclose(split, sb3, atol=1e-5)
     # the exported module through the node's policy loader == the Python path (φ then π) on the same history
-    phi = fit_adaptation(data, pi, embed=8, conv=[[8, 2, 1]], epochs=2, seed=0)
-    side = history_sidecar(env, "sim2real/KukaReach-v0", 5, loaded, "rma", {"history": 5, "z_dim": 8})
-    paths = export_rma(phi, pi, 5, D, side, tmp_path / "rma.pt")
     policy, spec = load_deployed(paths["policy"])
     assert spec.history == 5 and spec.input_size == 5 * D and spec.layout[-1] == ("previous_action", 7)
     with torch.no_grad():
@@ -184,7 +194,29 @@ def test_export_matches_python_path_and_runs_in_the_node_loader(base_run: Path, 
     assert not np.allclose(python, split)  # φ's ẑ, not the true z, drives the export
     adapt = torch.jit.load(str(paths["adaptation"]))
     torch.testing.assert_close(adapt(torch.as_tensor(data.X)), phi(torch.as_tensor(data.X)))
-    env.close()
+
+
+def test_node_runs_the_rma_export_against_the_mock_arm(rma_export: dict, tmp_path: Path) -> None:
+    """The deployment node runs the export unchanged over DDS against the mock KUKA process."""
+    pytest.importorskip("cyclonedds")
+    from test_ros2_e2e import LOWER, UPPER, domain_id, run_with_robot, start_robot
+
+    from sim2real.ros2.node import DeployNode
+    from sim2real.ros2.policy import load_policy as load_deployed
+    from sim2real.ros2.transport_dds import DdsTransport
+
+    domain = domain_id()
+    policy, spec = load_deployed(rma_export["paths"]["policy"])
+    params = {"robot": "kuka_iiwa", "trigger": "state", "safety.soft_start_s": 0.2, "goal": [0.5, 0.0, 0.5],
+              "safety.start_gate_tolerance": 0.05}
+    node = DeployNode(params, transport=DdsTransport("sim2real_deploy", domain_id=domain), policy=policy, spec=spec)
+    node.trace = []
+    proc, out = start_robot(domain, tmp_path, duration=2.5)
+    record = run_with_robot(node, proc, out)
+    assert node.stats.inference.count > 10, "the exported RMA policy never ran"
+    cmds = np.array([c for _, c in record["received"]], dtype=float)
+    assert len(cmds) > 10 and np.all(np.isfinite(cmds)) and np.all(cmds >= LOWER) and np.all(cmds <= UPPER)
+    assert node.safety.counts["nan_observation"] == node.safety.counts["nan_action"] == 0
 
 
 def test_rma_cli_tiny_and_config_errors(base_run: Path, tmp_path: Path, one_thread, capsys) -> None:
