@@ -17,7 +17,11 @@ JointState, publish its positions as the command from the callback, nothing else
 floor that Python + Cyclone DDS set on this machine: its callback → publish time and round
 trip are printed next to the node's figures.
 
-    python benchmarks/bridge_latency.py [--duration 10] [--trigger state|timer|both] [--no-echo]
+``--policy PATH`` runs a given exported KUKA iiwa policy instead of the MLP (e.g. the RMA export
+``runs/rma_kuka/rma.pt``, whose node stacks the last H observations and runs the adaptation
+module before the policy), so its cost shows in the "policy inference" rows.
+
+    python benchmarks/bridge_latency.py [--duration 10] [--trigger state|timer|both] [--no-echo] [--policy PATH]
 """
 
 from __future__ import annotations
@@ -68,6 +72,21 @@ def export_mlp(folder: Path, hidden: list[int], rate: float) -> Path:
     sidecar["kinematics"] = UrdfChain(robot.model_path()).describe(robot.end_effector_link)
     (folder / "policy.yaml").write_text(yaml.safe_dump(sidecar, sort_keys=False))
     return folder / "policy.pt"
+
+
+def check_policy(parser: argparse.ArgumentParser, path: Path) -> str:
+    """Validate ``--policy`` (loads with the node's loader; the robot process plays a KUKA iiwa);
+    returns its label for the table title."""
+    from sim2real.errors import Sim2RealError
+    from sim2real.ros2.policy import load_policy
+
+    try:
+        _, spec = load_policy(path)
+    except Sim2RealError as exc:
+        parser.error(f"--policy: {exc}")
+    if spec.robot != "kuka_iiwa":
+        parser.error(f"--policy: the robot process plays a kuka_iiwa; {path} is a {spec.robot} policy")
+    return f"{path.name} (history {spec.history}, input {spec.input_size})"
 
 
 def start_robot(domain: int, rate: float, duration: float, out: Path, rt_priority: int) -> subprocess.Popen:
@@ -204,6 +223,7 @@ def table(results: list[dict]) -> str:
             ("round trip p99 (ms)", "round_trip_p99_ms", None),
             ("loop jitter p50 (ms)", "jitter_p50_ms", None),
             ("loop jitter p99 (ms)", "jitter_p99_ms", ("<=", TARGETS["jitter_p99_ms"])),
+            ("policy inference p50 (ms)", "inference_p50_ms", None),
             ("policy inference p99 (ms)", "inference_p99_ms", None),
             ("lost states", "lost_states", ("==", 0)),
             ("lost commands", "lost_commands", ("==", 0))]
@@ -232,13 +252,18 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--trigger", choices=("state", "timer", "both"), default="both")
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64], help="MLP hidden sizes")
+    parser.add_argument("--policy", type=Path, help="exported kuka_iiwa policy (.pt with its .yaml sidecar) to run "
+                        "instead of the MLP, e.g. runs/rma_kuka/rma.pt")
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="also run every mode with node and robot under SCHED_FIFO at this priority")
     parser.add_argument("--no-echo", action="store_true", help="skip the trivial DDS echo (the floor)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    label = f"MLP {args.hidden}"
+    if args.policy is not None:
+        label = check_policy(parser, args.policy)
     with tempfile.TemporaryDirectory() as tmp:
-        policy = export_mlp(Path(tmp) / "policy", args.hidden, args.rate)
+        policy = args.policy if args.policy is not None else export_mlp(Path(tmp) / "policy", args.hidden, args.rate)
         triggers = ["state", "timer"] if args.trigger == "both" else [args.trigger]
         configs = [(t, 0) for t in triggers] + ([(t, args.rt_priority) for t in triggers] if args.rt_priority else [])
         results = []
@@ -247,7 +272,7 @@ def main() -> int:
                 results.append(run_echo(args.rate, args.duration, Path(tmp), prio))
             results += [run_once(policy, trig, args.rate, args.duration, Path(tmp), p)
                         for trig, p in configs if p == prio]
-    print(f"bridge latency, DDS loopback, 7-joint arm at {args.rate:.0f} Hz, MLP {args.hidden}, "
+    print(f"bridge latency, DDS loopback, 7-joint arm at {args.rate:.0f} Hz, {label}, "
           f"{args.duration:.0f} s per mode")
     print(table(results))
     for r in results:
