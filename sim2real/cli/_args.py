@@ -39,6 +39,17 @@ def seed(text: str) -> int:
     return value
 
 
+def seed_list(text: str) -> list[int]:
+    """Comma-separated distinct seeds (``0,1,2``), each in ``0 .. 2**32 - 1``."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated seeds such as 0,1,2, got {text!r}")
+    seeds = [seed(p) for p in parts]
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"a seed is given twice in {text!r}")
+    return seeds
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1 (counts: workers, steps, episodes, horizons)."""
     value = _int(text)

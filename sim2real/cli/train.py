@@ -1,4 +1,5 @@
-"""``sim2real train CONFIG [--out DIR] [--seed N] [--resume] [--total-timesteps N]``."""
+"""``sim2real train CONFIG [--out DIR] [--seed N | --seeds 0,1,2 [--workers K] [--ray ADDRESS|auto]] [--resume]
+[--total-timesteps N]``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "atomic checkpoints, the final model and report.md/report.json into --out.")
     p.add_argument("config", help="run config YAML (or the name of a shipped one in configs/train/)")
     p.add_argument("--out", help="output folder (default runs/<config name>)")
-    p.add_argument("--seed", type=_args.seed, help="override the config's seed")
+    seeding = p.add_mutually_exclusive_group()
+    seeding.add_argument("--seed", type=_args.seed, help="override the config's seed")
+    seeding.add_argument("--seeds", type=_args.seed_list, metavar="N,N,...",
+                         help="train one run per seed into OUT/seed_<n>, then write OUT/seeds.json with each seed's "
+                         "final evaluation and the mean with a 95%% confidence interval")
+    p.add_argument("--workers", type=_args.positive_int, help="with --seeds: seeds trained at a time in local "
+                   "processes (default 1: one after the other in this process)")
+    p.add_argument("--ray", metavar="ADDRESS", help="with --seeds: train the seeds as Ray tasks ('auto': the running "
+                   "cluster, else a local Ray instance; or a cluster address)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--total-timesteps", type=_args.positive_int, help="override the config's total_timesteps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -40,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
         overrides["total_timesteps"] = args.total_timesteps
     cfg = cfg.with_overrides(**overrides)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    if args.seeds is None:
+        for flag, value in (("--workers", args.workers), ("--ray", args.ray)):
+            if value is not None:
+                raise ConfigError("only used with --seeds", path=(flag,))
+    else:
+        if args.workers is not None and args.ray is not None:
+            raise ConfigError("give --workers (local processes) or --ray (Ray tasks), not both", path=("--ray",))
+        return _run_seeds(cfg, out, args)
 
     from sim2real.train.trainer import train
 
@@ -48,4 +65,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {res.num_timesteps} steps in {res.wall_time_s / 60:.1f} min; final evaluation: "
           f"success {fe['success_rate']:.2f}, return {fe['mean_return']:.2f} ({fe['episodes']} episodes)")
     print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def _run_seeds(cfg: object, out: Path, args: argparse.Namespace) -> int:
+    from sim2real.train.seeds import format_aggregate, run_seeds
+
+    report = run_seeds(cfg, out, args.seeds, resume=args.resume, workers=args.workers or 1, ray_address=args.ray,
+                       progress_bar=not args.no_progress)
+    print(format_aggregate(report))
+    print(f"seeds: {out / 'seeds.json'}")
     return 0

@@ -203,7 +203,9 @@ def run_jobs(jobs: Sequence[Job], workers: int = 1, ray_address: str | None = No
         return out
 
 
-def _run_ray(jobs: Sequence[Job], args: list, address: str) -> list[dict[str, float]]:
+def init_ray(address: str) -> Any:
+    """Connect to the Ray cluster at ``address`` (``auto``: the running one, else a local Ray instance
+    started here); returns the ``ray`` module. ConfigError when Ray is missing or unreachable."""
     try:
         import ray
     except ImportError:
@@ -215,6 +217,11 @@ def _run_ray(jobs: Sequence[Job], args: list, address: str) -> list[dict[str, fl
             if address != "auto":
                 raise ConfigError(f"cannot connect to the Ray cluster at {address!r}", file="--ray") from None
             ray.init(log_to_driver=False)  # no cluster running: start a local Ray instance
+    return ray
+
+
+def _run_ray(jobs: Sequence[Job], args: list, address: str) -> list[dict[str, float]]:
+    ray = init_ray(address)
     task = ray.remote(num_cpus=1)(_eval_cell_bytes)
     refs_by_path: dict[str, Any] = {}
     for j in jobs:
