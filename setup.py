@@ -49,7 +49,7 @@ extras = {
     "adapt": [*simulation, "scikit-learn>=1.3,<2", "rosbags>=0.10,<1"],
     "ray": ["ray[default]>=2.9,<3"],
     "export": ["onnx>=1.15,<2", "onnxscript>=0.1"],
-    "dev": ["pytest>=7.4", "pytest-timeout>=2.2"],
+    "dev": ["pytest>=7.4", "pytest-timeout>=2.2", "hypothesis>=6"],
     # the MuJoCo "hardware" (sim2real sim2sim): MuJoCo, the robots' URDFs from pybullet_data, the DDS transport
     "sim2sim": ["mujoco>=3.2", "pybullet>=3.2.5,<4", "cyclonedds>=0.10.5,<12"],
 }
