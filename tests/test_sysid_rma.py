@@ -149,6 +149,10 @@ def test_adaptation_beats_the_mean_guess(base_run: Path, one_thread) -> None:
     assert blind["rmse"] >= 0.7 * blind["mean_guess_rmse"], blind
     # error vs time since reset: bins cover every window, counts add up
     assert sum(b["n"] for b in err["by_step"]) == len(held) and err["by_step"][0]["from"] == 1
+    full = [b for b in err["by_step"] if b["from"] >= 4]
+    assert full and all(b["rmse"] < b["mean_guess_rmse"] for b in full)
+    late = z_error(phi, pi, held, min_step=STEPS + 1, reference=ref)  # no window that long: no number
+    assert late["samples"] == 0 and np.isnan(late["rmse"]) and late["by_step"] == err["by_step"]
     env.close()
 
 

@@ -186,20 +186,23 @@ def z_error(adaptation: nn.Module, pi: nn.Module, data: OSIData, min_step: int =
             reference: np.ndarray | None = None) -> dict[str, Any]:
     """Error of ``ẑ = φ(X)`` against ``z = e(μ)`` on ``data`` (windows with ``step >= min_step``), z units:
     ``rmse`` (over samples and components), ``rmse_per_dim``, ``mean_guess_rmse`` (always guessing
-    ``reference``, default the mean z of ``data``) and ``by_step`` (RMSE per bin of steps since
-    reset, :func:`~sim2real.sysid.windows.error_by_step`, over all windows)."""
+    ``reference``, default the mean z of ``data``), ``samples`` (windows scored; the errors are NaN
+    when there is none) and ``by_step`` (RMSE per bin of steps since reset,
+    :func:`~sim2real.sysid.windows.error_by_step`, over all windows)."""
     z = true_z(pi, data.Y)
     with torch.no_grad():
         z_hat = adaptation(torch.as_tensor(data.X)).numpy()
     err = z_hat - z
     ref = z.mean(0) if reference is None else np.asarray(reference)
     keep = data.steps() >= min_step
-    if not keep.any():
-        raise ValueError(f"no samples with step >= {min_step}")
+    if not keep.any():  # e.g. every episode ended before min_step: no number rather than a wrong one
+        nan = float("nan")
+        return {"rmse": nan, "rmse_per_dim": [nan] * z.shape[1], "mean_guess_rmse": nan, "samples": 0,
+                "by_step": error_by_step(err, data.steps(), baseline=z - ref)}
     return {"rmse": float(np.sqrt(np.mean(err[keep] ** 2))),
             "rmse_per_dim": np.sqrt(np.mean(err[keep] ** 2, axis=0)).tolist(),
-            "mean_guess_rmse": float(np.sqrt(np.mean((z[keep] - ref) ** 2))),
-            "by_step": error_by_step(err, data.steps())}
+            "mean_guess_rmse": float(np.sqrt(np.mean((z[keep] - ref) ** 2))), "samples": int(keep.sum()),
+            "by_step": error_by_step(err, data.steps(), baseline=z - ref)}
 
 
 def fit_adaptation(data: OSIData, pi: nn.Module, *, embed: int = 32, conv: Sequence[Sequence[int]] = PAPER_CONV,
@@ -327,6 +330,7 @@ def run_rma(cfg: RMAConfig, progress: bool = True) -> dict[str, Any]:
         err = z_error(phi, pi, held, min_step=cfg.history, reference=true_z(pi, train.Y).mean(0))
         row = {"iteration": it, "samples": len(train), "eval_rmse_z": err["rmse"],
                "eval_rmse_z_per_dim": err["rmse_per_dim"], "mean_guess_rmse_z": err["mean_guess_rmse"],
+               "eval_full_windows": err["samples"],
                "eval_rmse_z_by_step": err["by_step"],
                "eval_success_rma": float(np.mean([s["success"] for s in eval_stats])),
                "collect_success": float(np.mean([s["success"] for s in stats]))}

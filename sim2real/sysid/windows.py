@@ -106,10 +106,12 @@ def rollout_windows(env: Any, act: WindowActor, episodes: int, history: int, *, 
     return data, stats
 
 
-def error_by_step(err: np.ndarray, step: np.ndarray, edges: Sequence[int] = (1, 5, 10, 25, 50, 100, 200, 400)
-                  ) -> list[dict[str, float]]:
+def error_by_step(err: np.ndarray, step: np.ndarray, edges: Sequence[int] = (1, 5, 10, 25, 50, 100, 200, 400),
+                  baseline: np.ndarray | None = None) -> list[dict[str, float]]:
     """RMS of ``err [N, m]`` per bin of steps since reset: ``[{"from", "to", "rmse", "n"}]``
-    (``to`` exclusive; the last bin is open, ``to`` = the largest step + 1); empty bins are left out."""
+    (``to`` exclusive; the last bin is open, ``to`` = the largest step + 1); empty bins are left out.
+    With ``baseline [N, m]`` (e.g. the error of always guessing the mean) each bin also has
+    ``mean_guess_rmse``, its RMS over the same samples."""
     step = np.asarray(step)
     top = int(step.max()) + 1 if len(step) else 1
     bounds = [e for e in edges if e < top] + [top]
@@ -117,5 +119,8 @@ def error_by_step(err: np.ndarray, step: np.ndarray, edges: Sequence[int] = (1, 
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         m = (step >= lo) & (step < hi)
         if m.any():
-            out.append({"from": int(lo), "to": int(hi), "rmse": float(np.sqrt(np.mean(err[m] ** 2))), "n": int(m.sum())})
+            row = {"from": int(lo), "to": int(hi), "rmse": float(np.sqrt(np.mean(err[m] ** 2))), "n": int(m.sum())}
+            if baseline is not None:
+                row["mean_guess_rmse"] = float(np.sqrt(np.mean(baseline[m] ** 2)))
+            out.append(row)
     return out
