@@ -13,7 +13,7 @@ import yaml
 
 from sim2real.errors import ConfigError
 from sim2real.sysid.rma import (AdaptationModule, PrivilegedEncoder, RMAConfig, RMAPolicy, collect_rma,
-                                fit_adaptation, true_z, z_error)
+                                fit_adaptation, load_rma, true_z, z_error)
 from sim2real.sysid.upenv import make_up_env
 from sim2real.sysid.windows import OSIData
 
@@ -247,6 +247,13 @@ def test_rma_cli_tiny_and_config_errors(base_run: Path, tmp_path: Path, one_thre
     assert "kinematics" in side  # the node computes ee_position from it
     assert torch.jit.load(str(out / "rma.pt"))(torch.zeros(2, 3 * D)).shape == (2, 7)
     assert not (tmp_path / "unused").exists()
+    phi, pi, history = load_rma(out)  # the pieces for scoring ẑ elsewhere (benchmarks)
+    env = make_up_env("sim2real/KukaReach-v0", profile=PROFILE, max_episode_steps=6)
+    data, _ = collect_rma(env, pi, 2, history, adaptation=phi, seed=10_000)
+    env.close()
+    again = z_error(phi, pi, data, min_step=3, reference=np.zeros(8))
+    assert history == 3 and again["samples"] == 2 * 4  # windows of >= 3 steps in two 6-step episodes
+    assert again["rmse"] == pytest.approx(rows[-1]["eval_rmse_z"], rel=1e-4)  # the report's held-out episodes
     for change, msg in (({"method": "rmaa"}, "method: expected one of up_osi, rma, got 'rmaa'"),
                         ({"history": 1}, "conv: history 1 is too short for these conv layers"),
                         ({"conv": [[8, 2]]}, "conv: expected a list of [channels, kernel, stride]"),

@@ -231,6 +231,24 @@ def export_rma(adaptation: nn.Module, pi: nn.Module, history: int, obs_dim: int,
     return paths
 
 
+def load_rma(out: str | Path) -> tuple[nn.Module, nn.Module, int]:
+    """``(φ, π, H)`` of a ``sim2real osi`` RMA output directory: φ from ``rma_adaptation.pt``
+    (TorchScript), π the base policy module rebuilt from the run the sidecar names (``source``), H
+    from the sidecar — the pieces :func:`collect_rma` and :func:`z_error` take."""
+    from sim2real.errors import CheckpointError
+    from sim2real.train.export import build_module
+    from sim2real.train.policy import load_policy
+
+    out = Path(out)
+    if not (out / "rma.yaml").is_file() or not (out / "rma_adaptation.pt").is_file():
+        raise CheckpointError(f"{out}: no rma.yaml / rma_adaptation.pt (the output of sim2real osi with method: rma)")
+    side = read_yaml_file(out / "rma.yaml", what="policy sidecar")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        phi = torch.jit.load(str(out / "rma_adaptation.pt"), map_location="cpu").eval()
+    return phi, build_module(load_policy(side["source"])), int(side["observation"]["history"])
+
+
 @dataclass
 class RMAConfig:
     """``configs/sysid/rma_*.yaml`` (``method: rma``): phase 2 around a phase-1 base policy."""
