@@ -1,4 +1,4 @@
-"""System identification: hardware-log ingestion, offline calibration, online identification (UP-OSI).
+"""System identification: hardware-log ingestion, offline calibration, online identification (UP-OSI, RMA).
 
 * Logs: :func:`read_bag` / :func:`write_bag` (rosbag2 sqlite3/MCAP through ``rosbags``, no ROS
   install), :func:`read_csv` / :func:`write_csv`, :func:`read_log` (either), :func:`align`
@@ -6,7 +6,8 @@
 * Simulated logs with ground truth: :mod:`sim2real.sysid.record` (``sim2real record``).
 * Offline calibration: :mod:`sim2real.sysid.calibrate` (``sim2real calibrate``), outputs in
   :mod:`sim2real.sysid.report`.
-* UP-OSI: :mod:`sim2real.sysid.upenv` (μ in the observation), :mod:`sim2real.sysid.osi`.
+* UP-OSI: :mod:`sim2real.sysid.upenv` (μ in the observation), :mod:`sim2real.sysid.osi`; RMA:
+  :mod:`sim2real.sysid.rma`; their shared history windows: :mod:`sim2real.sysid.windows`.
 
 See ``docs/sysid.md``. Heavy modules (PyBullet, torch) are imported only where used.
 """
