@@ -107,6 +107,10 @@ def test_run_config_names_the_extractor(base_run: Path, tmp_path: Path, one_thre
     resumed, _ = _pi(run)
     assert isinstance(resumed.features, PrivilegedEncoder)
     assert not torch.allclose(resumed.features.encoder[0].weight, pi.features.encoder[0].weight)  # e trained on
+    assert main(["evaluate", "--policy", str(run), "--profile", str(base_run.parent / "profile.yaml"), "--no-nominal",
+                 "--episodes", "2", "--out", str(tmp_path / "eval")]) == 0
+    (row,) = json.loads((tmp_path / "eval" / "results.json").read_text())["results"]
+    assert row["condition"] == "profile:profile" and row["episodes"] == 2 and row["mean_length"] == STEPS
     assert main(["export", "--policy", str(run), "--out", str(tmp_path / "exp" / "policy.pt")]) == 0
     side = yaml.safe_load((tmp_path / "exp" / "policy.yaml").read_text())
     assert side["observation"]["layout"][-1] == ["dynamics_params", 2] and side["observation"]["size"] == D + 2

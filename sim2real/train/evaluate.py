@@ -37,7 +37,8 @@ def evaluate_policies(policies: Sequence[tuple[str | None, str]], env_id: str | 
     from sim2real.train.policy import check_policy_fits_env
     from sim2real.train.vec import create_env
 
-    probe = create_env(env_id, env_kwargs, robot)
+    # with the evaluation profile: a UP env's observation has one μ entry per parameter the profile randomizes
+    probe = create_env(env_id, env_kwargs, robot, profile)
     try:
         for _, _, pol in loaded:
             check_policy_fits_env(pol, probe, env_id)
