@@ -117,3 +117,20 @@ def test_seeds_as_ray_tasks(tmp_path: Path, capsys) -> None:
     assert main(["train", _cfg(tmp_path), "--seeds", "0,1", "--out", str(local), "--no-progress"]) == 0
     assert [r["mean_return"] for r in _check_report(local, [0, 1])["seeds"]] == \
         pytest.approx([r["mean_return"] for r in report["seeds"]])
+
+
+def test_dry_run_checks_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "o"
+    assert main(["train", _cfg(tmp_path), "--dry-run", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert yaml.safe_load(printed)["env"]["id"] == "sim2real/KukaReach-v0" and "nothing written" in printed
+    assert not out.exists()
+    # what training would refuse, the dry run refuses: a bad env kwarg, a seed folder holding a run
+    assert main(["train", _cfg(tmp_path, env={"id": "sim2real/KukaReach-v0", "kwargs": {"bogus": 1}}),
+                 "--dry-run", "--out", str(out)]) == 2
+    assert "bogus" in capsys.readouterr().err
+    (out / "seed_1" / "checkpoints").mkdir(parents=True)
+    (out / "seed_1" / "checkpoints" / "latest.json").write_text("{}")
+    assert main(["train", _cfg(tmp_path), "--seeds", "0,1", "--dry-run", "--out", str(out)]) == 2
+    assert "seed_1: already holds a run" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["seed_1"]

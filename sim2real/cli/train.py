@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from sim2real.cli import _args
 from sim2real.errors import ConfigError
@@ -28,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "cluster, else a local Ray instance; or a cluster address)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--total-timesteps", type=_args.positive_int, help="override the config's total_timesteps")
+    p.add_argument("--dry-run", action="store_true", help="check the config, its profiles, the env and --out "
+                   "(and --resume) as training would, print the resolved config and stop; writes nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", type=int, default=0, help="SB3 verbosity (0, 1, 2)")
     p.set_defaults(func=run)
@@ -56,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.workers is not None and args.ray is not None:
             raise ConfigError("give --workers (local processes) or --ray (Ray tasks), not both", path=("--ray",))
-        return _run_seeds(cfg, out, args)
+        if not args.dry_run:
+            return _run_seeds(cfg, out, args)
+    if args.dry_run:
+        return _dry_run(cfg, out, args)
 
     from sim2real.train.trainer import train
 
@@ -75,4 +81,31 @@ def _run_seeds(cfg: object, out: Path, args: argparse.Namespace) -> int:
                        progress_bar=not args.no_progress)
     print(format_aggregate(report))
     print(f"seeds: {out / 'seeds.json'}")
+    return 0
+
+
+def _dry_run(cfg: Any, out: Path, args: argparse.Namespace) -> int:
+    """Every check ``train`` makes before its first step, then the resolved config as YAML on stdout."""
+    import yaml
+
+    from sim2real._io import check_output_path, check_resume
+    from sim2real.train.checkpoint import check_resume_config, latest_checkpoint
+    from sim2real.train.trainer import _load_profiles
+    from sim2real.train.vec import create_env
+
+    if args.seeds is not None:
+        from sim2real.train.seeds import check_seeds
+
+        check_seeds(cfg, out, args.seeds, args.resume)
+    else:
+        _load_profiles(cfg)
+        check_output_path(out, folder=True)
+        check_resume(out, (out / "checkpoints" / "latest.json").exists(), args.resume, what="checkpoints/latest.json")
+        if args.resume:
+            check_resume_config(out, cfg.to_dict())
+            latest_checkpoint(out)
+    env = create_env(cfg.env_id, cfg.env_kwargs, cfg.robot, cfg.profile)
+    env.close()
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    print(f"# dry run: the config, its profiles, the env and {out} are fine; nothing written")
     return 0

@@ -238,7 +238,7 @@ def parse_distribution(raw: Mapping[str, Any], dims: Sequence[int], fail: Fail) 
     kind = raw.get("distribution")
     if kind is None:
         fail(f"missing key; expected one of {list(DISTRIBUTIONS)}", ("distribution",))
-    if kind not in DISTRIBUTIONS:
+    if not isinstance(kind, str) or kind not in DISTRIBUTIONS:
         fail(f"expected one of {list(DISTRIBUTIONS)}, got {_describe(kind)}", ("distribution",))
     required, optional = DISTRIBUTIONS[kind]
     allowed = set(required) | set(optional)

@@ -36,6 +36,10 @@ def create_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, robot: 
         return gym.make(env_id, **kwargs)
     except gym.error.Error as exc:
         raise EnvError(f"cannot create env {env_id!r}: {exc}") from None
+    except TypeError as exc:  # a keyword the env's constructor does not take (env.kwargs of a run config)
+        if "keyword argument" not in str(exc):
+            raise
+        raise EnvError(f"cannot create env {env_id!r}: {str(exc).split(' was raised from')[0]}") from None
 
 
 class PinnedParamsWrapper(gym.Wrapper):
