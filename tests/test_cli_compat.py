@@ -88,3 +88,11 @@ def test_excite_out_checks(tmp_path: Path, capsys, out: str, force: bool, messag
     assert main(argv + (["--force"] if force else [])) == 2
     assert message in _one_error(capsys, "excite")
     assert (tmp_path / "afile.txt").read_text() == "keep\n"
+
+
+def test_export_for_an_env_the_policy_does_not_fit(kuka_run: Path, tmp_path: Path, capsys) -> None:
+    assert main(["export", "--policy", str(kuka_run), "--env", "sim2real/KukaReachCamera-v0", "--out",
+                 str(tmp_path / "p.pt")]) == 2
+    line = _one_error(capsys, "export")
+    assert "does not fit sim2real/KukaReachCamera-v0" in line and "the env's is {" in line, line
+    assert not list(tmp_path.iterdir())

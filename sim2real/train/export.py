@@ -103,6 +103,9 @@ def _env_description(policy: LoadedPolicy, env_id: str | None) -> dict[str, Any]
     # the training profile: a UP env's observation holds one entry per parameter it randomizes
     env = create_env(env_id, kwargs, run.get("robot"), run.get("profile") if env_id == policy.env_id else None)
     try:
+        from sim2real.train.policy import check_policy_fits_env
+
+        check_policy_fits_env(policy, env, env_id)  # observation and action spaces, before any layout is written
         try:
             desc["layout"] = [[str(n), int(k)] for n, k in env.get_wrapper_attr("observation_layout")()]
             spec = dict(env.get_wrapper_attr("action_spec")())
