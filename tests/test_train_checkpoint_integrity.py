@@ -139,3 +139,12 @@ def test_evaluate_with_nothing_intact_is_one_error_line(copy: Path, capsys) -> N
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sim2real evaluate: error: no intact checkpoint"), err
     assert not (copy / "ev").exists()
+
+
+@pytest.mark.parametrize("text", ["", "{not json", '{"dir": "step_9999999999"}', "[1, 2]"])
+def test_unreadable_latest_json_falls_back_to_the_step_folders(copy: Path, text: str) -> None:
+    out = copy / "run"
+    (out / "checkpoints" / "latest.json").write_text(text)
+    warnings: list[str] = []
+    assert latest_checkpoint(out, warn=warnings.append) == out / "checkpoints" / "step_0000000096"
+    assert len(warnings) == (1 if "9999" in text else 0)  # a named folder that is gone is reported
