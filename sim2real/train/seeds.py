@@ -96,7 +96,10 @@ def _unpack(data: bytes, dest: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            tar.extractall(tmp, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4: refuse links and paths leaving tmp
+                tar.extractall(tmp, filter="data")
+            else:
+                tar.extractall(tmp)
         old = dest.with_name(f".{dest.name}.old")
         if dest.exists():
             shutil.rmtree(old, ignore_errors=True)
