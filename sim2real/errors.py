@@ -10,13 +10,15 @@ from typing import Any, Sequence
 
 
 def format_key_path(path: Sequence[Any]) -> str:
-    """Render a key path like ``params.link_mass.low`` or ``joints[2].lower``."""
+    """Render a key path like ``params.link_mass.low`` or ``joints[2].lower``; a key that is empty or holds
+    control characters (a line break would split the one-line error) is shown quoted, ``params.'\\r'``."""
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            out += ("." if out else "") + (text if text.isprintable() and text else repr(text))
     return out or "<root>"
 
 

@@ -156,6 +156,8 @@ def _cleanup(scratch: Path, *names: str) -> None:
 @settings(FUZZ, max_examples=200)
 @example(data={"params": {"link_mass": {"distribution": [0.0], "low": 0.9, "high": 1.1}}}, robot=None,
          command="validate", seed="0", when=None, as_json=False)  # a list where a name is expected
+@example(data={"params": {"\r": None}}, robot=None, command="validate", seed="0", when=None,
+         as_json=False)  # a line break in a key name
 def test_profile_commands(scratch: Path, data, robot, command: str, seed: str, when, as_json: bool) -> None:
     name = _write(scratch, "gen.yaml", data)
     argv = ["profile", command, name] + (["--robot", robot] if robot else [])
