@@ -37,7 +37,7 @@ simulation = [
     "opencv-python-headless>=4.8",
     "matplotlib>=3.7,<4",
     "tqdm>=4.64",
-    "rich>=13",
+    "scipy>=1.10,<2",
     "tensorboard>=2.14,<3",
 ]
 extras = {
@@ -63,11 +63,9 @@ for folder in ("robots", "randomization_profiles", "launch", "configs"):
     if (HERE / folder).is_dir():
         data_files += tree(folder)
 
-# The quadrotor's per-physics-step rotor model in C (sim2real/sim/_fastsim.c; needs a C
-# compiler and the Python headers). Optional: without it the same model runs in Python, slower,
-# with the same results. -ffp-contract=off: no fused multiply-add, so C and Python agree bit for bit.
-quadkernel = Extension("sim2real.sim._fastsim", ["sim2real/sim/_fastsim.c"],
-                       extra_compile_args=["-O2", "-ffp-contract=off"], optional=True)
+# The quadrotor's per-physics-step rotor and controller kernel in C (sim2real/sim/_quadkernel.c;
+# building needs a C compiler and the Python headers): the one implementation of that model.
+quadkernel = Extension("sim2real.sim._quadkernel", ["sim2real/sim/_quadkernel.c"], extra_compile_args=["-O2"])
 
 setup(
     name="sim2real",

@@ -315,33 +315,11 @@ def rotor_wrench_reference(params: quad.RotorParams, rpm: np.ndarray, com: Seque
             "net_force": forces.sum(axis=0) + drag, "net_torque": net_torque}
 
 
-class _Recorder:
-    """Stands in for the ``pybullet`` module inside sim2real.sim.quadrotor: records the external
-    forces/torques physics_step applies, forwards everything else to PyBullet."""
-
-    def __init__(self) -> None:
-        self.forces: list[tuple[tuple[float, ...], tuple[float, ...]]] = []
-        self.torques: list[tuple[float, ...]] = []
-
-    def __getattr__(self, name):
-        return getattr(p, name)
-
-    def applyExternalForce(self, body, link, force, pos, frame, physicsClientId=0):  # noqa: N802
-        assert link == -1 and frame == p.WORLD_FRAME
-        self.forces.append((tuple(force), tuple(pos)))
-
-    def applyExternalTorque(self, body, link, torque, frame, physicsClientId=0):  # noqa: N802
-        assert link == -1 and frame == p.WORLD_FRAME
-        self.torques.append(tuple(torque))
-
-
-def test_fast_physics_step_matches_the_numpy_reference_on_random_states(bench_factory, nominal, monkeypatch):
-    """The plain-float physics_step applies the forces of the numpy model (rotor_wrench_reference):
+def test_kernel_physics_step_matches_the_numpy_reference_on_random_states(bench_factory, nominal):
+    """The compiled physics step applies the forces of the numpy model (rotor_wrench_reference):
     random poses, velocities, motor states, parameters and centre-of-mass frames, to 1e-12."""
     rng = np.random.default_rng(7)
     b = bench_factory(nominal)
-    rec = _Recorder()
-    monkeypatch.setattr(quad, "p", rec)
     for trial in range(60):
         params = nominal.with_values(
             kf=nominal.kf * rng.uniform(0.5, 1.5), km=nominal.km * rng.uniform(0.5, 1.5),
@@ -365,8 +343,6 @@ def test_fast_physics_step_matches_the_numpy_reference_on_random_states(bench_fa
         before = b.dyn.rpm
         b.dyn.command_rpm(rng.uniform(-100, params.max_rpm * 1.2, 4))
         cmd = b.dyn.rpm_command
-        rec.forces.clear()
-        rec.torques.clear()
         b.dyn.physics_step()
         alpha = 1.0 - math.exp(-DT / params.motor_tau) if params.motor_tau > 0 else 1.0
         rpm = before + alpha * (cmd - before)
@@ -374,9 +350,7 @@ def test_fast_physics_step_matches_the_numpy_reference_on_random_states(bench_fa
         ref = rotor_wrench_reference(params, rpm, com, quat, lin, b.dyn._com_in_link, b.dyn._com_rot_in_link)
         # one force at the centre of mass and one torque: the resultant of the rotor forces at
         # their points, the yaw reaction torque and the drag
-        assert len(rec.forces) == 1 and len(rec.torques) == 1
-        (force, point), torque = rec.forces[0], rec.torques[0]
-        assert np.allclose(point, com, rtol=0, atol=1e-12)
+        force, torque = b.dyn.last_wrench()
         scale_f = np.abs(ref["forces"]).sum() + np.abs(ref["drag"]).sum() + 1e-30
         assert np.allclose(force, ref["net_force"], rtol=0, atol=1e-12 * scale_f)
         scale_t = scale_f * params.arm_length + np.abs(ref["torque"]).sum() + 1e-30
@@ -388,35 +362,35 @@ def test_fast_physics_step_matches_the_numpy_reference_on_random_states(bench_fa
             assert ref["thrusts"].max() > params.kf * rpm.max() ** 2 * (1 + 1e-9)  # the case is covered
 
 
-def test_resultant_wrench_flies_like_forces_at_the_rotors(bench_factory, nominal, monkeypatch):
+def test_resultant_wrench_flies_like_forces_at_the_rotors(bench_factory, nominal):
     """Applying the resultant at the centre of mass is what PyBullet does with forces at points:
-    the same flight as the four rotor forces, yaw torque and drag applied one by one (reference)."""
+    the kernel's flight equals the four rotor forces, yaw torque and drag of the numpy reference
+    applied one by one (the reference integrates the motor lag itself)."""
+    hover = nominal.hover_rpm(MASS)
+    cmd = np.array([hover * 1.05, hover * 0.97, hover * 1.02, hover * 0.99])
+    alpha = 1.0 - math.exp(-DT / nominal.motor_tau)
     runs = []
     for resultant in (True, False):
         b = bench_factory(nominal, quat=p.getQuaternionFromEuler([0.2, -0.1, 0.3]))
         p.resetBaseVelocity(b.body, [0.3, -0.2, 0.1], [1.0, -2.0, 3.0], physicsClientId=b.c)
-        hover = nominal.hover_rpm(MASS)
         b.dyn.reset(hover)
-        b.dyn.command_rpm([hover * 1.05, hover * 0.97, hover * 1.02, hover * 0.99])
-        rec = _Recorder()
+        b.dyn.command_rpm(cmd)
+        rpm = np.full(4, hover)
         for _ in range(120):
             if resultant:
                 b.dyn.physics_step()
             else:
                 com, quat = p.getBasePositionAndOrientation(b.body, physicsClientId=b.c)
                 lin = p.getBaseVelocity(b.body, physicsClientId=b.c)[0]
-                monkeypatch.setattr(quad, "p", rec)  # advance the motors only
-                b.dyn.physics_step()
-                monkeypatch.setattr(quad, "p", p)
-                ref = rotor_wrench_reference(nominal, b.dyn.rpm, com, quat, lin, b.dyn._com_in_link,
-                                                  b.dyn._com_rot_in_link)
+                rpm = rpm + alpha * (cmd - rpm)
+                ref = rotor_wrench_reference(nominal, rpm, com, quat, lin, b.dyn._com_in_link, b.dyn._com_rot_in_link)
                 for force, point in zip(ref["forces"], ref["points"]):
                     p.applyExternalForce(b.body, -1, force.tolist(), point.tolist(), p.WORLD_FRAME, physicsClientId=b.c)
                 p.applyExternalTorque(b.body, -1, ref["torque"].tolist(), p.WORLD_FRAME, physicsClientId=b.c)
                 p.applyExternalForce(b.body, -1, ref["drag"].tolist(), com, p.WORLD_FRAME, physicsClientId=b.c)
             p.stepSimulation(physicsClientId=b.c)
         runs.append(np.concatenate([b.pos(), *p.getBaseVelocity(b.body, physicsClientId=b.c)]))
-    assert np.abs(runs[0][3:]).max() > 0.5  # it moved
+    assert nominal.motor_tau > 0 and np.abs(runs[0][3:]).max() > 0.5  # the lag was exercised; it moved
     assert np.allclose(runs[0], runs[1], rtol=0, atol=1e-9)
 
 
@@ -430,7 +404,7 @@ def _reference_rate_controller(ctrl, rate_cmd, rate, integral, prev):
     return tau, integral
 
 
-def test_rate_controller_float_path_matches_numpy_reference(nominal):
+def test_rate_controller_matches_numpy_reference(nominal):
     rng = np.random.default_rng(3)
     ctrl = BodyRateController(nominal, INERTIA, kp=(25.0, 25.0, 12.0), ki=(5.0, 5.0, 2.0), kd=(0.1, 0.1, 0.05),
                               physics_dt=DT, integral_limit=0.05)

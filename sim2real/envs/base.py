@@ -259,12 +259,3 @@ def _copy(applied: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Fresh dicts for ``info["randomization"]`` (values are floats/tuples, safe to share)."""
     return {k: v.copy() for k, v in applied.items()}
 
-
-def clip_unit(values: list[float]) -> list[float]:
-    """Each float clipped to [-1, 1] as the ``clip`` ufunc does (``max(x, -1)``, then ``min(., 1)``):
-    the float fast paths' action clip (finite inputs)."""
-    out = []
-    for x in values:
-        x = x if x > -1.0 else -1.0
-        out.append(x if x < 1.0 else 1.0)
-    return out

@@ -11,14 +11,13 @@ torso velocity + 1 (alive) − 1e-3·‖a‖². Terminates when the torso centre
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pybullet as p
 
 from sim2real.errors import EnvError
-from sim2real.envs.base import SimEnv, _copy, clip_, clip_unit
+from sim2real.envs.base import SimEnv, clip_
 from sim2real.profiles import Profile
 from sim2real.robots import RobotDescription
 
@@ -72,14 +71,6 @@ class HopperEnv(SimEnv):
         high = np.concatenate([[3.0, np.pi], w.upper + 0.5, v])
         self._finish_init(low, high)
         self._x = 0.0
-        # the float fast path of step(): action shape, gear per joint, float32 observation bounds,
-        # the base-height bounds (clipped like the observation's first element)
-        self._act_shape = self.action_space.shape
-        self._gear = self.action_scale.tolist()
-        self._obs_low32, self._obs_high32 = self.observation_space.low, self.observation_space.high
-        self._z_bounds = (float(self._obs_low[0]), float(self._obs_high[0]))
-        self._three_legs = len(self._all) == 6
-        self._obs_size = int(self.observation_space.shape[0])
 
     def _reset_task(self) -> None:
         w, rng, cid = self.world, self.np_random, self.world.client
@@ -88,83 +79,11 @@ class HopperEnv(SimEnv):
             p.resetJointState(w.robot_id, j, float(noise[0, k]), float(noise[1, k]), physicsClientId=cid)
         self._x = self._read()[2]
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """:meth:`SimEnv.step`. For a float32/float64 array action of the right shape and no
-        action/observation noise, observation latency or interval entries (action latency is
-        the world's), the same step on Python floats: same values bit for bit, about half the
-        Python (``tests/test_sim_fastpath.py`` runs both paths); anything else takes
-        :meth:`SimEnv.step`."""
-        world = self.world
-        if (type(action) is not np.ndarray or action.shape != self._act_shape or action.dtype.char not in "fd"
-                or self._needs_reset
-                or world.action_noise is not None or world.observation_delay or world.observation_noise is not None
-                or self.runner.has_interval):
-            return super().step(action)
-        a = action.tolist()
-        if self._three_legs:
-            a0, a1, a2 = a
-            aa = a0 * a0 + a1 * a1 + a2 * a2  # left to right (= the loop below: 0.0 + x is x)
-        else:
-            aa = 0.0
-            for x in a:  # left to right, as ``a @ a`` (the clip test; the control cost below)
-                aa += x * x
-        if not aa <= 1.0 and not all(-1.0 <= x <= 1.0 for x in a):  # |a_i| > 1 somewhere, or NaN/inf
-            if aa != aa or aa == math.inf:
-                return super().step(action)  # raises for NaN/inf (a huge finite action is clipped there)
-            a = clip_unit(a)
-            aa = 0.0
-            for x in a:
-                aa += x * x
-        if self._three_legs:
-            a0, a1, a2 = a
-            g0, g1, g2 = self._gear
-            world.step([a0 * g0, a1 * g1, a2 * g2])  # torques (N·m), = self._command(a)
-        else:
-            world.step([x * g for x, g in zip(a, self._gear)])
-        self._elapsed += 1
-        # _read() and _reward(), inlined (hot path)
-        cid, rid = world.client, world.robot_id
-        fast = world._fast
-        if fast is not None:  # the same reads and observation from C (sim2real.sim.compiled)
-            obs = np.empty(self._obs_size, dtype=np.float32)
-            z, pitch, x = fast.hopper_observe(p.getLinkState, p.getJointStates, p.getMatrixFromQuaternion, rid,
-                                              self._torso, self._all, cid, self._obs_low32, self._obs_high32, obs)
-        else:
-            (x, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
-                rid, self._torso, computeLinkVelocity=1, computeForwardKinematics=1, physicsClientId=cid)
-            states = p.getJointStates(rid, self._all, physicsClientId=cid)
-            r0, r1, r2, r3, r4, r5, r6, r7, r8 = p.getMatrixFromQuaternion(orn)
-            if self._three_legs:  # the hopper's thigh, leg, foot: unpacked directly
-                _, _, (pitch, _, _, _), (q0, v0, _, _), (q1, v1, _, _), (q2, v2, _, _) = states
-                values = (z, pitch, q0, q1, q2, vx, vy, vz, r0 * wx + r3 * wy + r6 * wz,
-                          r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz, v0, v1, v2)
-            else:
-                _, _, (pitch, _, _, _), *legs = states
-                values = (z, pitch, *[s[0] for s in legs], vx, vy, vz, r0 * wx + r3 * wy + r6 * wz,
-                          r1 * wx + r4 * wy + r7 * wz, r2 * wx + r5 * wy + r8 * wz, *[s[1] for s in legs])
-            # one ufunc call: round to float32, then clip to the float32 bounds = float32(clip(float64))
-            # of the general path (rounding is monotone)
-            obs = clip_(values, self._obs_low32, self._obs_high32, dtype=np.float32)
-        self._torso_x, self._pitch = x, pitch
-        lo, hi = self._z_bounds
-        z = z if z > lo else lo  # the clipped base height (obs[0])
-        z = z if z < hi else hi
-        x_velocity = (x - self._x) / world.control_dt
-        self._x = x
-        healthy = z > self.healthy_z and abs(pitch) < self.healthy_angle
-        reward = self.forward_reward_weight * x_velocity + self.healthy_reward - self.ctrl_cost_weight * aa
-        mx = self.max_episode_steps
-        truncated = False if mx is None else self._elapsed >= mx
-        self._needs_reset = not healthy or truncated
-        return obs, float(reward), not healthy, truncated, {
-            "randomization": _copy(self.runner.applied), "x_position": x, "x_velocity": x_velocity,
-            "is_healthy": healthy}
-
     def _read(self) -> tuple[float, float, float, tuple[float, ...]]:
         """Torso height (m), pitch (rad), torso x (m) and the unclipped observation as floats.
 
         One ``getLinkState`` (torso pose + velocity) and one ``getJointStates`` (root + legs)
-        per call, indices cached at construction (the fast path of :meth:`step` inlines it)."""
+        per call, indices cached at construction."""
         w = self.world
         cid, rid = w.client, w.robot_id
         (x, _, z), orn, _, _, _, _, (vx, vy, vz), (wx, wy, wz) = p.getLinkState(
@@ -184,18 +103,13 @@ class HopperEnv(SimEnv):
     def _command(self, action: np.ndarray) -> np.ndarray:
         return action * self.action_scale
 
-    def _reward(self, x: float, z: float, pitch: float, aa: float) -> tuple[float, bool, float]:
-        """(reward, healthy, forward velocity m/s) from the torso centre's x (m), the clipped torso height
-        (m), the pitch (rad) and ``a·a`` of the applied action (inlined in the fast path of :meth:`step`)."""
+    def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
+        """Gym Hopper's reward from the torso centre's x (m, read by :meth:`_observe`), the clipped
+        torso height ``obs[0]`` (m), the pitch (rad) and the control cost ``a·a``."""
+        x = self._torso_x
         x_velocity = (x - self._x) / self.world.control_dt
         self._x = x
-        healthy = z > self.healthy_z and abs(pitch) < self.healthy_angle
-        reward = self.forward_reward_weight * x_velocity + self.healthy_reward - self.ctrl_cost_weight * aa
-        return reward, healthy, x_velocity
-
-    def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
-        aa = 0.0
-        for v in action.tolist():  # left to right, as the fast path
-            aa += v * v
-        reward, healthy, x_velocity = self._reward(self._torso_x, float(obs[0]), self._pitch, aa)  # floats of _observe
-        return reward, not healthy, {"x_position": self._torso_x, "x_velocity": x_velocity, "is_healthy": bool(healthy)}
+        healthy = bool(obs[0] > self.healthy_z and abs(self._pitch) < self.healthy_angle)
+        reward = (self.forward_reward_weight * x_velocity + self.healthy_reward
+                  - self.ctrl_cost_weight * float(action @ action))
+        return reward, not healthy, {"x_position": x, "x_velocity": x_velocity, "is_healthy": healthy}

@@ -40,11 +40,11 @@ import numpy as np
 import pybullet as p
 
 from sim2real.errors import EnvError, RobotError
-from sim2real.envs.base import SimEnv, _copy, clip_, clip_unit
+from sim2real.envs.base import SimEnv, clip_
 from sim2real.envs.registration import SPEC_FLAGS
 from sim2real.profiles import Profile
 from sim2real.robots import RobotDescription
-from sim2real.sim.quadrotor import RotorParams, quadrotor_evaluate, read_base_state
+from sim2real.sim.quadrotor import BaseState, RotorParams
 from sim2real.sim.quadrotor_world import QUAD_MODES, QuadrotorWorld
 
 TASKS = ("hover", "waypoint")
@@ -130,15 +130,8 @@ class QuadrotorEnv(SimEnv):
         self._bounds = (tuple(float(v) for v in self._cfg.bounds_low), tuple(float(v) for v in self._cfg.bounds_high))
         self._state_key: tuple[int, int] | None = None
         self._reach, self._floor_top = 0.0, 0.0  # set at each reset (_measure_floor_clearance)
-        #: the compiled observation + reward of the float fast path (None: Python), its constants
-        self._compiled_eval = quadrotor_evaluate()
-        self._eval_consts: tuple[float, ...] = ()
         self._state_cache: tuple[tuple[float, ...], ...] = ()
-        # the float fast path of step(): command offset/scale, hover action, float32 observation bounds
-        self._offset_list, self._scale_list = self.action_offset.tolist(), self.action_scale.tolist()
         self._hover_list = self._hover_action.tolist()
-        self._motor_mode = action_mode == "motor"
-        self._obs_low32, self._obs_high32 = self.observation_space.low, self.observation_space.high
 
     def _make_world(self) -> QuadrotorWorld:
         return QuadrotorWorld(self.robot, mode=self.action_mode)
@@ -195,10 +188,6 @@ class QuadrotorEnv(SimEnv):
         self._target_list = tuple(float(v) for v in self._target)
         self._state_key = None  # the body moved without a physics step
         self._measure_floor_clearance()
-        cfg = self._cfg
-        self._eval_consts = (*self._target_list, *self._hover_list, *self._bounds[0], *self._bounds[1],
-                             float(cfg.max_tilt), float(self.task == "waypoint"), self._reach, self._floor_top,
-                             float(w.physics_dt), FLOOR_QUERY_MARGIN, PROGRESS_WEIGHT)
 
     def _measure_floor_clearance(self) -> None:
         """The body's reach (largest distance from its centre of mass to a corner of a link's
@@ -217,79 +206,32 @@ class QuadrotorEnv(SimEnv):
         self._reach = reach
         self._floor_top = p.getAABB(w.floor_id, -1, physicsClientId=cid)[1][2]
 
-    def _state(self) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    def _state(self) -> BaseState:
         """Position (3, m, world), rotation (9, body→world, row-major), linear velocity (3, m/s,
         world), body rates (3, rad/s), as float tuples.
 
-        Cached per physics step (``_observe`` and ``_evaluate`` read the same state after a
-        step); ``_reset_task`` clears the cache since a reset moves the body without stepping.
+        The state the rotor kernel read right after the world's last physics step when it did
+        (``QuadrotorWorld.base_state``), else read now; cached per physics step (``_observe`` and
+        ``_evaluate`` read the same state after a step; ``_reset_task`` clears the cache since a
+        reset moves the body without stepping).
         """
         w = self.world
         key = (w.physics_step_count, w.robot_id)
         if self._state_key == key:
             return self._state_cache
-        state = read_base_state(w.client, w.robot_id)
+        count, rid, state = w.base_state
+        if state is None or (count, rid) != key:
+            assert w.rotors is not None
+            state = w.rotors.base_state()
         self._state_cache = state
         self._state_key = key
         return state
 
-    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """:meth:`SimEnv.step`; with no action/observation noise or observation latency and a float
-        array action of shape (4,), the same step in Python floats (same values bit for bit)."""
-        world = self.world
-        if (type(action) is not np.ndarray or action.shape != (4,) or action.dtype.char not in "fd"
-                or self._needs_reset or world.action_noise is not None or world.observation_delay
-                or world.observation_noise is not None):
-            return super().step(action)
-        a = action.tolist()
-        a0, a1, a2, a3 = a
-        if not (-1.0 <= a0 <= 1.0 and -1.0 <= a1 <= 1.0 and -1.0 <= a2 <= 1.0 and -1.0 <= a3 <= 1.0):
-            aa = a0 * a0 + a1 * a1 + a2 * a2 + a3 * a3  # |a_i| > 1 somewhere, or NaN/inf
-            if aa != aa or aa == math.inf:
-                return super().step(action)  # raises for NaN/inf (a huge finite action is clipped there)
-            a = clip_unit(a)
-        world.step(self._command_floats(a))
-        count, rid, state = world.base_state  # the state the world read right after this step, if it did
-        if state is not None and count == world.physics_step_count and rid == world.robot_id:
-            self._state_cache, self._state_key = state, (count, rid)
-        runner = self.runner
-        if runner.has_interval:
-            runner.step(self.np_random)
-        self._elapsed += 1
-        if self._compiled_eval is not None:  # the same observation and reward, computed in C
-            obs = np.empty(25, dtype=np.float32)
-            reward, out_of_bounds, flipped, distance, tilt, near_floor = self._compiled_eval(
-                self._state(), a, self._prev_distance, self._eval_consts, self._obs_low32, self._obs_high32, obs)
-            touched = near_floor and self._floor_contact()
-            terminated = out_of_bounds or flipped or touched
-            if terminated:
-                reward -= CRASH_PENALTY
-            self._prev_distance = distance
-            extra = {"is_success": distance < self._cfg.waypoint_radius, "distance": distance, "tilt": tilt,
-                     "crashed": terminated, "out_of_bounds": out_of_bounds, "flipped": flipped,
-                     "touched_floor": touched}
-        else:
-            # one ufunc call: round to float32, then clip to the float32 bounds, = float32(clip(float64))
-            # of the general path (rounding is monotone)
-            obs = clip_(self._observation_values(), self._obs_low32, self._obs_high32, dtype=np.float32)
-            reward, terminated, extra = self._evaluate_floats(a)
-        mx = self.max_episode_steps
-        truncated = False if mx is None else self._elapsed >= mx
-        self._needs_reset = terminated or truncated
-        info = {"randomization": _copy(runner.applied)}
-        info.update(extra)
-        return obs, reward, terminated, truncated, info
-
-    def _observation_values(self) -> tuple[float, ...]:
-        """The observation (25,) as floats, before clipping."""
+    def _observe(self) -> np.ndarray:
         pos, rot, lin, rates = self._state()
         t = self._target_list
-        return (*pos, *rot, *lin, *rates, t[0] - pos[0], t[1] - pos[1], t[2] - pos[2], *self._prev_action)
-
-    def _observe(self) -> np.ndarray:
-        obs = np.array(self._observation_values())
+        obs = np.array((*pos, *rot, *lin, *rates, t[0] - pos[0], t[1] - pos[1], t[2] - pos[2], *self._prev_action))
         return clip_(obs, self._obs_low, self._obs_high, out=obs)  # the clip ufunc (np.clip: ~4x slower here)
-
     def _command(self, action: np.ndarray) -> np.ndarray:
         self._prev_action = np.asarray(action, dtype=float).copy()
         cmd = self.action_offset + self.action_scale * action
@@ -297,23 +239,10 @@ class QuadrotorEnv(SimEnv):
             return np.sqrt(np.maximum(cmd, 0.0))  # rotor speed, rpm
         return cmd
 
-    def _command_floats(self, a: list[float]) -> list[float]:
-        """:meth:`_command` on 4 floats (the same values; ``math.sqrt`` and IEEE ``*``/``+`` as numpy's)."""
-        self._prev_action = a
-        (o0, o1, o2, o3), (s0, s1, s2, s3) = self._offset_list, self._scale_list
-        c0, c1, c2, c3 = o0 + s0 * a[0], o1 + s1 * a[1], o2 + s2 * a[2], o3 + s3 * a[3]
-        if self._motor_mode:  # np.maximum(c, 0) keeps c when c >= 0
-            sqrt = math.sqrt
-            return [sqrt(c0 if c0 >= 0.0 else 0.0), sqrt(c1 if c1 >= 0.0 else 0.0),
-                    sqrt(c2 if c2 >= 0.0 else 0.0), sqrt(c3 if c3 >= 0.0 else 0.0)]
-        return [c0, c1, c2, c3]
-
     def _evaluate(self, action: np.ndarray, obs: np.ndarray) -> tuple[float, bool, dict[str, Any]]:
-        return self._evaluate_floats(action.tolist())
-
-    def _evaluate_floats(self, a: list[float]) -> tuple[float, bool, dict[str, Any]]:
-        """(reward, terminated, info entries) for the applied action ``a`` (4 floats) after the step."""
+        """(reward, terminated, info entries) for the applied action (4,) after the step."""
         cfg = self._cfg
+        a = action.tolist()
         (x, y, z), rot, lin, rates = self._state()
         tx, ty, tz = self._target_list
         distance = math.sqrt((tx - x) ** 2 + (ty - y) ** 2 + (tz - z) ** 2)

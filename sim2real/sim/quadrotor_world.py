@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-import pybullet as p
 
 from sim2real.errors import RobotError
 from sim2real.robots import RobotDescription
@@ -22,7 +21,6 @@ from sim2real.sim.quadrotor import (
     QuadrotorDynamics,
     RotorParams,
     VelocityController,
-    _matrix,
     configure_body,
 )
 from sim2real.sim.world import PhysicsWorld
@@ -70,8 +68,6 @@ class QuadrotorWorld(PhysicsWorld):
             self.velocity_controller = make_velocity_controller(robot, self.mass(), self.gravity_norm(),
                                                                 self.physics_dt)
         self.active = np.zeros(4)
-        self._rates_of: list[float] | None = None  # the command (list view) _active_rates was read from
-        self._active_rates = [0.0, 0.0, 0.0]
         #: (physics_step_count, robot_id, :data:`BaseState`) read right after the last physics step of
         #: the last :meth:`step` (when it ran in runs); valid right after that step only (a reset
         #: moves the body without stepping): a reader checks the first two against the world's
@@ -124,7 +120,7 @@ class QuadrotorWorld(PhysicsWorld):
     def _step_per_physics_step(self, capture_at: int, capture: Callable[[], None] | None) -> None:
         """:meth:`PhysicsWorld._step_per_physics_step` in runs: the physics steps between two
         events (a queued command becoming active, the end of a push, the observation capture)
-        go to :meth:`QuadrotorDynamics.run` in one call (the compiled loop when it is built).
+        go to :meth:`QuadrotorDynamics.run` (the compiled kernel) in one call.
         Same calls and values as the per-physics-step hook; pushes on other links than the base
         and a replaced :attr:`physics_step_hook` take that hook path."""
         pushes = self.pushes
@@ -185,30 +181,16 @@ class QuadrotorWorld(PhysicsWorld):
         The base state is read once per physics step and shared by the controllers and the
         rotor model (nothing moves the body between them). ``extra_force`` / ``extra_torque``
         (world frame, N / N·m: a push on the base, :attr:`PhysicsWorld.push_hook`) are applied
-        with the rotor resultant (see :meth:`QuadrotorDynamics.physics_step_at`)."""
+        with the rotor resultant (:meth:`QuadrotorDynamics.run` with ``advance=False``)."""
         rotors = self.rotors
         assert rotors is not None
-        cid, rid = self.client, self.robot_id
-        com, quat = p.getBasePositionAndOrientation(rid, physicsClientId=cid)
-        ctrl = self.rate_controller
-        if ctrl is None:
-            rotors.physics_step_at(com, _matrix(quat), None, extra_force, extra_torque)
-            return
-        active = self._active_list
-        if active is None:  # an array command (callers may also assign .active)
-            active = self._active_list = np.asarray(self._active, dtype=float).reshape(-1).tolist()
-        lin, (ax, ay, az) = p.getBaseVelocity(rid, physicsClientId=cid)
-        r = _matrix(quat)
-        rates = (r[0] * ax + r[3] * ay + r[6] * az, r[1] * ax + r[4] * ay + r[7] * az,
-                 r[2] * ax + r[5] * ay + r[8] * az)  # Rᵀ ω, body frame
-        if self.velocity_controller is not None:
-            thrust, roll_rate, pitch_rate, yaw_rate = self.velocity_controller.command(active, active[3], r, lin)
-            rotors.command_rpm(ctrl.rpm(thrust, (roll_rate, pitch_rate, yaw_rate), rates))
-        else:
-            if active is not self._rates_of:  # a new command
-                self._rates_of, self._active_rates = active, active[1:]
-            rotors.command_rpm(ctrl.rpm(active[0], self._active_rates, rates))
-        rotors.physics_step_at(com, r, lin, extra_force, extra_torque)
+        command = None
+        if self.rate_controller is not None:
+            command = self._active_list
+            if command is None:  # an array command (callers may also assign .active)
+                command = self._active_list = np.asarray(self._active, dtype=float).reshape(-1).tolist()
+        rotors.run(1, self.rate_controller, command, extra_force, extra_torque, False, self.velocity_controller,
+                   advance=False)
 
 
 def _config_vector(robot: RobotDescription, section: str, key: str, default: Sequence[float],

@@ -31,10 +31,9 @@ import pybullet_data
 
 from sim2real.errors import EnvError, RobotError
 from sim2real.robots import RobotDescription
-from sim2real.sim import compiled
 from sim2real.sim._pybullet import disconnect
 from sim2real.sim.actuators import Drive
-from sim2real.sim.armature import armature_solve as _armature_solve
+from sim2real.sim.armature import armature_solve
 from sim2real.sim.body_builder import BodyBuilder
 from sim2real.sim.dynamics import GRAVITY, WorldDynamics, _snapshot
 from sim2real.sim.mirror import DynamicsMirror
@@ -184,8 +183,6 @@ class PhysicsWorld(WorldDynamics):
         #: issued), e.g. to apply external forces PyBullet clears after each step; ``None``: no
         #: per-physics-step Python work (step then runs the physics in runs, see :meth:`step`)
         self.physics_step_hook: Callable[[], None] | None = None
-        #: compiled substep loops (:mod:`sim2real.sim.compiled`; ``None``: the Python loops)
-        self._fast = compiled.module()
         #: a ``physics_step_hook`` that also takes ``(force, torque)`` of a push on the base (world
         #: frame, N / N·m or ``None``) and applies it with its own base force (the quadrotor's rotor
         #: model): while it is the hook, a single base push goes through it instead of its own calls
@@ -346,7 +343,6 @@ class PhysicsWorld(WorldDynamics):
         j = self.current["joints"]
         self.effort_limit = self.max_effort * j["strength"]
         self._neg_effort = -self.effort_limit
-        self._effort_pairs = list(zip(self._neg_effort.tolist(), self.effort_limit.tolist()))  # (lo, hi) per joint
         self.drive.configure(j, self.effort_limit)
         if self.torque_driven and self._joint_list:
             passive = [i for i in self.movable_joints if i not in self._joint_list]
@@ -385,8 +381,7 @@ class PhysicsWorld(WorldDynamics):
             damping[k] = v
         prev = self._armature_prev
         last = prev[1:] if prev is not None and prev[0] == count else None
-        solve = _armature_solve if self._fast is None else self._fast.armature_solve
-        sent, applied = solve(mass, bias, qd, damping, dofs, self._armature, torque, last, self.physics_dt)
+        sent, applied = armature_solve(mass, bias, qd, damping, dofs, self._armature, torque, last, self.physics_dt)
         self._armature_prev = (count + 1, mass, applied, qd)
         return sent
 
@@ -394,15 +389,15 @@ class PhysicsWorld(WorldDynamics):
     def active(self) -> np.ndarray:
         """The command acting now, (n_joints,) (rad, rad/s or N·m by control mode; a subclass's
         actuator command, e.g. the quadrotor's). Assign a new array (or list of floats) to
-        change it: the float views the fast paths keep do not see in-place edits."""
+        change it: the float list view (``_active_list``) does not see in-place edits."""
         a = self._active
-        if a is None:  # a float fast path issued a list (``_active_list``): make the array on demand
+        if a is None:  # a list was issued (``_active_list``): make the array on demand
             a = self._active = np.array(self._active_list, dtype=float)
         return a
 
     @active.setter
     def active(self, value: np.ndarray | list[float]) -> None:
-        if type(value) is list:  # floats from a fast path: the array is built when someone asks
+        if type(value) is list:  # floats: the array is built when someone asks
             self._active, self._active_list = None, value
         else:
             self._active, self._active_list = value, None
@@ -460,8 +455,7 @@ class PhysicsWorld(WorldDynamics):
 
         Args:
             command: (n_joints,) position targets (rad), velocity targets (rad/s) or torques
-                (N·m) by control mode, an array or a list of floats (a list is the float fast
-                path for torques; the same values either way). It becomes active
+                (N·m) by control mode, an array or a list of floats. It becomes active
                 ``action_delay`` physics steps later.
             capture_at: if ``capture`` is given, it is called after this many physics steps
                 (1..substeps) of the control step (observation latency at physics resolution).
@@ -469,70 +463,11 @@ class PhysicsWorld(WorldDynamics):
         if self.drive.kind == "computed":
             self._step_computed(command, capture_at, capture)
             return
-        queue = self._queue
         count = self.physics_step_count
-        torque_mode = self.mode == "torque" and self._joint_list
-        if (torque_mode and not queue and not self.action_delay and not self.pushes
-                and not self._friction_torque and self.physics_step_hook is None):
-            # fast path (no latency, nothing queued): the command acts from the first physics step
-            # on, exactly as if it went through the queue below
-            if type(command) is list:
-                # floats: clip to the effort limits as the clip ufunc does (max(x, lo), then min(., hi))
-                torque = []
-                for c, (lo, hi) in zip(command, self._effort_pairs):
-                    c = c if c > lo else lo
-                    torque.append(c if c < hi else hi)
-                self._torque = torque
-                self._active, self._active_list = None, command  # `active` is built on demand
-            else:
-                self.active = command
-                self._issue(command)
-                torque = self._torque
-            cid, rid, joints = self.client, self.robot_id, self._joint_list
-            step_sim, set_motors, torque_control = p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
-            armature = self._armature_torques if self._armature is not None else None
-            if capture is None:
-                fast = self._fast
-                if armature is not None:  # joint-space armature: the torques to send, per physics step
-                    for k in range(self.substeps):
-                        set_motors(rid, joints, torque_control, forces=armature(torque, count + k), physicsClientId=cid)
-                        step_sim(physicsClientId=cid)
-                elif fast is not None:  # the same calls from C (sim2real.sim.compiled)
-                    fast.torque_steps(self.substeps, set_motors, step_sim, rid, joints, torque_control, torque, cid)
-                else:
-                    for _ in range(self.substeps):
-                        set_motors(rid, joints, torque_control, forces=torque, physicsClientId=cid)
-                        step_sim(physicsClientId=cid)
-                self.physics_step_count = count + self.substeps
-                return
-            for k in range(1, self.substeps + 1):
-                sent = torque if armature is None else armature(torque, count + k - 1)
-                set_motors(rid, joints, torque_control, forces=sent, physicsClientId=cid)
-                step_sim(physicsClientId=cid)
-                if k == capture_at:
-                    self.physics_step_count = count + k
-                    capture()
-            self.physics_step_count = count + self.substeps
-            return
-        queue.append((count + self.action_delay, command))
-        if self._friction_torque or self.pushes or self.physics_step_hook is not None:
+        self._queue.append((count + self.action_delay, command))
+        if ((self.mode == "torque" and self._joint_list) or self._friction_torque or self.pushes
+                or self.physics_step_hook is not None):
             self._step_per_physics_step(capture_at, capture)
-            return
-        if torque_mode:
-            # torques act for one physics step only: re-send them before every step
-            cid, rid, joints = self.client, self.robot_id, self._joint_list
-            step_sim, set_motors, torque_control = p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
-            armature = self._armature is not None
-            for k in range(1, self.substeps + 1):
-                self._activate_due(count)
-                torque = self._armature_torques(self._torque, count) if armature else self._torque
-                set_motors(rid, joints, torque_control, forces=torque, physicsClientId=cid)
-                step_sim(physicsClientId=cid)
-                count += 1
-                if capture is not None and k == capture_at:
-                    self.physics_step_count = count
-                    capture()
-            self.physics_step_count = count
             return
         # Nothing to do between physics steps: step in runs up to the next queued command
         # or capture (one Python loop iteration per run, not per physics step).
