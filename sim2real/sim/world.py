@@ -460,13 +460,10 @@ class PhysicsWorld(WorldDynamics):
             capture_at: if ``capture`` is given, it is called after this many physics steps
                 (1..substeps) of the control step (observation latency at physics resolution).
         """
-        if self.drive.kind == "computed":
-            self._step_computed(command, capture_at, capture)
-            return
         count = self.physics_step_count
         self._queue.append((count + self.action_delay, command))
-        if ((self.mode == "torque" and self._joint_list) or self._friction_torque or self.pushes
-                or self.physics_step_hook is not None):
+        if (self.drive.kind == "computed" or (self.mode == "torque" and self._joint_list) or self._friction_torque
+                or self.pushes or self.physics_step_hook is not None):
             self._step_per_physics_step(capture_at, capture)
             return
         # Nothing to do between physics steps: step in runs up to the next queued command
@@ -482,42 +479,6 @@ class PhysicsWorld(WorldDynamics):
             k = stop
             self.physics_step_count = count
             if capture is not None and k == capture_at:
-                capture()
-
-    def _step_computed(self, command: np.ndarray | list[float], capture_at: int,
-                       capture: Callable[[], None] | None) -> None:
-        """:meth:`step` with a torque-computing drive: every physics step the drive turns the
-        active command and the joint state into torques (:attr:`drive_torque`), sent in torque
-        mode (through the joint-space armature solve when the robot has armature)."""
-        cid, rid, joints, drive = self.client, self.robot_id, self._joint_list, self.drive
-        hook = self.physics_step_hook
-        get_states, set_motors, step_sim = p.getJointStates, p.setJointMotorControlArray, p.stepSimulation
-        count = self.physics_step_count
-        self._queue.append((count + self.action_delay, command))
-        # one state read per physics step: the movable joints (the armature solve needs them all),
-        # the controlled ones picked out for the drive
-        movable, dofs = self.movable_joints, self._armature_dofs
-        for k in range(1, self.substeps + 1):
-            self._activate_due(count)
-            armature = self._armature is not None
-            states = get_states(rid, movable if armature else joints, physicsClientId=cid)
-            mine = [states[i] for i in dofs] if armature else states
-            q = np.array([s[0] for s in mine])
-            qd = np.array([s[1] for s in mine])
-            tau = drive.torques(q, qd)
-            self.drive_torque = tau
-            sent = tau.tolist()
-            if armature:
-                sent = self._armature_torques(sent, count, states)
-            set_motors(rid, joints, p.TORQUE_CONTROL, forces=sent, physicsClientId=cid)
-            if hook is not None:
-                hook()
-            if self.pushes:
-                self._apply_pushes()
-            step_sim(physicsClientId=cid)
-            count += 1
-            self.physics_step_count = count
-            if k == capture_at and capture is not None:
                 capture()
 
     def joint_efforts(self) -> np.ndarray:
@@ -549,17 +510,23 @@ class PhysicsWorld(WorldDynamics):
         return stop
 
     def _step_per_physics_step(self, capture_at: int, capture: Callable[[], None] | None) -> None:
-        """:meth:`step` when something acts every physics step besides torques (friction torques,
-        pushes, :attr:`physics_step_hook`)."""
+        """:meth:`step` when something acts every physics step: torques (torque mode, or a
+        torque-computing drive, which turns the active command and the joint state into
+        :attr:`drive_torque` every physics step), friction torques, pushes,
+        :attr:`physics_step_hook`. Torques go through the joint-space armature solve when the
+        robot has armature."""
         cid, rid, joints = self.client, self.robot_id, self._joint_list
         hook = self.physics_step_hook
-        queue, step_sim, set_motors, torque_control = self._queue, p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
+        step_sim, set_motors, torque_control = p.stepSimulation, p.setJointMotorControlArray, p.TORQUE_CONTROL
+        computed = self.drive.kind == "computed"
         torque_mode = self.mode == "torque" and bool(joints)
         friction = self._friction_torque
         count = self.physics_step_count
         for k in range(1, self.substeps + 1):
             self._activate_due(count)
-            if torque_mode:
+            if computed:
+                self._send_drive_torques(count)
+            elif torque_mode:
                 torque = self._torque if self._armature is None else self._armature_torques(self._torque, count)
                 set_motors(rid, joints, torque_control, forces=torque, physicsClientId=cid)
             elif friction:
@@ -586,6 +553,21 @@ class PhysicsWorld(WorldDynamics):
             self.physics_step_count = count
             if k == capture_at and capture is not None:
                 capture()
+
+    def _send_drive_torques(self, count: int) -> None:
+        """The computed drive's torques for physics step ``count``, sent in torque mode: one joint-state
+        read (the movable joints when the armature solve needs them all, the controlled ones picked
+        out for the drive)."""
+        cid, rid, joints = self.client, self.robot_id, self._joint_list
+        armature = self._armature is not None
+        states = p.getJointStates(rid, self.movable_joints if armature else joints, physicsClientId=cid)
+        mine = [states[i] for i in self._armature_dofs] if armature else states
+        tau = self.drive.torques(np.array([s[0] for s in mine]), np.array([s[1] for s in mine]))
+        self.drive_torque = tau
+        sent = tau.tolist()
+        if armature:
+            sent = self._armature_torques(sent, count, states)
+        p.setJointMotorControlArray(rid, joints, p.TORQUE_CONTROL, forces=sent, physicsClientId=cid)
 
     def _apply_friction_torque(self) -> None:
         # pure Python on purpose: this runs every physics step, numpy would triple its cost
