@@ -51,7 +51,7 @@ extras = {
     "export": ["onnx>=1.15,<2", "onnxscript>=0.1"],
     "dev": ["pytest>=7.4", "pytest-timeout>=2.2", "hypothesis>=6"],
     # the MuJoCo "hardware" (sim2real sim2sim): MuJoCo, the robots' URDFs from pybullet_data, the DDS transport
-    "sim2sim": ["mujoco>=3.2", "pybullet>=3.2.5,<4", "cyclonedds>=0.10.5,<12"],
+    "sim2sim": ["mujoco>=3.2", "pybullet>=3.2.5,<4", "cyclonedds>=0.10.5,<12", "scipy>=1.10,<2"],
 }
 extras["all"] = sorted({dep for deps in extras.values() for dep in deps})
 

@@ -39,7 +39,7 @@ class Distribution:
         dim: dimension of one draw.
     """
 
-    __slots__ = ("kind", "params", "dim", "_tn", "_args")
+    __slots__ = ("kind", "params", "dim", "_args")
 
     def __init__(self, kind: str, params: Mapping[str, Any], dim: int = 1) -> None:
         if kind not in DISTRIBUTIONS:
@@ -51,7 +51,6 @@ class Distribution:
         }
         for arr in self.params.values():
             arr.setflags(write=False)
-        self._tn: tuple | None = None  # truncated-normal constants, computed at the first draw
         # generator arguments of uniform/log_uniform/gaussian draws: plain floats when dim == 1
         # (numpy's scalar path is ~5x faster than its broadcasting path, same values)
         p = self.params
@@ -127,18 +126,14 @@ class Distribution:
             return p["value"].copy()
         if not self.truncated:
             return p["mean"].copy()
+        from scipy.stats import truncnorm  # SciPy only where a truncated normal is used (the core install has none)
+
         lo, hi = self.support()
-        out = np.empty(self.dim)
-        for i in range(self.dim):
-            m, s = float(p["mean"][i]), float(p["std"][i])
-            if s == 0:
-                out[i] = min(max(m, lo[i]), hi[i])
-                continue
-            a, b = (lo[i] - m) / s, (hi[i] - m) / s
-            # mass of [a, b], computed in the lower tail where the CDF keeps its precision
-            mass = _ndtr_scalar(-a) - _ndtr_scalar(-b) if a > 0 else _ndtr_scalar(b) - _ndtr_scalar(a)
-            out[i] = m + s * (_pdf(a) - _pdf(b)) / mass if mass > 0 else min(max(m, lo[i]), hi[i])
-        return out
+        m, s = p["mean"], p["std"]
+        moving = s > 0
+        safe = np.where(moving, s, 1.0)
+        out = truncnorm.mean((lo - m) / safe, (hi - m) / safe, loc=m, scale=safe)
+        return np.where(moving, out, np.clip(m, lo, hi))
 
     def sample(self, rng: np.random.Generator, shape: int | Sequence[int] = ()) -> np.ndarray:
         """Draw values of shape ``(*shape, dim)`` (float64)."""
@@ -159,11 +154,6 @@ class Distribution:
             return out
         if not self.truncated:
             return rng.normal(*self._args, size=size)
-        if self._tn is None:
-            low, high = self.support()
-            self._tn = _truncated_normal_constants(p["mean"], p["std"], low, high)
-        if len(shape) <= 1 and math.prod(size) <= _SCALAR_MAX:
-            return _truncated_normal_small(rng, self._tn, size)
         return _truncated_normal(rng, p["mean"], p["std"], *self.support(), size)
 
     def with_params(self, **params: Any) -> "Distribution":
@@ -294,137 +284,23 @@ def _and_list(keys: Sequence[str]) -> str:
 # ---------------------------------------------------------------------------------------
 # truncated normal by inverse CDF
 
-_SQRT2 = math.sqrt(2.0)
-
-
-def _ndtr_scalar(x: float) -> float:
-    """Standard normal CDF, accurate in both tails."""
-    if x == -math.inf:
-        return 0.0
-    if x == math.inf:
-        return 1.0
-    return 0.5 * math.erfc(-x / _SQRT2)
-
-
-def _pdf(x: float) -> float:
-    return 0.0 if math.isinf(x) else math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-
-
-_erfc = np.frompyfunc(math.erfc, 1, 1)
-
-# Acklam's rational approximation of the normal quantile (relative error < 1.2e-9),
-# refined by one Halley step to full double precision.
-_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02,
-      -3.066479806614716e01, 2.506628277459239e00)
-_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01,
-      -1.328068155288572e01)
-_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00,
-      4.374664141464968e00, 2.938163982698783e00)
-_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
-
-
-def ndtri(p: np.ndarray) -> np.ndarray:
-    """Inverse standard normal CDF for ``p`` in (0, 1), elementwise."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.minimum(p, 1.0 - p)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # central region
-        r0 = p - 0.5
-        r = r0 * r0
-        central = (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * r0 / (
-            ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
-        # tails (computed on the smaller of p, 1-p, then signed)
-        t = np.sqrt(-2.0 * np.log(q))
-        tail = (((((_C[0] * t + _C[1]) * t + _C[2]) * t + _C[3]) * t + _C[4]) * t + _C[5]) / (
-            (((_D[0] * t + _D[1]) * t + _D[2]) * t + _D[3]) * t + 1.0)
-        tail = np.where(p > 0.5, -tail, tail)
-        x = np.where(q < 0.02425, tail, central)
-        # Halley refinement; skipped where exp(x^2/2) would overflow
-        e = 0.5 * _erfc(-x / _SQRT2).astype(np.float64) - p
-        u = e * math.sqrt(2.0 * math.pi) * np.exp(0.5 * x * x)
-        refined = x - u / (1.0 + 0.5 * x * u)
-        x = np.where(np.abs(x) < 37.5, refined, x)
-    return x
-
 
 def _truncated_normal(rng: np.random.Generator, mean: np.ndarray, std: np.ndarray, low: np.ndarray,
                       high: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
-    """Normal(mean, std) restricted to [low, high]; all parameter arrays of shape ``(dim,)``."""
+    """Normal(mean, std) restricted to [low, high]; all parameter arrays of shape ``(dim,)``.
+
+    Inverse CDF with SciPy's ``ndtr`` / ``ndtri`` (one uniform per value), on the lower side of
+    the mean where the CDF keeps its precision (far tails included)."""
+    from scipy.special import ndtr, ndtri  # SciPy only where a truncated normal is used
+
     u = rng.random(size)
     safe_std = np.where(std > 0, std, 1.0)
     a = (low - mean) / safe_std
     b = (high - mean) / safe_std
-    # Work on the lower side of the mean, where the CDF keeps its precision.
     flip = a > 0
-    lo_std = np.where(flip, -b, a)
-    hi_std = np.where(flip, -a, b)
-    pa = np.array([_ndtr_scalar(float(x)) for x in lo_std])
-    pb = np.array([_ndtr_scalar(float(x)) for x in hi_std])
-    p = pa + u * (pb - pa)
-    p = np.clip(p, np.finfo(np.float64).tiny, 1.0 - np.finfo(np.float64).epsneg)
+    pa, pb = ndtr(np.where(flip, -b, a)), ndtr(np.where(flip, -a, b))
+    p = np.clip(pa + u * (pb - pa), np.finfo(np.float64).tiny, 1.0 - np.finfo(np.float64).epsneg)
     z = ndtri(p)
     z = np.clip(np.where(flip, -z, z), a, b)
     x = np.clip(mean + std * z, low, high)
     return np.where(std > 0, x, np.clip(mean, low, high))
-
-
-# Small draws (a reset samples a handful of values per entry) are computed element by element
-# with the same formulas in plain Python: the array version's ~40 numpy calls cost ~20x more
-# than the arithmetic. Both paths consume the generator identically (one uniform per value).
-_SCALAR_MAX = 64
-
-
-def _truncated_normal_constants(mean: np.ndarray, std: np.ndarray, low: np.ndarray,
-                                high: np.ndarray) -> tuple[tuple[float, ...], ...]:
-    """Per dimension: (mean, std, low, high, a, b, flip, pa, pb) of :func:`_truncated_normal`."""
-    out = []
-    for m, s, lo, hi in zip(mean.tolist(), std.tolist(), low.tolist(), high.tolist()):
-        safe = s if s > 0 else 1.0
-        a, b = (lo - m) / safe, (hi - m) / safe
-        flip = a > 0
-        lo_std, hi_std = (-b, -a) if flip else (a, b)
-        out.append((m, s, lo, hi, a, b, flip, _ndtr_scalar(lo_std), _ndtr_scalar(hi_std)))
-    return tuple(out)
-
-
-_P_MIN = float(np.finfo(np.float64).tiny)
-_P_MAX = 1.0 - float(np.finfo(np.float64).epsneg)
-
-
-def _truncated_normal_small(rng: np.random.Generator, consts: tuple[tuple[float, ...], ...],
-                            size: tuple[int, ...]) -> np.ndarray:
-    """:func:`_truncated_normal` for a few values, element by element (same draws, same formulas)."""
-    u = rng.random(size)
-    dim = len(consts)
-    flat = u.reshape(-1).tolist()
-    for i, ui in enumerate(flat):
-        m, s, lo, hi, a, b, flip, pa, pb = consts[i % dim]
-        if not s > 0:
-            flat[i] = min(max(m, lo), hi)
-            continue
-        pr = min(max(pa + ui * (pb - pa), _P_MIN), _P_MAX)
-        z = ndtri_scalar(pr)
-        z = min(max(-z if flip else z, a), b)
-        flat[i] = min(max(m + s * z, lo), hi)
-    return np.array(flat, dtype=np.float64).reshape(size)
-
-
-def ndtri_scalar(p: float) -> float:
-    """:func:`ndtri` for one ``p`` in (0, 1) (same approximation and refinement, plain floats)."""
-    q = min(p, 1.0 - p)
-    if q < 0.02425:
-        t = math.sqrt(-2.0 * math.log(q))
-        x = (((((_C[0] * t + _C[1]) * t + _C[2]) * t + _C[3]) * t + _C[4]) * t + _C[5]) / (
-            (((_D[0] * t + _D[1]) * t + _D[2]) * t + _D[3]) * t + 1.0)
-        if p > 0.5:
-            x = -x
-    else:
-        r0 = p - 0.5
-        r = r0 * r0
-        x = (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * r0 / (
-            ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
-    if abs(x) < 37.5:
-        e = 0.5 * math.erfc(-x / _SQRT2) - p
-        u = e * math.sqrt(2.0 * math.pi) * math.exp(0.5 * x * x)
-        x = x - u / (1.0 + 0.5 * x * u)
-    return x

@@ -220,6 +220,7 @@ class QuadController(_Base):
 
     @staticmethod
     def _yaw(q: np.ndarray) -> float:
+        """Heading (rad) of an xyzw quaternion (numpy: the deployment install has no SciPy)."""
         x, y, z, w = q
         return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
 

@@ -24,7 +24,9 @@ def stamp_ns(header: Any) -> int:
 
 
 def quat_to_matrix(q: Sequence[float]) -> np.ndarray:
-    """Rotation matrix (3, 3) body→world of a unit quaternion ``(x, y, z, w)``."""
+    """Rotation matrix (3, 3) body→world of a unit quaternion ``(x, y, z, w)``.
+
+    In numpy, not ``scipy.spatial.transform``: the deployment install (``.[deploy]``) has no SciPy."""
     x, y, z, w = q
     n = x * x + y * y + z * z + w * w
     s = 2.0 / n if n > 0 else 0.0

@@ -45,6 +45,7 @@ import math
 from typing import Any, Callable
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from sim2real.robots import RobotDescription
 from sim2real.sim2sim.quadrotor_firmware import Setpoint, yaw_of
@@ -68,8 +69,8 @@ def ned_to_enu(v: Any) -> np.ndarray:
 
 
 def quat_yaw(x: float, y: float, z: float, w: float) -> float:
-    """Heading (rad) of a quaternion ``xyzw``."""
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    """Heading (rad) of a quaternion ``xyzw``: the first of its intrinsic z-y-x Euler angles."""
+    return float(Rotation.from_quat([x, y, z, w]).as_euler("ZYX")[0])
 
 
 class EventLog:

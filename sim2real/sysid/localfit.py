@@ -1,5 +1,6 @@
-"""Local stages of :func:`sim2real.sysid.calibrate.calibrate`: bounded Levenberg–Marquardt on the
-residual vector, the joint delay/continuous re-fit and LM restarts along flat directions.
+"""Local stages of :func:`sim2real.sysid.calibrate.calibrate`: bounded least squares on the residual
+vector (SciPy's trust-region reflective solver), the joint delay/continuous re-fit and restarts of
+that fit along flat directions.
 
 Every function works in normalised ``[0, 1]`` parameter coordinates through an ``evaluate``
 callback ``evaluate(xs, fixed, mode="cost"|"residuals", per_item=False) -> list`` that also
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.optimize import least_squares
 
 from sim2real.sysid.params import ParamSpec
 
@@ -87,39 +89,56 @@ def _hop(evaluate: Callable[..., list[Any]], x: np.ndarray, f: float, info: dict
     return x, f, found
 
 
+class _BudgetSpent(Exception):
+    """Raised inside :func:`_levenberg_marquardt`'s callbacks when the evaluation budget is used up."""
+
+
 def _levenberg_marquardt(evaluate: Callable[..., list[Any]], x: np.ndarray, fixed: list[Any], iterations: int,
                          budget: Any, h: float = 1e-2, reserve: int = 0,
                          info: dict[str, Any] | None = None) -> tuple[np.ndarray, float]:
-    """Bounded LM on the residual vector in unit coordinates; returns ``(x, mean squared residual)``.
-    Stops early when fewer than ``reserve`` evaluations would be left after an iteration; the last
-    ``JᵀJ`` and the residual count go to ``info`` (keys ``jtj``, ``n``) when given."""
+    """Bounded nonlinear least squares on the residual vector in unit coordinates: SciPy's
+    trust-region reflective solver (``scipy.optimize.least_squares(method="trf")``, bounds
+    ``[0, 1]``) with :func:`_jacobian`'s batched forward differences as its Jacobian. The
+    residuals are what ``evaluate`` returns (the calibrator hands robustly transformed residuals
+    ``r̃`` with ``Σ r̃² = Σ c² ρ((r/c)²)``, so the plain loss on ``r̃`` is the robust loss on ``r``).
+
+    At most ``iterations`` residual evaluations besides the Jacobians; stops early when an
+    evaluation would leave fewer than ``reserve`` of the budget. Returns ``(x, mean squared
+    residual)`` at the best point evaluated; ``JᵀJ`` at the last Jacobian and the residual count
+    go to ``info`` (keys ``jtj``, ``n``) when given."""
     x = np.clip(np.asarray(x, dtype=float), 0.0, 1.0)
     dim = x.size
-    r = np.asarray(evaluate([x], fixed, "residuals")[0])
-    f = float(np.mean(r * r))
-    lam = 1e-2
-    for _ in range(iterations):
-        if budget.left < dim + 2 + reserve:
-            break
-        jac = _jacobian(evaluate, x, r, fixed, h)
-        jtj, jtr = jac.T @ jac, jac.T @ r
+    seen: dict[bytes, np.ndarray] = {}  # residuals by point (the Jacobian's base residuals)
+    best: list[Any] = [x, np.inf]
+
+    def residuals(z: np.ndarray) -> np.ndarray:
+        key = z.tobytes()
+        if key not in seen:
+            if budget.left < 1 + reserve and np.isfinite(best[1]):
+                raise _BudgetSpent
+            r = np.asarray(evaluate([z.copy()], fixed, "residuals")[0], dtype=float)
+            seen[key] = r
+            f = float(np.mean(r * r))
+            if f < best[1]:
+                best[:] = [z.copy(), f]
+        return seen[key]
+
+    def jacobian(z: np.ndarray) -> np.ndarray:
+        if budget.left < dim + 1 + reserve:
+            raise _BudgetSpent
+        jac = _jacobian(evaluate, z, residuals(z), fixed, h)
         if info is not None:
-            info.update(jtj=jtj, n=r.size)
-        improved = False
-        for _try in range(4):
-            step = np.linalg.solve(jtj + lam * np.diag(np.diag(jtj) + 1e-12), -jtr)
-            x_new = np.clip(x + step, 0.0, 1.0)
-            r_new = np.asarray(evaluate([x_new], fixed, "residuals")[0])
-            f_new = float(np.mean(r_new * r_new))
-            if f_new < f:
-                x, r, f, lam, improved = x_new, r_new, f_new, max(lam / 5, 1e-6), True
-                break
-            lam *= 8
-            if budget.left < 1:
-                break
-        if not improved or np.abs(step).max() < 1e-5:
-            break
-    return x, f
+            info.update(jtj=jac.T @ jac, n=jac.shape[0])
+        return jac
+
+    residuals(x)
+    if iterations > 0 and budget.left >= dim + 2 + reserve:
+        try:
+            least_squares(residuals, x, jac=jacobian, bounds=(0.0, 1.0), method="trf", max_nfev=iterations,
+                          xtol=1e-6, ftol=1e-10, gtol=1e-10)
+        except _BudgetSpent:
+            pass
+    return best[0], best[1]
 
 
 def _jacobian(evaluate: Callable[..., list[Any]], x: np.ndarray, r0: np.ndarray, fixed: list[Any], h: float) -> np.ndarray:

@@ -21,6 +21,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from sim2real.errors import Sim2RealError
 from sim2real.robots import RobotDescription
@@ -33,11 +34,8 @@ GRAVITY = 9.81
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """Rotation matrix (3, 3) body→world of a quaternion ``(x, y, z, w)``."""
-    x, y, z, w = np.asarray(q, dtype=float) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    """Rotation matrix (3, 3) body→world of a quaternion ``(x, y, z, w)`` (normalised here)."""
+    return Rotation.from_quat(q).as_matrix()
 
 
 class HoverController:
@@ -172,16 +170,10 @@ def quad_truth(world: Any) -> dict[str, Any]:
 
 
 def _noisy_quat(q: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    """``q`` (xyzw) turned by a small random rotation (rotation vector ~ N(0, std²) per axis, rad) in the body frame."""
     if std <= 0:
         return q
-    dv = rng.normal(0.0, std, 3)  # small rotation (rad), applied in the body frame
-    a = float(np.linalg.norm(dv))
-    dq = np.concatenate([dv / a * math.sin(a / 2), [math.cos(a / 2)]]) if a > 0 else np.array([0, 0, 0, 1.0])
-    x1, y1, z1, w1 = q
-    x2, y2, z2, w2 = dq
-    out = np.array([w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2, w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-                    w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2, w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2])
-    return out / np.linalg.norm(out)
+    return (Rotation.from_quat(q) * Rotation.from_rotvec(rng.normal(0.0, std, 3))).as_quat()
 
 
 def record_quadrotor(robot: RobotDescription, profile: Any, seed: int, kind: str, duration: float, *,

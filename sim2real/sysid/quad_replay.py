@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from sim2real.errors import LogError
 from sim2real.sysid.align import gap_free_pieces
@@ -51,32 +52,20 @@ class QuadSegment:
         return int(self.t.shape[0])
 
 
-def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of xyzw quaternions, broadcast over leading axes."""
-    x1, y1, z1, w1 = np.moveaxis(a, -1, 0)
-    x2, y2, z2, w2 = np.moveaxis(b, -1, 0)
-    return np.stack([w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2, w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-                     w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2, w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2], axis=-1)
+def _rotations(q: np.ndarray) -> Rotation:
+    """SciPy rotations of xyzw quaternions (..., 4), flattened to (N,)."""
+    return Rotation.from_quat(np.reshape(q, (-1, 4)))
 
 
-def quat_conj(q: np.ndarray) -> np.ndarray:
-    return q * np.array([-1.0, -1.0, -1.0, 1.0])
+def relative_rotvec(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rotation vector (..., 3), rad, of ``a⁻¹ b`` for xyzw quaternions ``a``, ``b`` (..., 4) (shortest rotation)."""
+    return (_rotations(a).inv() * _rotations(b)).as_rotvec().reshape(*np.shape(b)[:-1], 3)
 
 
-def rotvec(q: np.ndarray) -> np.ndarray:
-    """Rotation vector (..., 3), rad, of unit xyzw quaternions (..., 4) (shortest rotation)."""
-    q = np.where(q[..., 3:4] < 0, -q, q)
-    v = q[..., :3]
-    s = np.linalg.norm(v, axis=-1, keepdims=True)
-    angle = 2.0 * np.arctan2(s, q[..., 3:4])
-    return np.where(s > 1e-12, v * angle / np.maximum(s, 1e-12), 2.0 * v)
-
-
-def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate vectors ``v`` (..., 3) by quaternions ``q`` (..., 4) (body → world)."""
-    u, w = q[..., :3], q[..., 3:4]
-    t = 2.0 * np.cross(u, v)
-    return v + w * t + np.cross(u, t)
+def rotate(q: np.ndarray, v: np.ndarray, inverse: bool = False) -> np.ndarray:
+    """Rotate vectors ``v`` (..., 3) by xyzw quaternions ``q`` (..., 4) (body → world; ``inverse``: world → body)."""
+    r = _rotations(q)
+    return r.apply(np.reshape(v, (-1, 3)), inverse=inverse).reshape(np.shape(v))
 
 
 def align_quad(log: HardwareLog, rate_hz: float, *, max_gap: float | None = None,
@@ -175,7 +164,7 @@ def quad_signal_scales(segments: Sequence[QuadSegment], horizon: int) -> tuple[n
             continue
         out[0].append(g.pos[horizon:] - g.pos[:-horizon])
         out[1].append(g.vel[horizon:] - g.vel[:-horizon])
-        out[2].append(rotvec(quat_mul(quat_conj(g.quat[:-horizon]), g.quat[horizon:])))
+        out[2].append(relative_rotvec(g.quat[:-horizon], g.quat[horizon:]))
         out[3].append(g.rates[horizon:] - g.rates[:-horizon])
     floors = (1e-3, 1e-2, 1e-3, 1e-2)
     if not out[0]:
@@ -232,8 +221,8 @@ class QuadWindowReplay:
                 w.step(rpm_cmd[i, h])
                 pos, quat = p.getBasePositionAndOrientation(rid, physicsClientId=cid)
                 lin, ang = p.getBaseVelocity(rid, physicsClientId=cid)
-                out_p[i, h], out_q[i, h], out_v[i, h] = pos, quat, lin
-                out_r[i, h] = rotate(quat_conj(np.asarray(quat)), np.asarray(ang))
+                out_p[i, h], out_q[i, h], out_v[i, h], out_r[i, h] = pos, quat, lin, ang
+        out_r = rotate(out_q, out_r, inverse=True)  # world angular velocity -> body rates
         self.evaluations += 1
         return out_p, out_q, out_v, out_r
 
@@ -262,7 +251,7 @@ class QuadWindowReplay:
         """Normalised, weighted residuals: position, velocity, attitude, rates blocks of (W, H, 3)."""
         pos, quat, vel, rates = self.simulate(values)
         ws = self.windows
-        att = rotvec(quat_mul(quat_conj(ws.quat), quat))
+        att = relative_rotvec(ws.quat, quat)
         diffs = (pos - ws.pos, vel - ws.vel, att, rates - ws.rates)
         return np.concatenate([(d / s * math.sqrt(wt)).ravel() for d, s, wt in zip(diffs, self.scales, self.weights)])
 

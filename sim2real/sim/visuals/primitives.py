@@ -31,6 +31,7 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+from scipy.spatial.transform import Rotation
 import pybullet as p
 
 from sim2real.errors import EnvError
@@ -238,10 +239,8 @@ def _unit(v: np.ndarray, what: str) -> np.ndarray:
 
 
 def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rotation matrix about unit ``axis`` by ``angle`` rad (Rodrigues)."""
-    x, y, z = axis
-    k = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
-    return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * (k @ k)
+    """Rotation matrix (3, 3) about unit ``axis`` by ``angle`` rad."""
+    return Rotation.from_rotvec(np.asarray(axis, dtype=float) * angle).as_matrix()
 
 
 @dataclass(frozen=True)
