@@ -7,38 +7,40 @@ world sends τ − J q̈ with q̈ = (M + diag J)⁻¹(τ − bias − D q̇ + g)
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 
-def armature_solve(mass: Sequence[Sequence[float]], bias: Sequence[float], qd: Sequence[float],
-                   damping: Sequence[float], dofs: Sequence[int], armature: Sequence[float], torque: Sequence[float],
-                   prev: tuple[Any, np.ndarray, np.ndarray] | None, h: float) -> tuple[list[float], np.ndarray]:
+def armature_solve(mass: Sequence[Sequence[float]], bias: Sequence[float], qd: Sequence[float], damping: np.ndarray,
+                   dofs: np.ndarray, armature: np.ndarray, torque: Sequence[float],
+                   prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                   h: float) -> tuple[list[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The arithmetic of :meth:`~sim2real.sim.world.PhysicsWorld._armature_torques`.
 
-    Over the ``n`` movable joints: ``mass`` (n, n) kg·m² (M), ``bias`` (n,) N·m (gravity,
-    Coriolis, centrifugal), ``qd`` (n,) rad/s, ``damping`` (n,) N·m·s/rad; per controlled joint:
-    ``dofs`` its index among the movable joints, ``armature`` (kg·m²) and ``torque`` (N·m);
-    ``prev`` = (M, applied forces, q̇) of the previous physics step or ``None`` (then the
-    constraint force g is 0); ``h`` the physics step (s).
+    Over the ``n`` movable joints: ``mass`` (n, n) kg·m² (M, nested sequences as PyBullet gives
+    it), ``bias`` (n,) N·m (gravity, Coriolis, centrifugal), ``qd`` (n,) rad/s, ``damping`` (n,)
+    N·m·s/rad; per controlled joint: ``dofs`` its index among the movable joints, ``armature``
+    (kg·m²) and ``torque`` (N·m); ``prev`` the previous physics step's ``(M, applied forces, q̇)``
+    (this function's second result) or ``None`` (then the constraint force g is 0); ``h`` the
+    physics step (s).
 
-    Returns the torques to send (list, one per controlled joint, N·m) and the forces applied in
-    this physics step (n,) (−bias − D q̇ + the sent torques), the next step's ``prev`` entry.
+    Returns the torques to send (list, one per controlled joint, N·m) and this step's
+    ``(M, applied forces, q̇)`` arrays, the applied forces being −bias − D q̇ + the sent torques.
     """
-    qd = np.asarray(qd, dtype=float)
-    applied = -np.asarray(bias, dtype=float) - np.asarray(damping, dtype=float) * qd
+    m = np.array(mass)
+    qd = np.array(qd)
+    applied = damping * qd
+    applied += bias
+    np.negative(applied, out=applied)
     force = applied.copy()
     if prev is not None:  # + the previous step's constraint force g = M_prev·Δq̇/h − applied_prev
         mass_prev, applied_prev, qd_prev = prev
-        force += np.asarray(mass_prev) @ ((qd - qd_prev) / h) - applied_prev
-    eff = np.array(mass, dtype=float)
-    dofs = np.asarray(dofs, dtype=np.intp)
-    arm = np.asarray(armature, dtype=float)
-    tau = np.asarray(torque, dtype=float)
-    eff[dofs, dofs] += arm
-    force[dofs] += tau
-    qdd = np.linalg.solve(eff, force)
-    sent = tau - arm * qdd[dofs]
+        force += mass_prev @ ((qd - qd_prev) / h)
+        force -= applied_prev
+    eff = m.copy()
+    eff[dofs, dofs] += armature
+    force[dofs] += torque
+    sent = torque - armature * np.linalg.solve(eff, force)[dofs]
     applied[dofs] += sent
-    return sent.tolist(), applied
+    return sent.tolist(), (m, applied, qd)
