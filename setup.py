@@ -66,6 +66,8 @@ for folder in ("robots", "randomization_profiles", "launch", "configs"):
 # The quadrotor's per-physics-step rotor and controller kernel in C (sim2real/sim/_quadkernel.c;
 # building needs a C compiler and the Python headers): the one implementation of that model.
 quadkernel = Extension("sim2real.sim._quadkernel", ["sim2real/sim/_quadkernel.c"], extra_compile_args=["-O2"])
+# The joint-space armature solve, run every physics step of a robot with armature (sim2real/sim/_armature.c).
+armature = Extension("sim2real.sim._armature", ["sim2real/sim/_armature.c"], extra_compile_args=["-O2"])
 
 setup(
     name="sim2real",
@@ -80,7 +82,7 @@ setup(
     install_requires=core,
     extras_require=extras,
     data_files=data_files,
-    ext_modules=[quadkernel],
+    ext_modules=[quadkernel, armature],
     entry_points={
         "console_scripts": [
             "sim2real=sim2real.cli.main:main",

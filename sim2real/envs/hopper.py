@@ -110,6 +110,8 @@ class HopperEnv(SimEnv):
         x_velocity = (x - self._x) / self.world.control_dt
         self._x = x
         healthy = bool(obs[0] > self.healthy_z and abs(self._pitch) < self.healthy_angle)
-        reward = (self.forward_reward_weight * x_velocity + self.healthy_reward
-                  - self.ctrl_cost_weight * float(action @ action))
+        aa = 0.0
+        for a in action.tolist():  # left to right (BLAS dot's order depends on the CPU)
+            aa += a * a
+        reward = self.forward_reward_weight * x_velocity + self.healthy_reward - self.ctrl_cost_weight * aa
         return reward, not healthy, {"x_position": x, "x_velocity": x_velocity, "is_healthy": healthy}

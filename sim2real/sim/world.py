@@ -33,7 +33,7 @@ from sim2real.errors import EnvError, RobotError
 from sim2real.robots import RobotDescription
 from sim2real.sim._pybullet import disconnect
 from sim2real.sim.actuators import Drive
-from sim2real.sim.armature import armature_solve
+from sim2real.sim._armature import armature_solve
 from sim2real.sim.body_builder import BodyBuilder
 from sim2real.sim.dynamics import GRAVITY, WorldDynamics, _snapshot
 from sim2real.sim.mirror import DynamicsMirror
@@ -248,12 +248,11 @@ class PhysicsWorld(WorldDynamics):
         # joint-space armature (_armature_torques): each controlled joint's index among the movable
         # ones (the mass matrix's order), the other movable joints' damping (N·m·s/rad)
         self._armature_dofs = [self.movable_joints.index(j) for j in self._joint_list]
-        self._armature_dof_index = np.array(self._armature_dofs, dtype=np.intp)
         self._dof_damping = [0.0 if j in self._joint_list else infos[j][6] for j in self.movable_joints]
         self._zero_dofs = [0.0] * len(self.movable_joints)
         self._single_dof_joints = all(infos[j][2] in (p.JOINT_REVOLUTE, p.JOINT_PRISMATIC) for j in self.movable_joints)
         #: (physics step it is for, M, applied forces, q̇) of the last armature step (_armature_torques)
-        self._armature_prev: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._armature_prev: tuple[int, Any, list[float], list[float]] | None = None
         passive = [j for j in self.movable_joints if j not in self._joint_list]
         self._passive_initial = [(j, p.getJointState(rid, j, physicsClientId=cid)[0]) for j in passive]
 
@@ -369,20 +368,21 @@ class PhysicsWorld(WorldDynamics):
         so a resting contact or a joint at its limit takes its share of the torque as in MuJoCo.
         Without a previous step (after :meth:`hold`, a state reset or a rebuild) g = 0.
         ``states``: ``getJointStates`` of the movable joints when the caller has read them."""
-        cid, rid = self.client, self.robot_id
+        cid, rid, dofs = self.client, self.robot_id, self._armature_dofs
         if states is None:
             states = p.getJointStates(rid, self.movable_joints, physicsClientId=cid)
         q = [s[0] for s in states]
         qd = [s[1] for s in states]
         mirror = self._mirror
-        dofs = self._armature_dof_index
-        damping = np.array(self._dof_damping)
-        damping[dofs] = self.current["joints"]["damping"]
+        mass = mirror.mass_matrix(q)
+        bias = mirror.inverse_dynamics(q, qd, self._zero_dofs)
+        damping = self._dof_damping
+        for k, v in zip(dofs, self.current["joints"]["damping"].tolist()):
+            damping[k] = v
         prev = self._armature_prev
         last = prev[1:] if prev is not None and prev[0] == count else None
-        sent, now = armature_solve(mirror.mass_matrix(q), mirror.inverse_dynamics(q, qd, self._zero_dofs), qd, damping,
-                                   dofs, np.asarray(self._armature), torque, last, self.physics_dt)
-        self._armature_prev = (count + 1, *now)
+        sent, applied = armature_solve(mass, bias, qd, damping, dofs, self._armature, torque, last, self.physics_dt)
+        self._armature_prev = (count + 1, mass, applied, qd)
         return sent
 
     @property
