@@ -125,13 +125,13 @@ class QuadrotorEnv(SimEnv):
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self._target = np.zeros(3)
         self._target_list = (0.0, 0.0, 0.0)
-        self._prev_action = self._hover_action.copy()
+        self._hover_list = self._hover_action.tolist()
+        self._prev_action = self._hover_list  # the previous action (4 floats), part of the observation
         self._prev_distance = 0.0
         self._bounds = (tuple(float(v) for v in self._cfg.bounds_low), tuple(float(v) for v in self._cfg.bounds_high))
         self._state_key: tuple[int, int] | None = None
         self._reach, self._floor_top = 0.0, 0.0  # set at each reset (_measure_floor_clearance)
         self._state_cache: tuple[tuple[float, ...], ...] = ()
-        self._hover_list = self._hover_action.tolist()
 
     def _make_world(self) -> QuadrotorWorld:
         return QuadrotorWorld(self.robot, mode=self.action_mode)
@@ -183,7 +183,7 @@ class QuadrotorEnv(SimEnv):
         assert w.rotors is not None
         w.rotors.reset(math.sqrt(self._nominal_weight / (4.0 * w.nominal_rotor.kf)))
         w.active = self._command(self._hover_action)
-        self._prev_action = self._hover_action.copy()
+        self._prev_action = self._hover_list
         self._prev_distance = float(np.linalg.norm(self._target - start))
         self._target_list = tuple(float(v) for v in self._target)
         self._state_key = None  # the body moved without a physics step
@@ -232,8 +232,9 @@ class QuadrotorEnv(SimEnv):
         t = self._target_list
         obs = np.array((*pos, *rot, *lin, *rates, t[0] - pos[0], t[1] - pos[1], t[2] - pos[2], *self._prev_action))
         return clip_(obs, self._obs_low, self._obs_high, out=obs)  # the clip ufunc (np.clip: ~4x slower here)
+
     def _command(self, action: np.ndarray) -> np.ndarray:
-        self._prev_action = np.asarray(action, dtype=float).copy()
+        self._prev_action = np.asarray(action, dtype=float).tolist()
         cmd = self.action_offset + self.action_scale * action
         if self.action_mode == "motor":
             return np.sqrt(np.maximum(cmd, 0.0))  # rotor speed, rpm
