@@ -65,9 +65,11 @@ for folder in ("robots", "randomization_profiles", "launch", "configs"):
 
 # The quadrotor's per-physics-step rotor and controller kernel in C (sim2real/sim/_quadkernel.c;
 # building needs a C compiler and the Python headers): the one implementation of that model.
-quadkernel = Extension("sim2real.sim._quadkernel", ["sim2real/sim/_quadkernel.c"], extra_compile_args=["-O2"])
+quadkernel = Extension("sim2real.sim._quadkernel", ["sim2real/sim/_quadkernel.c"], depends=["sim2real/sim/_pyfloats.h"],
+                       extra_compile_args=["-O2"])
 # The joint-space armature solve, run every physics step of a robot with armature (sim2real/sim/_armature.c).
-armature = Extension("sim2real.sim._armature", ["sim2real/sim/_armature.c"], extra_compile_args=["-O2"])
+armature = Extension("sim2real.sim._armature", ["sim2real/sim/_armature.c"], depends=["sim2real/sim/_pyfloats.h"],
+                     extra_compile_args=["-O2"])
 
 setup(
     name="sim2real",

@@ -165,3 +165,19 @@ def test_kernel_rejects_bad_input():
             _quadkernel.mixer((1.0,), 0.0, [0.0, 0.0, 0.0])
     finally:
         world.close()
+
+
+def test_observation_after_a_reset_is_read_after_the_reset():
+    """The kernel's state read after the last physics step of an episode is not reused for the
+    next episode's first observation (a reset moves the body without a physics step)."""
+    env = gym.make("sim2real/QuadrotorHoverRates-v0")
+    try:
+        u = env.unwrapped
+        env.reset(seed=1)
+        for _ in range(5):
+            env.step(u.hover_action.astype(np.float32))
+        obs, _ = env.reset(seed=2)
+        pos, rot, lin, rates = u.world.rotors.base_state()
+        np.testing.assert_allclose(obs[:18], np.float32([*pos, *rot, *lin, *rates]), rtol=0, atol=1e-6)
+    finally:
+        env.close()

@@ -186,7 +186,8 @@ class QuadrotorEnv(SimEnv):
         self._prev_action = self._hover_list
         self._prev_distance = float(np.linalg.norm(self._target - start))
         self._target_list = tuple(float(v) for v in self._target)
-        self._state_key = None  # the body moved without a physics step
+        self._state_key = None  # the body moved without a physics step: neither cache holds its state
+        w.base_state = (-1, -1, None)
         self._measure_floor_clearance()
 
     def _measure_floor_clearance(self) -> None:

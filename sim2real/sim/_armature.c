@@ -8,42 +8,7 @@
  * arithmetic, so it is compiled: this is its one implementation (tests/test_sim_armature.py checks
  * it against numpy's solve and the resulting q̈ against the armature model).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-
-static int read_doubles(PyObject *seq, double *out, Py_ssize_t n, const char *what) {
-    PyObject *fast = PySequence_Fast(seq, what);
-    if (fast == NULL) return -1;
-    if (PySequence_Fast_GET_SIZE(fast) != n) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %zd numbers, got %zd", what, n, PySequence_Fast_GET_SIZE(fast));
-        Py_DECREF(fast);
-        return -1;
-    }
-    PyObject **items = PySequence_Fast_ITEMS(fast);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        out[i] = PyFloat_AsDouble(items[i]);
-        if (out[i] == -1.0 && PyErr_Occurred()) {
-            Py_DECREF(fast);
-            return -1;
-        }
-    }
-    Py_DECREF(fast);
-    return 0;
-}
-
-static PyObject *float_list(const double *v, Py_ssize_t n) {
-    PyObject *list = PyList_New(n);
-    if (list == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *f = PyFloat_FromDouble(v[i]);
-        if (f == NULL) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, i, f);
-    }
-    return list;
-}
+#include "_pyfloats.h"
 
 #define ARM_MAX 32
 
@@ -151,8 +116,8 @@ static PyObject *armature_solve(PyObject *module, PyObject *const *args, Py_ssiz
         sent[k] = torque[k] - arm[k] * x[dofs[k]];
         applied[dofs[k]] += sent[k];
     }
-    PyObject *sent_list = float_list(sent, nk), *applied_list = NULL, *out = NULL;
-    if (sent_list != NULL && (applied_list = float_list(applied, n)) != NULL)
+    PyObject *sent_list = float_seq(sent, nk, 1), *applied_list = NULL, *out = NULL;
+    if (sent_list != NULL && (applied_list = float_seq(applied, n, 1)) != NULL)
         out = PyTuple_Pack(2, sent_list, applied_list);
     Py_XDECREF(sent_list);
     Py_XDECREF(applied_list);

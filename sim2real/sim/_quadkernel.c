@@ -12,8 +12,7 @@
  * objects: run() reads it at the start and writes it back at the end. Constants come from
  * QuadrotorDynamics._precompute / BodyRateController.kernel_values / VelocityController.kernel_values.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_pyfloats.h"
 #include <math.h>
 #include <string.h>
 
@@ -51,41 +50,6 @@ typedef struct {
 
 static PyObject *empty_args;
 static PyObject *s_rpm, *s_rpm_cmd, *s_thrusts, *s_yaw_torque, *s_integral, *s_prev_rate;
-
-static int read_doubles(PyObject *seq, double *out, Py_ssize_t n, const char *what) {
-    PyObject *fast = PySequence_Fast(seq, what);
-    if (fast == NULL) return -1;
-    if (PySequence_Fast_GET_SIZE(fast) != n) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %zd numbers, got %zd", what, n, PySequence_Fast_GET_SIZE(fast));
-        Py_DECREF(fast);
-        return -1;
-    }
-    PyObject **items = PySequence_Fast_ITEMS(fast);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        out[i] = PyFloat_AsDouble(items[i]);
-        if (out[i] == -1.0 && PyErr_Occurred()) {
-            Py_DECREF(fast);
-            return -1;
-        }
-    }
-    Py_DECREF(fast);
-    return 0;
-}
-
-static PyObject *float_seq(const double *v, Py_ssize_t n, int as_list) {
-    PyObject *seq = as_list ? PyList_New(n) : PyTuple_New(n);
-    if (seq == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *f = PyFloat_FromDouble(v[i]);
-        if (f == NULL) {
-            Py_DECREF(seq);
-            return NULL;
-        }
-        if (as_list) PyList_SET_ITEM(seq, i, f);
-        else PyTuple_SET_ITEM(seq, i, f);
-    }
-    return seq;
-}
 
 /* getattr(obj, name) read as n doubles. */
 static int attr_doubles(PyObject *obj, PyObject *name, double *out, Py_ssize_t n, const char *what) {
