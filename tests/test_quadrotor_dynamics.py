@@ -290,7 +290,7 @@ def rotor_wrench_reference(params: quad.RotorParams, rpm: np.ndarray, com: Seque
                            lin_vel: Sequence[float], com_in_link: Sequence[float], com_rot_in_link: np.ndarray,
                            ground_z: float = 0.0) -> dict[str, np.ndarray]:
     """Forces of :meth:`QuadrotorDynamics.physics_step` computed with numpy (the pre-optimisation
-    model, the reference of the float path): rotor speeds ``rpm`` (4,) after the motor update,
+    model, the reference of the compiled kernel): rotor speeds ``rpm`` (4,) after the motor update,
     base COM pose/velocity as PyBullet reports them, COM frame in the link frame.
 
     Returns ``thrusts`` (4,) N, ``points`` (4, 3) world m, ``forces`` (4, 3) N world,
@@ -395,7 +395,7 @@ def test_resultant_wrench_flies_like_forces_at_the_rotors(bench_factory, nominal
 
 
 def _reference_rate_controller(ctrl, rate_cmd, rate, integral, prev):
-    """BodyRateController in numpy (the model the float path implements)."""
+    """BodyRateController in numpy (the model the kernel implements)."""
     err = rate_cmd - rate
     integral = np.clip(integral + err * ctrl.physics_dt, -ctrl.integral_limit, ctrl.integral_limit)
     dw = np.zeros(3) if prev is None else (rate - prev) / ctrl.physics_dt

@@ -239,7 +239,7 @@ class QuadrotorDynamics:
     @ground_z.setter
     def ground_z(self, value: float) -> None:
         self._ground_z = float(value)
-        self._cache_params = None  # the compiled loop holds a copy
+        self._cache_params = None  # the kernel holds a copy
 
     @property
     def params(self) -> RotorParams:

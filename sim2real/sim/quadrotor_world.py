@@ -104,7 +104,7 @@ class QuadrotorWorld(PhysicsWorld):
         self._queue.clear()
 
     def _issue(self, cmd: np.ndarray | list[float]) -> None:
-        if type(cmd) is list:  # the env's float path: 4 floats (``active`` is built on demand)
+        if type(cmd) is list:  # 4 floats (``active`` is built on demand)
             if len(cmd) != 4:
                 return
             self._active, self._active_list = None, cmd
@@ -160,19 +160,6 @@ class QuadrotorWorld(PhysicsWorld):
                 self.base_state = (count, self.robot_id, state)
             if capture is not None and k == capture_at:
                 capture()
-
-    def _activate_due(self, count: int) -> None:
-        """:meth:`PhysicsWorld._activate_due`; a per-motor list command (the env's float path)
-        goes straight to the rotors (what ``active``'s setter and :meth:`_issue` do with it)."""
-        queue = self._queue
-        while queue and queue[0][0] <= count:
-            cmd = queue.popleft()[1]
-            if self.mode == "motor" and type(cmd) is list and len(cmd) == 4 and self.rotors is not None:
-                self._active, self._active_list = None, cmd
-                self.rotors.command_rpm(cmd)
-            else:
-                self.active = cmd
-                self._issue(cmd)
 
     def _rotor_step(self, extra_force: Sequence[float] | None = None,
                     extra_torque: Sequence[float] | None = None) -> None:
