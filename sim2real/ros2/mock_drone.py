@@ -33,6 +33,8 @@ HEARTBEAT_TIMEOUT_S = 0.5
 
 
 def _quat_mul_rates(q: np.ndarray, w: np.ndarray, dt: float) -> np.ndarray:
+    """``q`` (xyzw) advanced by body rates ``w`` (3,) rad/s over ``dt`` s (first order, renormalised;
+    numpy: the deployment install has no SciPy)."""
     x, y, z, s = q
     p, qq, r = w
     dq = 0.5 * np.array([s * p + y * r - z * qq, s * qq + z * p - x * r, s * r + x * qq - y * p, -x * p - y * qq - z * r])

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 import mujoco
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from sim2real.robots import RobotDescription
 from sim2real.ros2.drone import DroneModel
@@ -178,7 +179,7 @@ class QuadrotorDynamics:
         ``rotor_rpm`` (default: the hover speed)."""
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[:3] = position
-        self.data.qpos[3:7] = [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+        self.data.qpos[3:7] = Rotation.from_euler("z", yaw).as_quat(scalar_first=True)  # MuJoCo: wxyz
         rpm = self.frame.hover_rpm if rotor_rpm is None else rotor_rpm
         self.rpm[:] = self.rpm_cmd[:] = min(rpm, self.frame.max_rpm)
         self._apply()
