@@ -3,14 +3,14 @@ episode, and what that buys in control, in range and beyond the training ranges,
 
 Task: quadrotor hover with collective thrust + body rates (``sim2real/QuadrotorHoverRates-v0``)
 under ``configs/sysid/up_quadrotor_profile.yaml`` (payload mass, centre-of-mass shift, thrust
-coefficient, motor lag, constant wind). Per seed ``s`` the benchmark needs (``--train`` makes the
-missing ones with the shipped configs, one after the other):
+coefficient, motor lag, constant wind). It needs, for every seed ``s`` (``--train`` makes the
+missing ones with these commands, one after the other):
 
-    sim2real train configs/sysid/plain_quadrotor.yaml    --seed s --out RUNS/seed_s/plain     # plain DR π(o)
-    sim2real train configs/sysid/up_quadrotor.yaml       --seed s --out RUNS/seed_s/up        # universal π(o, μ)
-    sim2real train configs/sysid/rma_base_quadrotor.yaml --seed s --out RUNS/seed_s/rma_base  # RMA phase 1 π(o, e(μ))
-    sim2real osi configs/sysid/osi_quadrotor.yaml  (universal_policy RUNS/seed_s/up, seed s)   -> RUNS/seed_s/osi
-    sim2real osi configs/sysid/rma_quadrotor.yaml  (base_policy RUNS/seed_s/rma_base, seed s) -> RUNS/seed_s/rma
+    sim2real train configs/sysid/plain_quadrotor.yaml    --seeds 0,1,2 --out RUNS/plain     # plain DR π(o)
+    sim2real train configs/sysid/up_quadrotor.yaml       --seeds 0,1,2 --out RUNS/up        # universal π(o, μ)
+    sim2real train configs/sysid/rma_base_quadrotor.yaml --seeds 0,1,2 --out RUNS/rma_base  # RMA phase 1 π(o, e(μ))
+    sim2real osi configs/sysid/osi_quadrotor.yaml   # universal_policy RUNS/up/seed_s, seed s, out RUNS/osi/seed_s
+    sim2real osi configs/sysid/rma_quadrotor.yaml   # base_policy RUNS/rma_base/seed_s, seed s, out RUNS/rma/seed_s
 
 Then every controller flies the same episodes (episode seeds 30000+i: the same parameter draws for
 all) in two scenarios, the training profile ("in range") and
@@ -67,26 +67,28 @@ def _done(run: Path) -> bool:
 
 
 def train_missing(runs: Path, seeds: list[int], log: Callable[[str], None]) -> None:
-    """Make the runs the evaluation needs (sequentially; each is skipped when it exists)."""
+    """Make the runs the evaluation needs (sequentially; a finished run is kept)."""
     import yaml
 
-    for s in seeds:
-        d = runs / f"seed_{s}"
-        for name, cfg in TASK["train"].items():
-            if not _done(d / name):
-                log(f"train {name} seed {s}")
-                subprocess.run([sys.executable, "-m", "sim2real", "train", str(cfg), "--seed", str(s),
-                                "--out", str(d / name), "--no-progress"], check=True, cwd=ROOT)
-        for name, (cfg, key, policy) in TASK["osi"].items():
-            if _done(d / name):
+    for name, cfg in TASK["train"].items():
+        todo = [s for s in seeds if not _done(runs / name / f"seed_{s}")]
+        if todo:
+            log(f"train {name} seeds {todo}")
+            resume = ["--resume"] if (runs / name).exists() else []
+            subprocess.run([sys.executable, "-m", "sim2real", "train", str(cfg), "--seeds", ",".join(map(str, todo)),
+                            "--out", str(runs / name), "--no-progress", *resume], check=True, cwd=ROOT)
+    for name, (cfg, key, policy) in TASK["osi"].items():
+        for s in seeds:
+            out = runs / name / f"seed_{s}"
+            if _done(out):
                 continue
             raw = yaml.safe_load(cfg.read_text())
-            raw.update({key: str(d / policy), "seed": s, "out": str(d / name)})
+            raw.update({key: str(runs / policy / f"seed_{s}"), "seed": s, "out": str(out)})
             prof = raw.get("profile")
             if isinstance(prof, str) and (cfg.parent / prof).is_file():
                 raw["profile"] = str((cfg.parent / prof).resolve())
-            d.mkdir(parents=True, exist_ok=True)
-            tmp = d / f"{name}_config.yaml"
+            (runs / name).mkdir(parents=True, exist_ok=True)
+            tmp = runs / name / f"seed_{s}.yaml"
             tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
             log(f"{name} seed {s}")
             subprocess.run([sys.executable, "-m", "sim2real", "osi", str(tmp), "--quiet"], check=True, cwd=ROOT)
@@ -100,6 +102,10 @@ def ci95(values: list[float]) -> tuple[float, float]:
     if len(v) < 2:
         return float(v.mean()), float("nan")
     return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else float("nan")
 
 
 def fmt(values: list[float], digits: int = 2) -> str:
@@ -257,8 +263,9 @@ class RLSUniversal(Universal):
         return mu
 
 
-def rma_parts(d: Path, env: Any) -> tuple[RMAController, Callable[[dict[str, Any]], np.ndarray]]:
-    """The RMA controller of run ``d`` (phase 2 output) and the true ``z = e(μ)`` of an episode."""
+def rma_parts(rma: Path, rma_base: Path) -> tuple[RMAController, Callable[[dict[str, Any]], np.ndarray]]:
+    """The RMA controller of phase-2 output ``rma`` and the true ``z = e(μ)`` of an episode under
+    the phase-1 run ``rma_base``."""
     import torch
 
     from sim2real.sysid.rma import true_z
@@ -267,27 +274,28 @@ def rma_parts(d: Path, env: Any) -> tuple[RMAController, Callable[[dict[str, Any
 
     import yaml
 
-    files = json.loads((d / "rma" / "osi.json").read_text())["files"]
+    files = json.loads((rma / "osi.json").read_text())["files"]
     history = int(yaml.safe_load(Path(files["sidecar"]).read_text())["observation"]["history"])
     ctrl = RMAController(torch.jit.load(files["policy"]), torch.jit.load(files["adaptation"]), history)
-    base = build_module(load_policy(d / "rma_base"))
+    base = build_module(load_policy(rma_base))
     return ctrl, lambda ep: true_z(base, ep["mu"][None])[0]
 
 
-def load_controllers(d: Path, env: Any) -> tuple[dict[str, Controller], dict[str, Any]]:
-    """Controllers of one seed's runs in ``d`` and what the error curves need."""
+def load_controllers(runs: Path, seed: int, env: Any) -> tuple[dict[str, Controller], dict[str, Any]]:
+    """Controllers of seed ``seed``'s runs under ``runs`` and what the error curves need."""
+    d = {name: runs / name / f"seed_{seed}" for name in ("plain", "up", "rma_base", "osi", "rma")}
     import torch
     import yaml
 
     from sim2real.train.export import build_module
     from sim2real.train.policy import load_policy
 
-    up = build_module(load_policy(d / "up"))
-    osi_report = json.loads((d / "osi" / "osi.json").read_text())
+    up = build_module(load_policy(d["up"]))
+    osi_report = json.loads((d["osi"] / "osi.json").read_text())
     osi = torch.jit.load(osi_report["files"]["osi"])
     h_osi = int(yaml.safe_load(Path(osi_report["files"]["sidecar"]).read_text())["observation"]["history"])
     ctrls: dict[str, Controller] = {
-        "plain DR": Plain(build_module(load_policy(d / "plain"))),
+        "plain DR": Plain(build_module(load_policy(d["plain"]))),
         "universal + true μ": Universal(up, lambda c, mu: mu),
         "universal + μ̄": Universal(up, lambda c, mu: np.zeros_like(mu)),
         "UP-OSI": Universal(up, osi_mu(osi), history=h_osi),
@@ -297,7 +305,7 @@ def load_controllers(d: Path, env: Any) -> tuple[dict[str, Controller], dict[str
     extra: dict[str, Any] = {"theta": {"truth": lambda ep: thrust_to_mass(env, ep["randomization"]),
                                        "from_mu": lambda mu: thrust_to_mass_from_mu(env, mu)}}
     ctrls["universal + RLS"] = RLSUniversal(up, env)
-    ctrls["RMA"], extra["z"] = rma_parts(d, env)
+    ctrls["RMA"], extra["z"] = rma_parts(d["rma"], d["rma_base"])
     return ctrls, extra
 
 
@@ -308,7 +316,7 @@ def main() -> int:
     from sim2real.sysid.upenv import make_up_env
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", default="runs/online_id", help="folder with seed_<s>/{plain,up,rma_base,osi,rma}")
+    ap.add_argument("--runs", default="runs/online_id", help="folder with {plain,up,rma_base,osi,rma}/seed_<s>")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--train", action="store_true", help="train / fit the missing runs first (hours of CPU)")
     ap.add_argument("--episodes", type=int, default=30, help="episodes per controller, scenario and seed")
@@ -330,7 +338,7 @@ def main() -> int:
     scenarios = {"in range": TASK["profile"], "out of range": TASK["outside"]}
     per_seed: dict[int, Any] = {}
     for s in args.seeds:
-        ctrls, extra = load_controllers(runs / f"seed_{s}", env)
+        ctrls, extra = load_controllers(runs, s, env)
         res: dict[str, Any] = {"success": {}, "return": {}, "errors": {}}
         for scen, prof in scenarios.items():
             env.get_wrapper_attr("set_profile")(str(prof))
@@ -363,7 +371,7 @@ def main() -> int:
     print("\nestimation error / mean-guess error vs time since reset (in range; target ≤ 0.33 at 1 s)")
     rows = []
     for key in per_seed[args.seeds[0]]["errors"]:
-        ratios = [[per_seed[s]["errors"][key]["error"][i] / per_seed[s]["errors"][key]["mean_guess"][i]
+        ratios = [[_ratio(per_seed[s]["errors"][key]["error"][i], per_seed[s]["errors"][key]["mean_guess"][i])
                    for s in args.seeds] for i in range(len(steps))]
         rows.append((key, *[fmt(r) for r in ratios]))
     print(table(rows, ("estimate", *[f"{tau:g} s" for tau in TIMES_S])))
