@@ -22,7 +22,8 @@ shown to the universal policy is clipped to the training range there, as the UP 
 * ``universal + μ̄``: shown the middle of the range (how much it uses μ);
 * ``UP-OSI``: shown μ̂ of the iterated OSI network from the first step on (never the true μ);
 * ``universal + RLS``: shown μ̂ built from the recursive-least-squares thrust-to-mass estimate
-  (mass at the training mean, thrust coefficient from the estimated ratio, the rest at the middle);
+  (the payload mass / thrust coefficient pair nearest the middle of their ranges that implies it,
+  the rest at the middle);
 * ``RMA``: the exported RMA policy (adaptation module + base policy, one TorchScript module).
 
 Estimation error vs time since reset (in-range episodes): UP-OSI's μ̂ (RMS over components,
@@ -229,9 +230,10 @@ def error_curve(episodes: list[dict[str, Any]], key: str, truth: Callable[[dict[
 
 
 class RLSUniversal(Universal):
-    """The universal policy shown μ̂ from the RLS thrust-to-mass estimate θ̂: payload mass at the
-    middle of its range, thrust coefficient kf = θ̂·m̄/(4·max_rpm²), the other components at the
-    middle."""
+    """The universal policy shown μ̂ from the RLS thrust-to-mass estimate θ̂ = 4·kf·max_rpm²/m:
+    of the (payload mass, kf) pairs in the training ranges that imply θ̂, the one nearest the
+    middle of both ranges (normalised units); when none does, the pair whose θ is nearest θ̂.
+    The other components at the middle."""
 
     def __init__(self, pi: Any, env: Any) -> None:
         from sim2real.sysid.rls import ThrustToMassRLS
@@ -242,10 +244,10 @@ class RLSUniversal(Universal):
         kinds = {n: e.param for n, e in env.unwrapped.profile.entries.items()}
         self.i_mass = next(i for i, c in enumerate(comps) if kinds[c[0]] == "link_mass")
         self.i_kf = next(i for i, c in enumerate(comps) if kinds[c[0]] == "model_param" and c[1] == "kf")
-        self.m_mid = 0.5 * (comps[self.i_mass][2] + comps[self.i_mass][3])
-        self.kf_range = comps[self.i_kf][2:4]
+        self.mass_range, self.kf_range = comps[self.i_mass][2:4], comps[self.i_kf][2:4]
         self.max_rpm = float(env.unwrapped.robot.model_params["max_rpm"])
         self.k = len(comps)
+        self._grid = np.linspace(-1.0, 1.0, 401)  # normalised payload mass
 
     def reset(self, base: np.ndarray) -> None:
         super().reset(base)
@@ -255,10 +257,16 @@ class RLSUniversal(Universal):
         if self.prev is not None:
             self.rls.update(self.prev[0], self.prev[1], self.hist[-1])
         theta = float(self.rls.theta)
-        kf = theta * self.m_mid / (4.0 * self.max_rpm ** 2)
-        lo, hi = self.kf_range
+        (m_lo, m_hi), (k_lo, k_hi) = self.mass_range, self.kf_range
+        mass = m_lo + (self._grid + 1.0) / 2.0 * (m_hi - m_lo)
+        mu_kf = 2.0 * (theta * mass / (4.0 * self.max_rpm ** 2) - k_lo) / (k_hi - k_lo) - 1.0
+        feasible = np.abs(mu_kf) <= 1.0
+        if feasible.any():
+            i = int(np.argmin(np.where(feasible, self._grid ** 2 + mu_kf ** 2, np.inf)))
+        else:  # beyond the representable ratios: the corner nearest θ̂
+            i = int(np.argmin(np.abs(np.abs(mu_kf) - 1.0)))
         mu = np.zeros(self.k)
-        mu[self.i_kf] = 2.0 * (kf - lo) / (hi - lo) - 1.0
+        mu[self.i_mass], mu[self.i_kf] = self._grid[i], float(np.clip(mu_kf[i], -1.0, 1.0))
         self.estimate = {"theta": theta}
         return mu
 

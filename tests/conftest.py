@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def load_benchmark():
-    """``load_benchmark("osi")`` imports ``benchmarks/osi.py`` as a module (the scripts are not a package)."""
+    """``load_benchmark("online_id")`` imports ``benchmarks/online_id.py`` as a module (the scripts are not a package)."""
     def load(name: str):
         spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)

@@ -13,20 +13,13 @@ from sim2real.errors import EnvError
 from sim2real.sysid.osi import (OSIConfig, OSIData, UPOSIPolicy, collect, export_up_osi, fit_osi, online_error,
                                 osi_error)
 from sim2real.sysid.upenv import make_up_env
+from sysid_fixtures import one_thread, plain_up_run  # noqa: F401 (one_thread: a fixture)
 
 PROFILE = {"params": {
     "link_mass": {"distribution": "uniform", "low": 0.5, "high": 2.0, "shared": True},
     "motor_strength": {"distribution": "uniform", "low": 0.02, "high": 0.3, "shared": True},
     "observation_noise": {"distribution": "constant", "value": 0.001},
 }}
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_up_env_appends_normalised_mu() -> None:
@@ -80,12 +73,16 @@ def test_osi_regression_beats_mean(tmp_path: Path, one_thread) -> None:
     assert list(data.step) == list(range(1, 13))
     np.testing.assert_allclose(data.X[0, :27 * 3], np.tile(obs0[:27], 3), atol=1e-6)
     assert osi_error(net, test, min_step=12)["mse"] >= 0 and len(err["rmse_per_dim"]) == 2
-    with pytest.raises(ValueError, match="no samples with step >= 13"):
-        osi_error(net, test, min_step=13)
+    late = osi_error(net, test, min_step=13)  # no window that long: no number, and says so
+    assert late["samples"] == 0 and np.isnan(late["mse"]) and np.isnan(late["mae"]) and len(late["rmse_per_dim"]) == 2
+    assert err["samples"] == len(test) == 20 * 12
     # online error: held-out episodes with the net's own μ̂ in the loop, full windows (step >= H)
     on = online_error(env, lambda o: np.zeros(7), net, 2, seed=1000)
     again, _ = collect(env, lambda o: np.zeros(7), 2, history=4, osi=net, seed=1000)
     assert on["mse"] == pytest.approx(osi_error(net, again, min_step=4)["mse"]) and on["success"] in (0.0, 0.5, 1.0)
+    assert on["samples"] == 2 * (12 - 4 + 1)
+    never = online_error(env, lambda o: np.zeros(7), net, 2, seed=1000, min_step=13)  # no episode lasts 13 steps
+    assert never["samples"] == 0 and np.isnan(never["mse"]) and never["success"] == on["success"]
     # random_mu: π sees one uniform μ per episode, unrelated to the (recorded) true μ
     seen.clear()
     data, _ = collect(env, lambda o: (seen.append(o[-2:].copy()), np.zeros(7))[1], 2, history=4, random_mu=True, seed=7)
@@ -139,16 +136,10 @@ def test_shorter_history_is_the_tail_of_a_longer_one() -> None:
 def test_osi_cli_tiny(tmp_path: Path, one_thread, capsys) -> None:
     """`sim2real osi CONFIG` end to end around a (untrained, tiny) universal policy run directory."""
     import yaml
-    from stable_baselines3 import PPO
 
     from sim2real.cli.main import main
 
-    run = tmp_path / "up_run"
-    run.mkdir()
-    env = make_up_env("sim2real/KukaReach-v0", profile=PROFILE, max_episode_steps=6)
-    PPO("MlpPolicy", env, n_steps=8, batch_size=8, policy_kwargs={"net_arch": [8]}, seed=0).save(str(run / "model.zip"))
-    env.close()
-    (run / "run.yaml").write_text("algo: ppo\n")
+    plain_up_run(tmp_path / "up_run", PROFILE)
     cfg = tmp_path / "osi.yaml"
     cfg.write_text(yaml.safe_dump({
         "universal_policy": "up_run", "env": "sim2real/KukaReach-v0", "profile": PROFILE,
@@ -167,35 +158,16 @@ def test_osi_cli_tiny(tmp_path: Path, one_thread, capsys) -> None:
     module = torch.jit.load(str(out / "up_osi.pt"))
     assert module(torch.zeros(2, 81)).shape == (2, 7)
     assert not (tmp_path / "unused").exists()
+    assert [r["eval_full_windows"] for r in report["iterations"]] == [2 * 4] * 2  # windows of >= 3 steps, 2 x 6 steps
+    # every held-out episode shorter than H (6 steps < 8): the run finishes, its error is no number
+    cfg.write_text(yaml.safe_dump({**yaml.safe_load(cfg.read_text()), "history": 8, "iterations": 1}))
+    assert main(["osi", str(cfg), "--out", str(tmp_path / "short"), "--quiet"]) == 0
+    row = __import__("json").loads((tmp_path / "short" / "osi.json").read_text())["iterations"][0]
+    assert row["eval_full_windows"] == 0 and np.isnan(row["eval_mse"]) and np.all(np.isnan(row["eval_rmse_per_dim"]))
+    assert row["samples"] == 3 * 6 and np.isfinite(row["mean_baseline_mse"])
+    assert torch.jit.load(str(tmp_path / "short" / "up_osi.pt"))(torch.zeros(1, 8 * 27)).shape == (1, 7)
+    capsys.readouterr()
     # a bad config is one error line, exit 2
     cfg.write_text("universal_policy: up_run\nhistory: -1\n")
     assert main(["osi", str(cfg)]) == 2
     assert "history: expected an integer >= 1" in capsys.readouterr().err
-
-
-def test_benchmark_scenarios_match_the_shipped_up_profile(load_benchmark) -> None:
-    """Every out-of-range scenario of benchmarks/osi.py moves one μ entry of up_arm_profile.yaml
-    outside its training range, and the UP env shows exactly those 4 shared parameters."""
-    import yaml
-
-    root = Path(__file__).resolve().parents[1]
-    bench = load_benchmark("osi")
-    base = yaml.safe_load((root / "configs" / "sysid" / "up_arm_profile.yaml").read_text())
-    env = make_up_env("sim2real/KukaReach-v0", profile=base, max_episode_steps=5)
-    assert [c[0] for c in env.get_wrapper_attr("components")] == ["motor_strength", "joint_damping", "link_mass",
-                                                                 "action_latency"]
-    for name, change in bench.SCENARIOS.items():
-        prof = bench.scenario_profile(base, change)
-        for entry, (lo, hi) in change.items():
-            train = base["params"][entry]
-            assert hi < train["low"] or lo > train["high"], name
-            assert prof["params"][entry]["low"] == lo and prof["params"][entry]["high"] == hi
-        env.get_wrapper_attr("set_profile")(prof)
-        _, info = env.reset(seed=1)
-        if change:  # the shown μ of an out-of-range entry is clipped to the edge of the training range
-            i = [c[0] for c in env.get_wrapper_attr("components")].index(next(iter(change)))
-            assert abs(info["mu"][i]) == 1.0
-    assert base["params"]["motor_strength"]["low"] == 0.3  # scenario_profile copies, never mutates
-    with pytest.raises(KeyError, match="not in the training profile"):
-        bench.scenario_profile(base, {"armature": (1.0, 2.0)})
-    env.close()
