@@ -16,6 +16,7 @@ from sim2real.sysid.rma import (AdaptationModule, PrivilegedEncoder, RMAConfig, 
                                 fit_adaptation, load_rma, true_z, z_error)
 from sim2real.sysid.upenv import make_up_env
 from sim2real.sysid.windows import OSIData
+from sysid_fixtures import one_thread, plain_up_run  # noqa: F401 (one_thread: a fixture)
 
 # weak motors: the arm's response to the policy's actions shows mass and motor strength
 PROFILE = {"params": {
@@ -25,14 +26,6 @@ PROFILE = {"params": {
 }}
 D = 27  # KUKA reach observation (20) + previous action (7)
 STEPS = 12
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -269,14 +262,7 @@ def test_rma_cli_tiny_and_config_errors(base_run: Path, tmp_path: Path, one_thre
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and msg in err[0], err
     # a base policy without the privileged encoder
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    from stable_baselines3 import PPO
-
-    env = make_up_env("sim2real/KukaReach-v0", profile=PROFILE, max_episode_steps=6)
-    PPO("MlpPolicy", env, n_steps=8, batch_size=8, policy_kwargs={"net_arch": [8]}, seed=0).save(str(plain / "model.zip"))
-    env.close()
-    (plain / "run.yaml").write_text("algo: ppo\n")
+    plain = plain_up_run(tmp_path / "plain", PROFILE)
     cfg.write_text(yaml.safe_dump({**raw, "base_policy": str(plain)}))
     assert main(["osi", str(cfg)]) == 2
     assert "not PrivilegedEncoder" in capsys.readouterr().err

@@ -31,7 +31,8 @@ import torch.nn as nn
 
 from sim2real._io import atomic_write_bytes, atomic_write_text, atomic_write_yaml, read_yaml_file
 from sim2real.errors import ConfigError
-from sim2real.sysid.windows import OSIData, rollout_windows
+from sim2real.sysid.online_config import OnlineIDConfig, build_config, read_config
+from sim2real.sysid.windows import OSIData, full_window_errors, rollout_windows
 
 __all__ = ["OSINet", "OSIData", "collect", "fit_osi", "osi_error", "online_error", "UPOSIPolicy", "export_up_osi",
            "OSIConfig", "run_osi", "load_config", "run", "history_sidecar"]
@@ -124,17 +125,13 @@ def fit_osi(data: OSIData, *, net: OSINet | None = None, hidden: Sequence[int] =
 
 
 def osi_error(net: OSINet, data: OSIData, min_step: int = 0) -> dict[str, Any]:
-    """Error of μ̂ on ``data`` (windows with ``step >= min_step``), normalised units:
-    ``mse``, ``mae`` (scalars) and ``rmse_per_dim`` (list, one per μ component)."""
-    if min_step:
-        data = data.select(data.steps() >= min_step)
-    if not len(data):
-        raise ValueError(f"no samples with step >= {min_step}")
+    """Error of μ̂ on ``data`` (windows with ``step >= min_step``), normalised units: ``mse``,
+    ``mae`` (scalars), ``rmse_per_dim`` (list, one per μ component) and ``samples`` (windows
+    scored; the errors are NaN when there is none), :func:`~sim2real.sysid.windows.full_window_errors`."""
     with torch.no_grad():
         pred = net(torch.as_tensor(data.X)).numpy()
-    err = pred - data.Y
-    return {"mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err))),
-            "rmse_per_dim": np.sqrt(np.mean(err ** 2, axis=0)).tolist()}
+    out = full_window_errors(pred - data.Y, data.steps(), min_step)
+    return {k: out[k] for k in ("mse", "mae", "rmse_per_dim", "samples")}
 
 
 def online_error(env: Any, policy: Policy, net: OSINet, episodes: int, seed: int = 10_000,
@@ -144,7 +141,8 @@ def online_error(env: Any, policy: Policy, net: OSINet, episodes: int, seed: int
     (part of the history) then depend on the true μ and OSI can read μ off them.
 
     :param min_step: score windows with at least this many steps (default: the net's history)
-    :returns: :func:`osi_error` keys + ``success`` (last-step success rate of those episodes)
+    :returns: :func:`osi_error` keys (NaN errors and ``samples`` 0 when no episode lasts
+        ``min_step`` steps) + ``success`` (last-step success rate of those episodes)
     """
     hist = net.net[0].in_features // (int(env.observation_space.shape[0]) - int(env.get_wrapper_attr("mu_dim")))
     data, stats = collect(env, policy, episodes, hist, osi=net, seed=seed)
@@ -210,52 +208,26 @@ def history_sidecar(env: Any, env_id: str, history: int, loaded: Any, block: str
     return json.loads(json.dumps(side, default=float))  # plain floats for YAML
 
 
-@dataclass
-class OSIConfig:
-    """``configs/sysid/osi_*.yaml``: the UP-OSI loop around a trained universal policy."""
+@dataclass(kw_only=True)
+class OSIConfig(OnlineIDConfig):
+    """``configs/sysid/osi_*.yaml``: the UP-OSI loop around a trained universal policy (shared
+    fields: :class:`~sim2real.sysid.online_config.OnlineIDConfig`)."""
 
     universal_policy: str                 # run directory (or model zip) of `sim2real train` on a UP env
     method: str = "up_osi"                # `rma`: sim2real.sysid.rma.RMAConfig (see load_config)
-    env: str = "sim2real/KukaReach-v0"    # base env id (the UP env adds previous action + μ)
-    profile: str | dict = "peng2018_arm"
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
     history: int = 8
-    iterations: int = 3
-    episodes: int = 40                    # per iteration
-    eval_episodes: int = 20
-    epochs: int = 60
     hidden: list[int] = field(default_factory=lambda: [256, 128])
-    seed: int = 0
     out: str = "runs/osi"
 
     @staticmethod
     def load(path: str | Path) -> "OSIConfig":
-        file = str(path)
-        raw = read_yaml_file(file, what="config")
-        if not isinstance(raw, dict):
-            raise ConfigError("expected a mapping", file=file)
-        known = set(OSIConfig.__dataclass_fields__)
-        for key in raw:
-            if key not in known:
-                raise ConfigError(f"unknown key; expected one of {sorted(known)}", file=file, path=(key,))
+        file, raw = read_config(path, OSIConfig)
         if raw.get("method", "up_osi") != "up_osi":
             raise ConfigError(f"expected up_osi here, got {raw['method']!r} (load_config reads every method)",
                               file=file, path=("method",))
-        if "universal_policy" not in raw:
-            raise ConfigError("missing required key (run directory of the universal policy)", file=file,
-                              path=("universal_policy",))
-        for key in ("history", "iterations", "episodes", "eval_episodes", "epochs"):
-            if key in raw and (not isinstance(raw[key], int) or raw[key] < 1):
-                raise ConfigError(f"expected an integer >= 1, got {raw[key]!r}", file=file, path=(key,))
-        cfg = OSIConfig(**raw)
-        base = Path(file).parent
-        if not Path(cfg.universal_policy).is_absolute() and not Path(cfg.universal_policy).exists():
-            cfg.universal_policy = str((base / cfg.universal_policy).resolve())
-        prof = cfg.profile
-        if isinstance(prof, str) and Path(prof).suffix in (".yaml", ".yml") and not Path(prof).is_absolute() \
-                and (base / prof).is_file():  # a profile file next to the config (as in run configs)
-            cfg.profile = str((base / prof).resolve())
-        return cfg
+        return build_config(OSIConfig, raw, file, policy_key="universal_policy",
+                            policy_what="run directory of the universal policy",
+                            counts=("history", "iterations", "episodes", "eval_episodes", "epochs"))
 
 
 def run_osi(cfg: OSIConfig, progress: bool = True) -> dict[str, Any]:
@@ -283,12 +255,13 @@ def run_osi(cfg: OSIConfig, progress: bool = True) -> dict[str, Any]:
         data, stats = collect(env, act, cfg.episodes, cfg.history, osi=net, seed=cfg.seed + it * cfg.episodes)
         parts.append(data)
         net = fit_osi(OSIData.concat(parts), hidden=cfg.hidden, epochs=cfg.epochs, seed=cfg.seed)
-        # held-out draws (seeds 10000+), μ̂ of this net in the loop, full windows only
+        # held-out draws (seeds 10000+), μ̂ of this net in the loop, full windows only (NaN if none)
         err = online_error(env, act, net, cfg.eval_episodes, seed=10_000 + cfg.seed)
         eval_mu = np.asarray([env.reset(seed=10_000 + cfg.seed + e)[1]["mu"] for e in range(cfg.eval_episodes)])
         baseline = float(np.mean((eval_mu - OSIData.concat(parts).Y.mean(0)) ** 2))
         row = {"iteration": it, "samples": int(sum(len(p) for p in parts)), "eval_mse": err["mse"],
-               "eval_rmse_per_dim": err["rmse_per_dim"], "eval_success_osi": err["success"],
+               "eval_rmse_per_dim": err["rmse_per_dim"], "eval_full_windows": err["samples"],
+               "eval_success_osi": err["success"],
                "mean_baseline_mse": baseline,
                "collect_success": float(np.mean([s["success"] for s in stats]))}
         report["iterations"].append(row)

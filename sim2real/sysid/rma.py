@@ -38,8 +38,9 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from sim2real._io import atomic_write_bytes, atomic_write_text, atomic_write_yaml, read_yaml_file
 from sim2real.errors import ConfigError
+from sim2real.sysid.online_config import OnlineIDConfig, build_config, read_config
 from sim2real.sysid.osi import fit_osi, history_sidecar
-from sim2real.sysid.windows import OSIData, error_by_step, rollout_windows
+from sim2real.sysid.windows import OSIData, error_by_step, full_window_errors, rollout_windows
 
 #: The paper's convolutions for H = 50: (channels, kernel, stride) per layer.
 PAPER_CONV: tuple[tuple[int, int, int], ...] = ((32, 8, 4), (32, 5, 1), (32, 5, 1))
@@ -194,15 +195,10 @@ def z_error(adaptation: nn.Module, pi: nn.Module, data: OSIData, min_step: int =
         z_hat = adaptation(torch.as_tensor(data.X)).numpy()
     err = z_hat - z
     ref = z.mean(0) if reference is None else np.asarray(reference)
-    keep = data.steps() >= min_step
-    if not keep.any():  # e.g. every episode ended before min_step: no number rather than a wrong one
-        nan = float("nan")
-        return {"rmse": nan, "rmse_per_dim": [nan] * z.shape[1], "mean_guess_rmse": nan, "samples": 0,
-                "by_step": error_by_step(err, data.steps(), baseline=z - ref)}
-    return {"rmse": float(np.sqrt(np.mean(err[keep] ** 2))),
-            "rmse_per_dim": np.sqrt(np.mean(err[keep] ** 2, axis=0)).tolist(),
-            "mean_guess_rmse": float(np.sqrt(np.mean((z[keep] - ref) ** 2))), "samples": int(keep.sum()),
-            "by_step": error_by_step(err, data.steps(), baseline=z - ref)}
+    scored = full_window_errors(err, data.steps(), min_step)
+    return {"rmse": scored["rmse"], "rmse_per_dim": scored["rmse_per_dim"],
+            "mean_guess_rmse": full_window_errors(z - ref, data.steps(), min_step)["rmse"],
+            "samples": scored["samples"], "by_step": error_by_step(err, data.steps(), baseline=z - ref)}
 
 
 def fit_adaptation(data: OSIData, pi: nn.Module, *, embed: int = 32, conv: Sequence[Sequence[int]] = PAPER_CONV,
@@ -249,66 +245,45 @@ def load_rma(out: str | Path) -> tuple[nn.Module, nn.Module, int]:
     return phi, build_module(load_policy(side["source"])), int(side["observation"]["history"])
 
 
-@dataclass
-class RMAConfig:
-    """``configs/sysid/rma_*.yaml`` (``method: rma``): phase 2 around a phase-1 base policy."""
+@dataclass(kw_only=True)
+class RMAConfig(OnlineIDConfig):
+    """``configs/sysid/rma_*.yaml`` (``method: rma``): phase 2 around a phase-1 base policy
+    (shared fields: :class:`~sim2real.sysid.online_config.OnlineIDConfig`)."""
 
     base_policy: str                      # run directory of `sim2real train` with the PrivilegedEncoder
     method: str = "rma"
-    env: str = "sim2real/KukaReach-v0"    # base env id (the UP env adds previous action + μ)
-    profile: str | dict = "peng2018_arm"  # the base policy's training profile (same μ layout)
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
     history: int = 50
-    iterations: int = 3
-    episodes: int = 40                    # per iteration
-    eval_episodes: int = 20
-    epochs: int = 60
     embed: int = 32
     conv: list[list[int]] = field(default_factory=lambda: [list(c) for c in PAPER_CONV])
     lr: float = 1e-3
     batch_size: int = 256
-    seed: int = 0
     out: str = "runs/rma"
 
     @staticmethod
     def load(path: str | Path) -> "RMAConfig":
-        file = str(path)
-        raw = read_yaml_file(file, what="config")
-        if not isinstance(raw, dict):
-            raise ConfigError("expected a mapping", file=file)
-        known = set(RMAConfig.__dataclass_fields__)
-        for key in raw:
-            if key not in known:
-                raise ConfigError(f"unknown key; expected one of {sorted(known)}", file=file, path=(key,))
+        file, raw = read_config(path, RMAConfig)
         if raw.get("method") != "rma":
             raise ConfigError(f"expected rma, got {raw.get('method')!r}", file=file, path=("method",))
-        if not isinstance(raw.get("base_policy"), str):
-            raise ConfigError("missing required key (run directory of the phase-1 base policy)", file=file,
-                              path=("base_policy",))
-        for key in ("history", "iterations", "episodes", "eval_episodes", "epochs", "embed", "batch_size"):
-            if key in raw and (isinstance(raw[key], bool) or not isinstance(raw[key], int) or raw[key] < 1):
-                raise ConfigError(f"expected an integer >= 1, got {raw[key]!r}", file=file, path=(key,))
-        if "lr" in raw and (isinstance(raw["lr"], bool) or not isinstance(raw["lr"], (int, float)) or not raw["lr"] > 0):
-            raise ConfigError(f"expected a number > 0, got {raw['lr']!r}", file=file, path=("lr",))
-        conv = raw.get("conv", [list(c) for c in PAPER_CONV])
-        if not (isinstance(conv, list) and conv and all(
-                isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                                                            for v in c) for c in conv)):
-            raise ConfigError(f"expected a list of [channels, kernel, stride] (integers >= 1), got {conv!r}",
-                              file=file, path=("conv",))
-        history = raw.get("history", 50)
-        if conv_length(history, conv) < 1:
-            raise ConfigError(f"history {history} is too short for these conv layers (nothing left after them)",
-                              file=file, path=("conv",))
-        cfg = RMAConfig(**raw)
-        base = Path(file).parent
-        if not Path(cfg.base_policy).is_absolute() and not Path(cfg.base_policy).exists():
-            cfg.base_policy = str((base / cfg.base_policy).resolve())
-        prof = cfg.profile
-        if isinstance(prof, str) and Path(prof).suffix in (".yaml", ".yml") and not Path(prof).is_absolute() \
-                and (base / prof).is_file():  # a profile file next to the config (as in run configs)
-            cfg.profile = str((base / prof).resolve())
-        return cfg
+        return build_config(RMAConfig, raw, file, policy_key="base_policy",
+                            policy_what="run directory of the phase-1 base policy",
+                            counts=("history", "iterations", "episodes", "eval_episodes", "epochs", "embed",
+                                    "batch_size"), check=_check_networks)
+
+
+def _check_networks(raw: dict[str, Any], file: str) -> None:
+    """``lr`` and ``conv`` of an RMA config, and that ``history`` leaves the convolutions something."""
+    if "lr" in raw and (isinstance(raw["lr"], bool) or not isinstance(raw["lr"], (int, float)) or not raw["lr"] > 0):
+        raise ConfigError(f"expected a number > 0, got {raw['lr']!r}", file=file, path=("lr",))
+    conv = raw.get("conv", [list(c) for c in PAPER_CONV])
+    if not (isinstance(conv, list) and conv and all(
+            isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                                                        for v in c) for c in conv)):
+        raise ConfigError(f"expected a list of [channels, kernel, stride] (integers >= 1), got {conv!r}",
+                          file=file, path=("conv",))
+    history = raw.get("history", 50)
+    if conv_length(history, conv) < 1:
+        raise ConfigError(f"history {history} is too short for these conv layers (nothing left after them)",
+                          file=file, path=("conv",))
 
 
 def run_rma(cfg: RMAConfig, progress: bool = True) -> dict[str, Any]:

@@ -106,6 +106,22 @@ def rollout_windows(env: Any, act: WindowActor, episodes: int, history: int, *, 
     return data, stats
 
 
+def full_window_errors(err: np.ndarray, step: np.ndarray, min_step: int) -> dict[str, Any]:
+    """Statistics of ``err [N, m]`` over the windows with ``step >= min_step``: ``mse``, ``mae``,
+    ``rmse`` (scalars over samples and components), ``rmse_per_dim`` (list of m) and ``samples``
+    (windows scored). With no such window (e.g. every episode ended before ``min_step`` steps) the
+    errors are NaN and ``samples`` is 0: no number rather than one over padded windows."""
+    err = np.asarray(err, dtype=np.float64)
+    keep = np.asarray(step) >= min_step
+    if not keep.any():
+        nan = float("nan")
+        return {"mse": nan, "mae": nan, "rmse": nan, "rmse_per_dim": [nan] * err.shape[1], "samples": 0}
+    e = err[keep]
+    mse = float(np.mean(e ** 2))
+    return {"mse": mse, "mae": float(np.mean(np.abs(e))), "rmse": float(np.sqrt(mse)),
+            "rmse_per_dim": np.sqrt(np.mean(e ** 2, axis=0)).tolist(), "samples": int(keep.sum())}
+
+
 def error_by_step(err: np.ndarray, step: np.ndarray, edges: Sequence[int] = (1, 5, 10, 25, 50, 100, 200, 400),
                   baseline: np.ndarray | None = None) -> list[dict[str, float]]:
     """RMS of ``err [N, m]`` per bin of steps since reset: ``[{"from", "to", "rmse", "n"}]``
