@@ -11,13 +11,10 @@ every command the vehicle receives is finite.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -25,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-from test_ros2_e2e import domain_id
+from test_ros2_e2e import domain_id, run_with_robot
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "sysid"
@@ -99,20 +96,7 @@ def test_node_flies_the_export_against_the_mock_drone(drone_exports: dict[str, P
     proc = subprocess.Popen([sys.executable, "-m", "sim2real.ros2.mock_drone", "--domain-id", str(domain),
                              "--rate", "100", "--duration", str(DURATION), "--out", str(out)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    thread = threading.Thread(target=node.run, kwargs={"duration": 30.0}, daemon=True)
-    thread.start()
-    try:
-        _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
-        node.stop()
-        thread.join(timeout=10)
-        node.close()
-    rec: dict[str, Any] = json.loads(out.read_text())
-    assert rec["matched"]
+    rec = run_with_robot(node, proc, out, timeout=30.0)  # the vehicle matched the node and exited cleanly
     # the policy flew most of the flight (a stale-state hold mid-flight would end it early)
     assert len(seen) > 0.5 * node.rate_hz * DURATION, f"the {kind} policy stopped"
     sps = np.array(rec["setpoints"])  # t, roll, pitch, yaw (FRD), thrust_body z

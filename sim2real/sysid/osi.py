@@ -32,7 +32,7 @@ import torch.nn as nn
 from sim2real._io import atomic_write_bytes, atomic_write_text, atomic_write_yaml, read_yaml_file
 from sim2real.errors import ConfigError
 from sim2real.sysid.online_config import OnlineIDConfig, build_config, read_config
-from sim2real.sysid.windows import OSIData, full_window_errors, rollout_windows
+from sim2real.sysid.windows import OSIData, aggregate_and_fit, full_window_errors, rollout_windows
 
 __all__ = ["OSINet", "OSIData", "collect", "fit_osi", "osi_error", "online_error", "UPOSIPolicy", "export_up_osi",
            "OSIConfig", "run_osi", "load_config", "run", "history_sidecar"]
@@ -232,8 +232,6 @@ class OSIConfig(OnlineIDConfig):
 
 def run_osi(cfg: OSIConfig, progress: bool = True) -> dict[str, Any]:
     """Iterated UP-OSI training; writes ``<out>/osi.pt``, ``<out>/up_osi.pt`` (+ ``.yaml``) and ``<out>/osi.json``."""
-    from tqdm.auto import tqdm
-
     from sim2real.sysid.upenv import make_up_env
     from sim2real.train.export import build_module
     from sim2real.train.policy import load_policy
@@ -247,26 +245,21 @@ def run_osi(cfg: OSIConfig, progress: bool = True) -> dict[str, Any]:
 
     env = make_up_env(cfg.env, profile=cfg.profile, **cfg.env_kwargs)
     out = Path(cfg.out)
-    report: dict[str, Any] = {"iterations": []}
-    parts: list[OSIData] = []
-    net: OSINet | None = None
-    bar = tqdm(range(cfg.iterations), desc="UP-OSI", disable=not progress)
-    for it in bar:
-        data, stats = collect(env, act, cfg.episodes, cfg.history, osi=net, seed=cfg.seed + it * cfg.episodes)
-        parts.append(data)
-        net = fit_osi(OSIData.concat(parts), hidden=cfg.hidden, epochs=cfg.epochs, seed=cfg.seed)
+    eval_seed = 10_000 + cfg.seed
+    eval_mu = np.asarray([env.reset(seed=eval_seed + e)[1]["mu"] for e in range(cfg.eval_episodes)])
+
+    def evaluate(net: OSINet, train: OSIData) -> dict[str, Any]:
         # held-out draws (seeds 10000+), μ̂ of this net in the loop, full windows only (NaN if none)
-        err = online_error(env, act, net, cfg.eval_episodes, seed=10_000 + cfg.seed)
-        eval_mu = np.asarray([env.reset(seed=10_000 + cfg.seed + e)[1]["mu"] for e in range(cfg.eval_episodes)])
-        baseline = float(np.mean((eval_mu - OSIData.concat(parts).Y.mean(0)) ** 2))
-        row = {"iteration": it, "samples": int(sum(len(p) for p in parts)), "eval_mse": err["mse"],
-               "eval_rmse_per_dim": err["rmse_per_dim"], "eval_full_windows": err["samples"],
-               "eval_success_osi": err["success"],
-               "mean_baseline_mse": baseline,
-               "collect_success": float(np.mean([s["success"] for s in stats]))}
-        report["iterations"].append(row)
-        bar.set_postfix(mse=f"{err['mse']:.4f}", base=f"{baseline:.4f}")
-    assert net is not None
+        err = online_error(env, act, net, cfg.eval_episodes, seed=eval_seed)
+        return {"eval_mse": err["mse"], "eval_rmse_per_dim": err["rmse_per_dim"], "eval_full_windows": err["samples"],
+                "eval_success_osi": err["success"],
+                "mean_baseline_mse": float(np.mean((eval_mu - train.Y.mean(0)) ** 2))}
+
+    net, rows = aggregate_and_fit(
+        cfg.iterations, lambda net, seed: collect(env, act, cfg.episodes, cfg.history, osi=net, seed=seed),
+        lambda train: fit_osi(train, hidden=cfg.hidden, epochs=cfg.epochs, seed=cfg.seed), evaluate,
+        episodes=cfg.episodes, seed=cfg.seed, desc="UP-OSI", progress=progress, show=("eval_mse", "mean_baseline_mse"))
+    report: dict[str, Any] = {"iterations": rows}
     n_base = env.observation_space.shape[0] - int(env.get_wrapper_attr("mu_dim"))
     comps = env.get_wrapper_attr("components")
     side = history_sidecar(env, cfg.env, cfg.history, loaded, "osi", {

@@ -40,7 +40,7 @@ from sim2real._io import atomic_write_bytes, atomic_write_text, atomic_write_yam
 from sim2real.errors import ConfigError
 from sim2real.sysid.online_config import OnlineIDConfig, build_config, read_config
 from sim2real.sysid.osi import fit_osi, history_sidecar
-from sim2real.sysid.windows import OSIData, error_by_step, full_window_errors, rollout_windows
+from sim2real.sysid.windows import OSIData, aggregate_and_fit, error_by_step, full_window_errors, rollout_windows
 
 #: The paper's convolutions for H = 50: (channels, kernel, stride) per layer.
 PAPER_CONV: tuple[tuple[int, int, int], ...] = ((32, 8, 4), (32, 5, 1), (32, 5, 1))
@@ -290,8 +290,6 @@ def run_rma(cfg: RMAConfig, progress: bool = True) -> dict[str, Any]:
     """Iterated RMA phase 2; writes ``<out>/rma.pt`` (+ ``rma.yaml``, ``rma_adaptation.pt``) and
     ``<out>/osi.json`` (per iteration: z errors online with ẑ in the loop on held-out draws, vs
     time since reset and vs always guessing the mean z; success with ẑ and with the true z)."""
-    from tqdm.auto import tqdm
-
     from sim2real.sysid.upenv import make_up_env
     from sim2real.train.export import build_module
     from sim2real.train.policy import load_policy
@@ -307,29 +305,24 @@ def run_rma(cfg: RMAConfig, progress: bool = True) -> dict[str, Any]:
                           f"the UP env of {cfg.env} with this profile gives {n_up}: use the base policy's env and profile")
     eval_seed = 10_000 + cfg.seed
     _, expert = collect_rma(env, pi, cfg.eval_episodes, 1, seed=eval_seed)
-    report: dict[str, Any] = {"method": "rma", "z_dim": enc.z_dim, "history": cfg.history,
-                              "eval_success_true_z": float(np.mean([s["success"] for s in expert])), "iterations": []}
-    parts: list[OSIData] = []
-    phi: AdaptationModule | None = None
-    bar = tqdm(range(cfg.iterations), desc="RMA", disable=not progress)
-    for it in bar:
-        data, stats = collect_rma(env, pi, cfg.episodes, cfg.history, adaptation=phi, seed=cfg.seed + it * cfg.episodes)
-        parts.append(data)
-        train = OSIData.concat(parts)
-        phi = fit_adaptation(train, pi, embed=cfg.embed, conv=cfg.conv, epochs=cfg.epochs, lr=cfg.lr,
-                             batch_size=cfg.batch_size, seed=cfg.seed)
+
+    def evaluate(phi: AdaptationModule, train: OSIData) -> dict[str, Any]:
         # held-out draws (seeds 10000+), ẑ of this φ in the loop; full windows for the headline number
         held, eval_stats = collect_rma(env, pi, cfg.eval_episodes, cfg.history, adaptation=phi, seed=eval_seed)
         err = z_error(phi, pi, held, min_step=cfg.history, reference=true_z(pi, train.Y).mean(0))
-        row = {"iteration": it, "samples": len(train), "eval_rmse_z": err["rmse"],
-               "eval_rmse_z_per_dim": err["rmse_per_dim"], "mean_guess_rmse_z": err["mean_guess_rmse"],
-               "eval_full_windows": err["samples"],
-               "eval_rmse_z_by_step": err["by_step"],
-               "eval_success_rma": float(np.mean([s["success"] for s in eval_stats])),
-               "collect_success": float(np.mean([s["success"] for s in stats]))}
-        report["iterations"].append(row)
-        bar.set_postfix(rmse=f"{err['rmse']:.3f}", guess=f"{err['mean_guess_rmse']:.3f}")
-    assert phi is not None
+        return {"eval_rmse_z": err["rmse"], "eval_rmse_z_per_dim": err["rmse_per_dim"],
+                "mean_guess_rmse_z": err["mean_guess_rmse"], "eval_full_windows": err["samples"],
+                "eval_rmse_z_by_step": err["by_step"],
+                "eval_success_rma": float(np.mean([s["success"] for s in eval_stats]))}
+
+    phi, rows = aggregate_and_fit(
+        cfg.iterations, lambda phi, seed: collect_rma(env, pi, cfg.episodes, cfg.history, adaptation=phi, seed=seed),
+        lambda train: fit_adaptation(train, pi, embed=cfg.embed, conv=cfg.conv, epochs=cfg.epochs, lr=cfg.lr,
+                                     batch_size=cfg.batch_size, seed=cfg.seed),
+        evaluate, episodes=cfg.episodes, seed=cfg.seed, desc="RMA", progress=progress,
+        show=("eval_rmse_z", "mean_guess_rmse_z"))
+    report: dict[str, Any] = {"method": "rma", "z_dim": enc.z_dim, "history": cfg.history,
+                              "eval_success_true_z": float(np.mean([s["success"] for s in expert])), "iterations": rows}
     n_base = enc.base_dim
     comps = env.get_wrapper_attr("components")
     side = history_sidecar(env, cfg.env, cfg.history, loaded, "rma", {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -104,6 +104,42 @@ def rollout_windows(env: Any, act: WindowActor, episodes: int, history: int, *, 
     data = OSIData(np.asarray(X, dtype=np.float32).reshape(-1, history * d), np.asarray(Y, dtype=np.float32).reshape(-1, k),
                    np.asarray(E, dtype=np.int64), np.asarray(S, dtype=np.int64), window=history)
     return data, stats
+
+
+M = TypeVar("M")
+
+
+def aggregate_and_fit(iterations: int, collect: Callable[[M | None, int], tuple[OSIData, list[dict[str, float]]]],
+                      fit: Callable[[OSIData], M], evaluate: Callable[[M, OSIData], dict[str, Any]], *,
+                      episodes: int, seed: int = 0, desc: str = "fit", progress: bool = True,
+                      show: Sequence[str] = ()) -> tuple[M, list[dict[str, Any]]]:
+    """The iterated loop of UP-OSI and RMA phase 2 (DAgger-style data aggregation).
+
+    Iteration ``it`` collects ``collect(model, seed + it · episodes)`` with the model of the
+    previous iteration (None in the first: the true μ in the loop), fits a new model on all data
+    collected so far, ``fit(data)``, and scores it, ``evaluate(model, data)``.
+
+    :returns: the last model and one row per iteration: ``iteration``, ``samples`` (windows
+        trained on), the keys of ``evaluate``, ``collect_success`` (last-step success rate of
+        the episodes collected); ``show`` names the row keys shown on the progress bar
+    """
+    from tqdm.auto import tqdm
+
+    parts: list[OSIData] = []
+    rows: list[dict[str, Any]] = []
+    model: M | None = None
+    bar = tqdm(range(iterations), desc=desc, disable=not progress)
+    for it in bar:
+        data, stats = collect(model, seed + it * episodes)
+        parts.append(data)
+        train = OSIData.concat(parts)
+        model = fit(train)
+        rows.append({"iteration": it, "samples": len(train), **evaluate(model, train),
+                     "collect_success": float(np.mean([st["success"] for st in stats]))})
+        bar.set_postfix({key: f"{rows[-1][key]:.4g}" for key in show})
+    if model is None:
+        raise ValueError("iterations must be >= 1")
+    return model, rows
 
 
 def full_window_errors(err: np.ndarray, step: np.ndarray, min_step: int) -> dict[str, Any]:
