@@ -110,9 +110,22 @@ def test_osi_config_errors(tmp_path: Path) -> None:
     f.write_text("history: 4\n")
     with pytest.raises(ConfigError, match="universal_policy: missing required key"):
         OSIConfig.load(f)
-    f.write_text("universal_policy: runs/up\nhistory: 0\n")
-    with pytest.raises(ConfigError, match="history: expected an integer >= 1"):
+    for bad in ("history: 0", "history: true", "epochs: 2.5"):
+        f.write_text(f"universal_policy: runs/up\n{bad}\n")
+        with pytest.raises(ConfigError, match=f"{bad.split(':')[0]}: expected an integer >= 1"):
+            OSIConfig.load(f)
+    f.write_text("universal_policy:\n")
+    with pytest.raises(ConfigError, match="universal_policy: missing required key"):
         OSIConfig.load(f)
+    f.write_text("method: rma\nuniversal_policy: runs/up\n")
+    with pytest.raises(ConfigError, match="method: expected up_osi here"):
+        OSIConfig.load(f)
+    # the run directory and a profile file next to the config resolve against the config's folder
+    (tmp_path / "prof.yaml").write_text("params: {}\n")
+    f.write_text("universal_policy: runs/up\nprofile: prof.yaml\nhistory: 5\n")
+    cfg = OSIConfig.load(f)
+    assert cfg.universal_policy == str(tmp_path / "runs" / "up") and cfg.profile == str(tmp_path / "prof.yaml")
+    assert (cfg.history, cfg.iterations, cfg.out) == (5, 3, "runs/osi")
     assert len(OSIData.concat([OSIData(np.zeros((2, 3)), np.zeros((2, 1)), np.array([0, 1]))] * 2).episode) == 4
 
 
