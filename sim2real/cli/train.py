@@ -88,8 +88,8 @@ def _dry_run(cfg: Any, out: Path, args: argparse.Namespace) -> int:
     """Every check ``train`` makes before its first step, then the resolved config as YAML on stdout."""
     import yaml
 
-    from sim2real._io import check_output_path, check_resume
-    from sim2real.train.checkpoint import check_resume_config, latest_checkpoint
+    from sim2real._io import check_output_path
+    from sim2real.train.checkpoint import check_checkpoint_resume, check_resume_config, latest_checkpoint
     from sim2real.train.trainer import _load_profiles
     from sim2real.train.vec import create_env
 
@@ -100,7 +100,7 @@ def _dry_run(cfg: Any, out: Path, args: argparse.Namespace) -> int:
     else:
         _load_profiles(cfg)
         check_output_path(out, folder=True)
-        check_resume(out, (out / "checkpoints" / "latest.json").exists(), args.resume, what="checkpoints/latest.json")
+        check_checkpoint_resume(out, args.resume)
         if args.resume:
             check_resume_config(out, cfg.to_dict())
             latest_checkpoint(out)

@@ -5,7 +5,8 @@ A checkpoint is a folder ``<out>/checkpoints/step_<N>/`` holding ``model.zip``,
 ``state.json`` (step count, EPOpt iteration and sampler RNG, ADR ranges and buffers,
 evaluation history) and ``rng.pkl`` (Python / NumPy / torch RNG states). It is written
 into a hidden temp folder and renamed into place; ``checkpoints/latest.json`` is then
-replaced atomically, so a crash at any moment leaves the previous checkpoint usable.
+replaced atomically, so a crash at any moment leaves the previous checkpoint usable; ``--resume``
+continues from the newest intact step folder, with or without ``latest.json``.
 
 ``manifest.json`` records the size and SHA-256 of every file; :func:`checkpoint_problem` checks
 it together with the files' structure (the zip's CRCs, the pickles unpickle), so a checkpoint
@@ -20,6 +21,7 @@ import json
 import os
 import pickle
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -34,6 +36,7 @@ from sim2real.errors import CheckpointError
 
 KEEP = 2  # checkpoints kept on disk (older ones are deleted)
 MANIFEST = "manifest.json"  # size and SHA-256 of each file of a checkpoint
+STEP_DIR = re.compile(r"step_[0-9]+")  # a checkpoint folder's name (hidden temp folders start with '.')
 
 
 def save_checkpoint(out_dir: Path, model: Any, vecnorm: Any | None, state: dict[str, Any]) -> Path:
@@ -68,24 +71,51 @@ def save_checkpoint(out_dir: Path, model: Any, vecnorm: Any | None, state: dict[
 
 
 def checkpoint_folders(out_dir: Path) -> list[Path]:
-    """The run's ``checkpoints/step_*`` folders: the one ``latest.json`` names first, then the others,
-    newest first (empty when the run has none)."""
+    """The run's ``checkpoints/step_*`` folders, newest step first (empty when the run has none).
+
+    The folder ``checkpoints/latest.json`` names is among them even when it is gone (so that a
+    missing one is reported, not silently passed over), but it does not come first: a step folder
+    only gets its final name once complete, so one newer than ``latest.json`` (a kill between the
+    rename and the update of ``latest.json``) is the newest checkpoint. An unreadable or missing
+    ``latest.json`` changes nothing.
+    """
     root = Path(out_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    steps = sorted((p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_")), reverse=True)
+    steps = {p for p in root.iterdir() if p.is_dir() and STEP_DIR.fullmatch(p.name)}
     try:
-        named = root / json.loads((root / "latest.json").read_text())["dir"]
+        named = json.loads((root / "latest.json").read_text())["dir"]
+        if isinstance(named, str) and STEP_DIR.fullmatch(named):
+            steps.add(root / named)
     except (OSError, ValueError, KeyError, TypeError):
-        return steps  # no or unreadable latest.json: the step folders still say what exists
-    return [named] + [p for p in steps if p != named]
+        pass  # no or unreadable latest.json: the step folders still say what exists
+    return sorted(steps, key=lambda p: int(p.name[len("step_"):]), reverse=True)
+
+
+def checkpoint_marker(out_dir: Path) -> str | None:
+    """What shows that ``out_dir`` holds a run's checkpoints (for ``--out``/``--resume`` messages):
+    ``checkpoints/latest.json`` or else the newest ``checkpoints/step_*`` folder, intact or not; None
+    when there is neither."""
+    root = Path(out_dir) / "checkpoints"
+    if (root / "latest.json").exists():
+        return "checkpoints/latest.json"
+    folders = [p for p in checkpoint_folders(out_dir) if p.is_dir()]
+    return f"checkpoints/{folders[0].name}" if folders else None
+
+
+def check_checkpoint_resume(out_dir: Path, resume: bool) -> None:
+    """The ``--out``/``--resume`` rule (:func:`sim2real._io.check_resume`) for a training run: a run
+    exists when :func:`checkpoint_marker` finds ``latest.json`` or any step folder."""
+    from sim2real._io import check_resume
+
+    marker = checkpoint_marker(out_dir)
+    check_resume(out_dir, marker is not None, resume, what=marker or "checkpoints/step_*")
 
 
 def latest_checkpoint(out_dir: Path, warn: Callable[[str], None] | None = None) -> Path | None:
     """The newest intact checkpoint folder of the run in ``out_dir``, or None when it has none.
 
-    The folder ``latest.json`` points to comes first, then the other ``step_*`` folders, newest
-    first. A damaged one (see :func:`checkpoint_problem`) is skipped with one line to ``warn``
+    The ``step_*`` folders are tried newest first (see :func:`checkpoint_folders`). A damaged one (see :func:`checkpoint_problem`) is skipped with one line to ``warn``
     (default: stderr); when every checkpoint is damaged, :class:`CheckpointError` lists why.
     """
     folders = checkpoint_folders(out_dir)

@@ -35,10 +35,6 @@ def seed_dir(out: Path, seed: int) -> Path:
     return Path(out) / f"seed_{seed}"
 
 
-def _has_checkpoint(run: Path) -> bool:
-    return (run / "checkpoints" / "latest.json").exists()
-
-
 def check_seeds(cfg: RunConfig, out: Path, seeds: Sequence[int], resume: bool) -> dict[int, bool]:
     """Every check a seed's run would make, done for all seeds before any of them starts.
 
@@ -46,7 +42,7 @@ def check_seeds(cfg: RunConfig, out: Path, seeds: Sequence[int], resume: bool) -
     ``seeds.json`` must not exist; with ``resume`` a seed with a checkpoint continues (its
     ``run.yaml`` must match the config) and a seed without one starts.
     """
-    from sim2real.train.checkpoint import check_resume_config
+    from sim2real.train.checkpoint import check_resume_config, checkpoint_marker
     from sim2real.train.trainer import _load_profiles
 
     _load_profiles(cfg)  # a bad profile fails once, here, not once per seed
@@ -57,9 +53,10 @@ def check_seeds(cfg: RunConfig, out: Path, seeds: Sequence[int], resume: bool) -
     for s in seeds:
         run = seed_dir(out, s)
         check_output_path(run, folder=True)
-        has = _has_checkpoint(run)
+        marker = checkpoint_marker(run)
+        has = marker is not None
         if not resume:
-            check_resume(run, has, False, what="checkpoints/latest.json")
+            check_resume(run, has, False, what=str(marker))
         elif has:
             check_resume_config(run, cfg.with_overrides(seed=s).to_dict())
         plan[s] = resume and has

@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sim2real._io import atomic_write_text, atomic_write_yaml, check_output_path, check_resume
+from sim2real._io import atomic_write_text, atomic_write_yaml, check_output_path
 from sim2real.errors import ConfigError
-from sim2real.train.checkpoint import (check_resume_config, latest_checkpoint, read_state, restore_rng,
-                                       save_checkpoint)
+from sim2real.train.checkpoint import (check_checkpoint_resume, check_resume_config, latest_checkpoint, read_state,
+                                       restore_rng, save_checkpoint)
 from sim2real.train.config import RunConfig, algo_class, resolve_schedules
 from sim2real.train.policy import run_episodes, summarize
 from sim2real.train.vec import build_vec_env, create_env
@@ -175,7 +175,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, progress
     out = Path(out_dir)
     prof, eval_prof = _load_profiles(cfg)
     check_output_path(out, folder=True)
-    check_resume(out, (out / "checkpoints" / "latest.json").exists(), resume, what="checkpoints/latest.json")
+    check_checkpoint_resume(out, resume)
     if resume:
         check_resume_config(out, cfg.to_dict())
     ck = latest_checkpoint(out) if resume else None  # the newest intact one
