@@ -14,11 +14,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", required=True, help="run folder, checkpoint folder or model.zip")
     p.add_argument("--out", required=True, help="output .pt file (sidecar: same name with .yaml)")
     p.add_argument("--onnx", action="store_true", help="also write <out>.onnx")
-    p.add_argument("--env", help="env id (default: the one in the run's run.yaml)")
+    p.add_argument("--env", help="env id (default: the one in the run's run.yaml); another env is built as "
+                                 "registered (its own robot) and must have the policy's observation and action sizes")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     from sim2real._io import check_output_path
@@ -28,7 +30,11 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_path(args.out, folder=False)
     for extra in (".yaml", ".onnx") if args.onnx else (".yaml",):
         check_output_path(Path(out).with_suffix(extra), folder=False)
-    paths = export_policy(load_policy(args.policy), args.out, onnx=args.onnx, env_id=args.env)
+    policy = load_policy(args.policy)
+    paths = export_policy(policy, args.out, onnx=args.onnx, env_id=args.env)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
+    if args.env and policy.env_id and args.env != policy.env_id:
+        print(f"note: {args.policy} was trained on {policy.env_id}; the sidecar describes {args.env} "
+              "(its robot, observation layout and action)", file=sys.stderr)
     return 0

@@ -90,18 +90,21 @@ def _env_description(policy: LoadedPolicy, env_id: str | None) -> dict[str, Any]
 
     run = policy.run
     env_id = env_id or policy.env_id
+    # The run's robot, env kwargs and training profile (a UP env's observation holds one entry per parameter
+    # it randomizes) belong to the run's env; another env is built as registered, with its own robot, so a
+    # policy that does not fit it is refused for its spaces, not for a robot the other env cannot take.
+    own = env_id == policy.env_id
     obs_dim = int(policy.model.observation_space.shape[0])
     act_space = policy.model.action_space
-    desc: dict[str, Any] = {"robot": run.get("robot"), "env_id": env_id, "control_rate_hz": None,
+    desc: dict[str, Any] = {"robot": run.get("robot") if own else None, "env_id": env_id, "control_rate_hz": None,
                             "layout": [["observation", obs_dim]],
                             "action": {"mode": "continuous", "joints": [], "scale": [1.0] * act_space.shape[0],
                                        "offset": [0.0] * act_space.shape[0], "low": act_space.low.tolist(),
                                        "high": act_space.high.tolist()}}
     if env_id is None:
         return desc
-    kwargs = (run.get("env") or {}).get("kwargs") or {}
-    # the training profile: a UP env's observation holds one entry per parameter it randomizes
-    env = create_env(env_id, kwargs, run.get("robot"), run.get("profile") if env_id == policy.env_id else None)
+    kwargs = ((run.get("env") or {}).get("kwargs") or {}) if own else {}
+    env = create_env(env_id, kwargs, run.get("robot") if own else None, run.get("profile") if own else None)
     try:
         from sim2real.train.policy import check_policy_fits_env
 

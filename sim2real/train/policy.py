@@ -135,13 +135,13 @@ def space_mismatch(policy_space: Any, env_space: Any, what: str) -> str | None:
 
 def check_policy_fits_env(policy: "LoadedPolicy", env: Any, env_id: str) -> None:
     """Raise :class:`CheckpointError` when ``policy`` cannot act in ``env`` (observation or action
-    space of another type or shape), naming both and the env the policy was trained on."""
-    for what, ps, es in (("observation", policy.model.observation_space, env.observation_space),
-                         ("action", policy.model.action_space, env.action_space)):
-        problem = space_mismatch(ps, es, what)
-        if problem is not None:
-            trained = f" (trained on {policy.env_id})" if policy.env_id else ""
-            raise CheckpointError(f"{policy.path}{trained} does not fit {env_id}: {problem}")
+    space of another type or shape), naming every mismatched space and the env the policy was trained on."""
+    problems = [p for what, ps, es in (("observation", policy.model.observation_space, env.observation_space),
+                                       ("action", policy.model.action_space, env.action_space))
+                if (p := space_mismatch(ps, es, what)) is not None]
+    if problems:
+        trained = f" (trained on {policy.env_id})" if policy.env_id else ""
+        raise CheckpointError(f"{policy.path}{trained} does not fit {env_id}: {'; '.join(problems)}")
 
 
 def run_episodes(act: Callable[[Any], np.ndarray], env: Any, episodes: int, seed: int = 0,
