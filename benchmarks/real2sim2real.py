@@ -15,7 +15,7 @@ table); the pipeline sees nothing but ROS 2 topics over DDS:
 4. one table per seed and a summary: PyBullet success (``sim2real evaluate`` on the nominal world),
    MuJoCo success per policy, precision measures, the calibration's verdict, CPU/wall time per stage.
 
-    python benchmarks/real2sim2real.py --policy nominal=RUN --policy peng2018=RUN [--policy epopt=RUN]
+    python benchmarks/real2sim2real.py --policy nominal=RUN --policy peng2018=RUN [--policy epopt=RUN] \\
         --finetune peng2018 [--seeds 0,1,2] [--goals 20] [--finetune-steps 100000] --out DIR
 
 ``RUN`` is a training run folder (``sim2real train --out``). Deploys run in real time; policies of one

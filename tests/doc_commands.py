@@ -7,6 +7,7 @@ are written in the docstring of tests/test_doc_commands.py, which uses this modu
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import importlib
 import inspect
@@ -78,23 +79,27 @@ def markdown_examples(path: Path) -> list[Example]:
     return examples
 
 
-def _parsers(parser: argparse.ArgumentParser, command: str | None = None):
+def sub_parsers(parser: argparse.ArgumentParser, command: str | None = None):
     """``(top-level command name, parser)`` for every sub-parser below ``parser``."""
     for action in parser._actions:  # argparse keeps sub-parsers here; no public accessor
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 top = command or name
                 yield top, sub
-                yield from _parsers(sub, top)
+                yield from sub_parsers(sub, top)
+
+
+EXAMPLE_STARTS = ("sim2real ", "python benchmarks/", "python3 benchmarks/", "nice ")
 
 
 def _indented_examples(text: str, source_path: Path, fallback: str, seen: set[str]) -> list[Example]:
-    """Indented ``sim2real ...`` lines of a help text, each located by its first line in ``source_path``."""
+    """Indented command lines of a help text or docstring (``sim2real ...``, ``[nice] python benchmarks/...``),
+    each located by its first line in ``source_path``."""
     source = source_path.read_text(encoding="utf-8").splitlines()
     rel = source_path.relative_to(ROOT).as_posix()
     lines, examples = text.splitlines(), []
     for offset, joined in _logical_lines(lines, 0):
-        if not (joined[:1].isspace() and joined.strip().startswith("sim2real ")) or joined.strip() in seen:
+        if not (joined[:1].isspace() and joined.strip().startswith(EXAMPLE_STARTS)) or joined.strip() in seen:
             continue
         seen.add(joined.strip())
         first = lines[offset].strip()
@@ -104,12 +109,13 @@ def _indented_examples(text: str, source_path: Path, fallback: str, seen: set[st
 
 
 def help_examples() -> list[Example]:
-    """Examples of every parser's description and epilog, and of every ``sim2real/cli`` module docstring."""
+    """Examples of every parser's description and epilog, of every ``sim2real/cli`` module docstring and of
+    every ``benchmarks/*.py`` docstring (read without importing the script)."""
     from sim2real.cli.main import build_parser
 
     examples: list[Example] = []
     seen: set[str] = set()
-    for command, parser in _parsers(build_parser()):
+    for command, parser in sub_parsers(build_parser()):
         module = importlib.import_module(f"sim2real.cli.{command}")
         for text in (parser.description, parser.epilog):
             source = Path(inspect.getsourcefile(module))
@@ -117,6 +123,9 @@ def help_examples() -> list[Example]:
     for path in sorted((ROOT / "sim2real" / "cli").glob("*.py")):
         module = importlib.import_module(f"sim2real.cli.{path.stem}")
         examples += _indented_examples(module.__doc__ or "", path, path.relative_to(ROOT).as_posix(), seen)
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")), clean=False) or ""
+        examples += _indented_examples(doc, path, path.relative_to(ROOT).as_posix(), seen)
     return examples
 
 
