@@ -295,7 +295,8 @@ _PARSERS: dict[str, argparse.ArgumentParser] = {}
 
 
 def parser_for(key: str, load_benchmark) -> argparse.ArgumentParser:
-    """``sim2real``'s parser, a benchmark script's (``benchmarks/NAME.py``) or the deploy node's, built once."""
+    """``sim2real``'s parser, a benchmark script's (``benchmarks/NAME.py``), the deploy node's or that of a
+    module run with ``python -m`` (``sim2real.x.y``), built once."""
     if key not in _PARSERS:
         if key == "sim2real":
             from sim2real.cli.main import build_parser
@@ -304,6 +305,9 @@ def parser_for(key: str, load_benchmark) -> argparse.ArgumentParser:
         elif key == "deploy_node":
             from sim2real.ros2.node import main
 
+            _PARSERS[key] = captured_parser(lambda: main([]))
+        elif key.startswith("sim2real."):
+            main = importlib.import_module(key).main
             _PARSERS[key] = captured_parser(lambda: main([]))
         else:
             _PARSERS[key] = captured_parser(load_benchmark(Path(key).stem).main)
@@ -389,6 +393,16 @@ def check_command(words: list[str], load_benchmark) -> str | None:
         if not (ROOT / words[1]).is_file():
             return f"no such benchmark {words[1]}"
         key, argv = words[1], words[2:]
+    elif words[0] in ("python", "python3") and words[1:2] == ["-m"] and words[2:3] and words[2].startswith("sim2real."):
+        try:
+            importlib.import_module(words[2])
+        except ModuleNotFoundError:
+            return f"no module {words[2]}"
+        key, argv = words[2], words[3:]
+        try:
+            parser_for(key, load_benchmark)
+        except AssertionError:
+            return f"{key}: its main() reads no arguments with argparse, so the command cannot be checked"
     elif words[:4] == ["ros2", "run", "sim2real", "deploy_node"]:
         key, argv = "deploy_node", words[4:]
     elif words[:3] == ["ros2", "launch", "sim2real"] and len(words) > 3:

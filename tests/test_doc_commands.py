@@ -16,8 +16,8 @@ How a line becomes the argv that is checked:
    own (outside ``[...]``).
 3. In each command, leading ``NAME=value`` assignments and ``nice [-n N]`` are dropped. What remains is checked
    when it is ``sim2real ...`` (against ``sim2real.cli.main.build_parser()``), ``python[3] benchmarks/NAME.py ...``
-   (against the parser that script's ``main`` builds), ``ros2 run sim2real deploy_node ...`` (against the node's
-   parser) or ``ros2 launch sim2real FILE name:=value ...`` (the launch file exists and declares each ``name``).
+   or ``python[3] -m sim2real.MODULE ...`` (against the parser that script's or module's ``main`` builds),
+   ``ros2 run sim2real deploy_node ...`` (against the node's parser) or ``ros2 launch sim2real FILE name:=value ...`` (the launch file exists and declares each ``name``).
    Other commands (pip, colcon, cat, ros2 topic ...) are not ours and are skipped.
 4. ``[...]`` marks an optional part and ``...`` (a word or a word's end) a repetition. A command is checked once
    with every optional part left out and once with every optional part written in. Alternatives, ``a | b``
@@ -114,6 +114,8 @@ BROKEN = [
     ("ros2 launch sim2real deploy_arm.launch.py policy:=/p.pt speed:=3", "no argument speed:=3"),
     ("ros2 launch sim2real no_such.launch.py", "no launch file"),
     ("ros2 run sim2real deploy_node --no-such-flag", "--no-such-flag"),
+    ("python -m sim2real.ros2.mock_drone --rate 100 --no-such-flag", "--no-such-flag"),
+    ("python -m sim2real.no_such_module", "no module sim2real.no_such_module"),
     ("sim2real deploy --policy P  # fails: nothing wrong with it", "marked '# fails:'"),
 ]
 
