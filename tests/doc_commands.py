@@ -131,7 +131,7 @@ def help_examples() -> list[Example]:
 
 # ----------------------------------------------------------------------------------------------- expansion
 def split_commands(text: str) -> list[list[str]]:
-    """Shell words of each command on the line (rules 1-3 of the module docstring)."""
+    """Shell words of each command on the line (rules 1-3 in tests/test_doc_commands.py)."""
     commands, current, depth = [], [], 0
     for word in shlex.split(text, comments=True):
         if word in SEPARATORS and depth == 0:
