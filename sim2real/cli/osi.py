@@ -46,6 +46,11 @@ def _run(args: argparse.Namespace) -> int:
     check_out_folder(cfg.out)
     if getattr(cfg, "universal_policy", None):
         check_universal_policy(cfg.universal_policy, cfg.env, cfg.profile, cfg.env_kwargs)
+    import torch
+
+    # one intra-op thread, as in `sim2real train`: several runs side by side on a small machine
+    # otherwise spin each other's OpenMP threads (measured: a fit ~5x slower per epoch at load 9)
+    torch.set_num_threads(1)
     report = run(cfg, progress=not args.quiet)
     if args.quiet:
         for path in report.get("files", {}).values():
