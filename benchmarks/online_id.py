@@ -317,6 +317,36 @@ def load_controllers(runs: Path, seed: int, env: Any) -> tuple[dict[str, Control
     return ctrls, extra
 
 
+def evaluate_seed(env: Any, runs: Path, s: int, episodes: int, steps: list[int], scenarios: dict[str, Path],
+                  log: Callable[[str], None]) -> dict[str, Any]:
+    """Every controller of seed ``s`` on the same ``episodes`` episodes per scenario."""
+    k = int(env.get_wrapper_attr("mu_dim"))
+    ctrls, extra = load_controllers(runs, s, env)
+    res: dict[str, Any] = {"success": {}, "return": {}, "errors": {}}
+    for scen, prof in scenarios.items():
+        env.get_wrapper_attr("set_profile")(str(prof))
+        for name, ctrl in ctrls.items():
+            eps = [run_episode(env, ctrl, 30_000 + i, k) for i in range(episodes)]
+            res["success"][f"{scen}|{name}"] = float(np.mean([e["success"] for e in eps]))
+            res["return"][f"{scen}|{name}"] = float(np.mean([e["return"] for e in eps]))
+            if scen != "in range":
+                continue
+            if name == "UP-OSI":
+                res["errors"]["UP-OSI μ̂ (RMS, normalised)"] = error_curve(eps, "mu", lambda e: e["mu"], steps)
+                res["errors"]["UP-OSI thrust/mass (relative)"] = error_curve(
+                    [dict(e, estimates={"theta": np.asarray([extra["theta"]["from_mu"](m) for m in e["estimates"]["mu"]])})
+                     for e in eps], "theta", extra["theta"]["truth"], steps, relative=True)
+            elif name == "universal + RLS":
+                res["errors"]["RLS thrust/mass (relative)"] = error_curve(eps, "theta", extra["theta"]["truth"], steps,
+                                                                          relative=True)
+            elif name == "RMA":
+                res["errors"]["RMA ẑ (RMS)"] = error_curve(eps, "z", extra["z"], steps)
+        log(f"seed {s} {scen} done")
+
+    res["controllers"] = list(ctrls)
+    return res
+
+
 def main() -> int:
     import torch
 
@@ -328,6 +358,9 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--train", action="store_true", help="train / fit the missing runs first (hours of CPU)")
     ap.add_argument("--episodes", type=int, default=30, help="episodes per controller, scenario and seed")
+    ap.add_argument("--fresh", action="store_true",
+                    help="evaluate every seed again (default: reuse RUNS/online_id_seed_<s>.json written by an "
+                         "earlier evaluation with the same --episodes)")
     ap.add_argument("--json", help="write all results here")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -340,36 +373,21 @@ def main() -> int:
     if args.train:
         train_missing(runs, args.seeds, log)
     env = make_up_env(TASK["env"], previous_action=False, profile=str(TASK["profile"]))
-    k = int(env.get_wrapper_attr("mu_dim"))
     rate = float(env.get_wrapper_attr("robot").control.rate_hz)
     steps = [int(round(tau * rate)) for tau in TIMES_S]
     scenarios = {"in range": TASK["profile"], "out of range": TASK["outside"]}
     per_seed: dict[int, Any] = {}
     for s in args.seeds:
-        ctrls, extra = load_controllers(runs, s, env)
-        res: dict[str, Any] = {"success": {}, "return": {}, "errors": {}}
-        for scen, prof in scenarios.items():
-            env.get_wrapper_attr("set_profile")(str(prof))
-            for name, ctrl in ctrls.items():
-                eps = [run_episode(env, ctrl, 30_000 + i, k) for i in range(args.episodes)]
-                res["success"][f"{scen}|{name}"] = float(np.mean([e["success"] for e in eps]))
-                res["return"][f"{scen}|{name}"] = float(np.mean([e["return"] for e in eps]))
-                if scen != "in range":
-                    continue
-                if name == "UP-OSI":
-                    res["errors"]["UP-OSI μ̂ (RMS, normalised)"] = error_curve(eps, "mu", lambda e: e["mu"], steps)
-                    res["errors"]["UP-OSI thrust/mass (relative)"] = error_curve(
-                        [dict(e, estimates={"theta": np.asarray([extra["theta"]["from_mu"](m) for m in e["estimates"]["mu"]])})
-                         for e in eps], "theta", extra["theta"]["truth"], steps, relative=True)
-                elif name == "universal + RLS":
-                    res["errors"]["RLS thrust/mass (relative)"] = error_curve(eps, "theta", extra["theta"]["truth"], steps,
-                                                                              relative=True)
-                elif name == "RMA":
-                    res["errors"]["RMA ẑ (RMS)"] = error_curve(eps, "z", extra["z"], steps)
-            log(f"seed {s} {scen} done")
-        per_seed[s] = res
+        cache = runs / f"online_id_seed_{s}.json"
+        cached = json.loads(cache.read_text()) if cache.is_file() and not args.fresh else None
+        if cached is not None and cached.get("episodes") == args.episodes:
+            log(f"seed {s}: results from {cache}")
+            per_seed[s] = cached["result"]
+            continue
+        per_seed[s] = evaluate_seed(env, runs, s, args.episodes, steps, scenarios, log)
+        cache.write_text(json.dumps({"episodes": args.episodes, "result": per_seed[s]}, default=float))
 
-    names = list(ctrls)
+    names = per_seed[args.seeds[0]]["controllers"]
     print(f"\nsuccess (mean ± 95 % CI over seeds {args.seeds}, {args.episodes} episodes each)")
     print(table([(scen, *[fmt([per_seed[s]["success"][f"{scen}|{n}"] for s in args.seeds]) for n in names])
                  for scen in scenarios], ("scenario", *names)))
