@@ -209,12 +209,13 @@ def run_episode(env: Any, ctrl: Controller, seed: int, k: int) -> dict[str, Any]
 
 
 def error_curve(episodes: list[dict[str, Any]], key: str, truth: Callable[[dict[str, Any]], np.ndarray],
-                steps: list[int], relative: bool = False) -> dict[str, list[float]]:
+                steps: list[int], relative: bool = False) -> dict[str, Any]:
     """RMS error of estimate ``key`` at each step index of ``steps`` (episodes still flying),
-    and of always guessing the mean truth over ``episodes``."""
+    and of always guessing the mean truth over ``episodes``; ``*_per_dim``: the same per
+    component of the estimate."""
     truths = np.asarray([truth(ep) for ep in episodes], dtype=float).reshape(len(episodes), -1)
     mean = truths.mean(0)
-    err, base = [], []
+    out: dict[str, Any] = {"error": [], "mean_guess": [], "error_per_dim": [], "mean_guess_per_dim": []}
     for n in steps:
         e, b = [], []
         for ep, t in zip(episodes, truths):
@@ -222,11 +223,14 @@ def error_curve(episodes: list[dict[str, Any]], key: str, truth: Callable[[dict[
             if est is None or len(est) <= n:
                 continue
             scale = np.abs(t) if relative else 1.0
-            e.append(np.mean(((est[n] - t) / scale) ** 2))
-            b.append(np.mean(((mean - t) / scale) ** 2))
-        err.append(float(np.sqrt(np.mean(e))) if e else float("nan"))
-        base.append(float(np.sqrt(np.mean(b))) if b else float("nan"))
-    return {"error": err, "mean_guess": base}
+            e.append(((est[n] - t) / scale) ** 2)
+            b.append(((mean - t) / scale) ** 2)
+        nan = [float("nan")] * truths.shape[1]
+        out["error"].append(float(np.sqrt(np.mean(e))) if e else float("nan"))
+        out["mean_guess"].append(float(np.sqrt(np.mean(b))) if b else float("nan"))
+        out["error_per_dim"].append(np.sqrt(np.mean(e, axis=0)).tolist() if e else nan)
+        out["mean_guess_per_dim"].append(np.sqrt(np.mean(b, axis=0)).tolist() if b else nan)
+    return out
 
 
 class RLSUniversal(Universal):
@@ -401,6 +405,13 @@ def main() -> int:
                    for s in args.seeds] for i in range(len(steps))]
         rows.append((key, *[fmt(r) for r in ratios]))
     print(table(rows, ("estimate", *[f"{tau:g} s" for tau in TIMES_S])))
+    key = "UP-OSI μ̂ (RMS, normalised)"
+    comps = [f"{e}.{t}" for e, t, _, _ in env.get_wrapper_attr("components")]
+    i1 = TIMES_S.index(1.0)
+    print("\nUP-OSI per μ component at 1 s: error / mean-guess error")
+    print(table([(c, fmt([_ratio(per_seed[s]["errors"][key]["error_per_dim"][i1][j],
+                                 per_seed[s]["errors"][key]["mean_guess_per_dim"][i1][j]) for s in args.seeds]))
+                 for j, c in enumerate(comps)], ("component", "1 s")))
     out = {"seeds": args.seeds, "episodes": args.episodes, "times_s": list(TIMES_S), "per_seed": per_seed,
            "wall_s": time.time() - t0, "cpu_s": time.process_time() - c0, "load_avg": os.getloadavg()}
     print(f"\nwall {out['wall_s']:.0f} s, CPU {out['cpu_s']:.0f} s, load average {out['load_avg'][0]:.2f}")
