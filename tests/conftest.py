@@ -27,3 +27,20 @@ def load_benchmark():
         spec.loader.exec_module(module)
         return module
     return load
+
+
+@pytest.fixture(scope="session")
+def tiny_kuka_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny plain KUKA reach policy (PPO, 32 steps, normalised observations): 20 observations, 7 actions."""
+    import yaml
+
+    from sim2real.cli.main import main
+
+    cfg = {"env": {"id": "sim2real/KukaReach-v0", "kwargs": {"max_episode_steps": 16}}, "robot": "kuka_iiwa",
+           "profile": "nominal", "algo": "ppo", "net_arch": [8],
+           "hyperparameters": {"n_steps": 32, "batch_size": 16, "n_epochs": 1}, "total_timesteps": 32,
+           "normalize": True, "eval": {"freq": 0, "episodes": 1}}
+    d = tmp_path_factory.mktemp("tiny_kuka")
+    (d / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(d / "cfg.yaml"), "--out", str(d / "run"), "--no-progress"]) == 0
+    return d / "run"

@@ -10,18 +10,10 @@ import yaml
 
 from sim2real.cli.main import main
 
-CFG = {"env": {"id": "sim2real/KukaReach-v0", "kwargs": {"max_episode_steps": 8}}, "robot": "kuka_iiwa",
-       "algo": "ppo", "net_arch": [8], "hyperparameters": {"n_steps": 16, "batch_size": 16, "n_epochs": 1},
-       "total_timesteps": 16, "normalize": True, "eval": {"freq": 0, "episodes": 1}}
-
-
 @pytest.fixture(scope="module")
-def kuka_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def kuka_run(tiny_kuka_run: Path) -> Path:
     """A tiny plain (non-universal) KUKA reach policy: 20 observations, 7 actions."""
-    d = tmp_path_factory.mktemp("compat")
-    (d / "cfg.yaml").write_text(yaml.safe_dump(CFG))
-    assert main(["train", str(d / "cfg.yaml"), "--out", str(d / "run"), "--no-progress"]) == 0
-    return d / "run"
+    return tiny_kuka_run
 
 
 def _one_error(capsys, command: str) -> str:

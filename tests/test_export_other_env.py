@@ -11,19 +11,10 @@ import yaml
 
 from sim2real.cli.main import main
 
-CFG = {"env": {"id": "sim2real/KukaReach-v0", "kwargs": {"max_episode_steps": 16}}, "robot": "kuka_iiwa",
-       "profile": "nominal", "algo": "ppo", "net_arch": [8],
-       "hyperparameters": {"n_steps": 32, "batch_size": 16, "n_epochs": 1}, "total_timesteps": 32,
-       "eval": {"freq": 0, "episodes": 1}}
-
-
 @pytest.fixture(scope="module")
-def kuka_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny KUKA reach policy: 20 observations, 7 actions."""
-    d = tmp_path_factory.mktemp("export_other")
-    (d / "cfg.yaml").write_text(yaml.safe_dump(CFG))
-    assert main(["train", str(d / "cfg.yaml"), "--out", str(d / "run"), "--no-progress"]) == 0
-    return d / "run"
+def kuka_run(tiny_kuka_run: Path) -> Path:
+    """A tiny plain (non-universal) KUKA reach policy: 20 observations, 7 actions."""
+    return tiny_kuka_run
 
 
 @pytest.mark.parametrize("env,obs,act", [("sim2real/Hopper-v0", 14, 3), ("sim2real/QuadrotorHover-v0", 25, 4)])
