@@ -29,9 +29,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from sim2real._check import Checker
 from sim2real._io import data_dir, read_yaml_file
 from sim2real.errors import CheckpointError, ConfigError
-from sim2real.train.hyperparams import (MAX_TIMESTEPS, Checker, algo_class, check_batch_size,
+from sim2real.train.hyperparams import (MAX_TIMESTEPS, algo_class, check_batch_size,
                                       check_hyperparameters, parse_schedule, resolve_schedules)
 from sim2real.train.warmstart import find_init_model
 

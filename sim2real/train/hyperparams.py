@@ -1,7 +1,8 @@
 """Checks of a run config's stable-baselines3 part: the algorithm class, its constructor
 hyperparameters (names and types read off SB3's own signatures), policy keyword arguments and
-``lin_<start>`` schedules. :class:`Checker` raises :class:`~sim2real.errors.ConfigError` naming
-the file and key path; :mod:`sim2real.train.config` validates the rest of the run config with it.
+``lin_<start>`` schedules, through the package's :class:`~sim2real._check.Checker` (raising
+:class:`~sim2real.errors.ConfigError` naming the file and key path), which :mod:`sim2real.train.config`
+also validates the rest of the run config with.
 """
 
 from __future__ import annotations
@@ -10,62 +11,12 @@ import inspect
 import math
 from typing import Any, Mapping
 
+from sim2real._check import Checker
 from sim2real.errors import ConfigError
 
 # Constructor arguments the trainer sets itself; users configure them through other keys.
 _RESERVED = {"policy", "env", "seed", "verbose", "tensorboard_log", "_init_setup_model", "device",
              "rollout_buffer_class", "rollout_buffer_kwargs"}
-
-
-class Checker:
-    """Type checks that raise ConfigError with the file and key path."""
-
-    def __init__(self, file: str | None) -> None:
-        self.file = file
-
-    def fail(self, path: tuple, msg: str) -> None:
-        raise ConfigError(msg, file=self.file, path=path)
-
-    def mapping(self, value: Any, path: tuple, allowed: set[str] | None = None) -> dict:
-        if not isinstance(value, Mapping):
-            self.fail(path, f"expected a mapping, got {value!r}")
-        for key in value:
-            if not isinstance(key, str):
-                self.fail(path, f"expected string keys, got {key!r}")
-            if allowed is not None and key not in allowed:
-                self.fail(path + (key,), f"unknown key (expected one of: {', '.join(sorted(allowed))})")
-        return dict(value)
-
-    def integer(self, value: Any, path: tuple, minimum: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                self.fail(path, f"expected an integer, got {value!r}")
-        if minimum is not None and value < minimum:
-            self.fail(path, f"expected an integer >= {minimum}, got {value}")
-        return int(value)
-
-    def number(self, value: Any, path: tuple, low: float | None = None, high: float | None = None) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(path, f"expected a number, got {value!r}")
-        if not math.isfinite(value):
-            self.fail(path, f"expected a finite number, got {value}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            self.fail(path, f"expected a number in [{low}, {high}], got {value}")
-        return float(value)
-
-    def boolean(self, value: Any, path: tuple) -> bool:
-        if not isinstance(value, bool):
-            self.fail(path, f"expected true or false, got {value!r}")
-        return value
-
-    def string(self, value: Any, path: tuple, choices: tuple[str, ...] | None = None) -> str:
-        if not isinstance(value, str) or not value:
-            self.fail(path, f"expected a non-empty string, got {value!r}")
-        if choices is not None and value not in choices:
-            self.fail(path, f"expected one of {', '.join(choices)}, got {value!r}")
-        return value
 
 
 def algo_class(algo: str) -> type:
