@@ -15,8 +15,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sim2real._check import Checker
 from sim2real._io import read_yaml_file
-from sim2real.errors import CheckpointError, ConfigError
+from sim2real.errors import CheckpointError
 
 POLICY_FORMAT = "sim2real-policy/1"
 
@@ -64,62 +65,58 @@ class PolicySpec:
         return self.obs_size * self.history
 
 
-def _need(cond: bool, msg: str, file: str, path: tuple[Any, ...]) -> None:
-    if not cond:
-        raise ConfigError(msg, file=file, path=path)
-
-
 def parse_policy_spec(raw: Any, file: str = "<policy.yaml>") -> PolicySpec:
     """Validate a sidecar mapping; raises :class:`ConfigError` naming file and key."""
-    _need(isinstance(raw, dict), "expected a mapping", file, ())
-    _need(raw.get("format") == POLICY_FORMAT, f"expected {POLICY_FORMAT!r}, got {raw.get('format')!r}",
-          file, ("format",))
+    chk = Checker(file)
+    chk.expect(isinstance(raw, dict), (), "expected a mapping")
+    chk.expect(raw.get("format") == POLICY_FORMAT, ("format",),
+               f"expected {POLICY_FORMAT!r}, got {raw.get('format')!r}")
     for key in ("robot", "observation", "action"):
-        _need(key in raw, "missing required key", file, (key,))
+        chk.expect(key in raw, (key,), "missing required key")
     obs, act = raw["observation"], raw["action"]
-    _need(isinstance(obs, dict), "expected a mapping", file, ("observation",))
-    _need(isinstance(act, dict), "expected a mapping", file, ("action",))
+    chk.expect(isinstance(obs, dict), ("observation",), "expected a mapping")
+    chk.expect(isinstance(act, dict), ("action",), "expected a mapping")
     layout_raw = obs.get("layout")
-    _need(isinstance(layout_raw, list) and layout_raw, "expected a list of [component, size]", file,
-          ("observation", "layout"))
+    chk.expect(isinstance(layout_raw, list) and layout_raw, ("observation", "layout"),
+               "expected a list of [component, size]")
     layout = []
     for i, item in enumerate(layout_raw):
         ok = isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], int) and item[1] > 0
-        _need(ok, "expected [component, size]", file, ("observation", "layout", i))
+        chk.expect(ok, ("observation", "layout", i), "expected [component, size]")
         name, size = str(item[0]), int(item[1])
-        _need(name in OBS_COMPONENTS, f"unknown component {name!r}; expected one of {sorted(OBS_COMPONENTS)}",
-              file, ("observation", "layout", i))
+        chk.expect(name in OBS_COMPONENTS, ("observation", "layout", i),
+                   f"unknown component {name!r}; expected one of {sorted(OBS_COMPONENTS)}")
         fixed = OBS_COMPONENTS[name]
-        _need(fixed is None or fixed == size, f"{name} has size {fixed}, got {size}", file,
-              ("observation", "layout", i))
+        chk.expect(fixed is None or fixed == size, ("observation", "layout", i),
+                   f"{name} has size {fixed}, got {size}")
         layout.append((name, size))
     obs_size = int(obs.get("size", sum(s for _, s in layout)))
-    _need(obs_size == sum(s for _, s in layout), f"size {obs_size} != sum of layout sizes "
-          f"{sum(s for _, s in layout)}", file, ("observation", "size"))
+    chk.expect(obs_size == sum(s for _, s in layout), ("observation", "size"),
+               f"size {obs_size} != sum of layout sizes {sum(s for _, s in layout)}")
     history = obs.get("history", 1)
-    _need(isinstance(history, int) and history >= 1, "expected an integer >= 1", file, ("observation", "history"))
+    chk.expect(isinstance(history, int) and history >= 1, ("observation", "history"), "expected an integer >= 1")
     clip = obs.get("clip")
-    _need(clip is None or (isinstance(clip, (int, float)) and clip > 0), "expected a positive number", file,
-          ("observation", "clip"))
+    chk.expect(clip is None or (isinstance(clip, (int, float)) and clip > 0), ("observation", "clip"),
+               "expected a positive number")
     mode = act.get("mode")
-    _need(mode in ACTION_MODES, f"expected one of {list(ACTION_MODES)}, got {mode!r}", file, ("action", "mode"))
+    chk.expect(mode in ACTION_MODES, ("action", "mode"), f"expected one of {list(ACTION_MODES)}, got {mode!r}")
     size = act.get("size")
-    _need(isinstance(size, int) and size > 0, "expected a positive integer", file, ("action", "size"))
+    chk.expect(isinstance(size, int) and size > 0, ("action", "size"), "expected a positive integer")
     vectors = {}
     for key, default in (("scale", 1.0), ("offset", 0.0), ("low", -np.inf), ("high", np.inf)):
         value = act.get(key, [default] * size)
         ok = isinstance(value, list) and len(value) == size and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        _need(ok, f"expected a list of {size} numbers", file, ("action", key))
+        chk.expect(ok, ("action", key), f"expected a list of {size} numbers")
         vectors[key] = np.asarray(value, dtype=np.float64)
     joints = act.get("joints", [])
-    _need(isinstance(joints, list) and all(isinstance(j, str) for j in joints), "expected a list of joint names",
-          file, ("action", "joints"))
-    _need(mode in DRONE_MODES or len(joints) == size, f"expected {size} joint names", file, ("action", "joints"))
+    chk.expect(isinstance(joints, list) and all(isinstance(j, str) for j in joints), ("action", "joints"),
+               "expected a list of joint names")
+    chk.expect(mode in DRONE_MODES or len(joints) == size, ("action", "joints"), f"expected {size} joint names")
     kinematics = parse_kinematics(raw.get("kinematics"), file)
     rate = raw.get("control_rate_hz")  # None/absent: unknown, the node falls back to robot.yaml control.rate_hz
-    _need(rate is None or (isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0),
-          "expected a positive number", file, ("control_rate_hz",))
+    chk.expect(rate is None or (isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate > 0),
+               ("control_rate_hz",), "expected a positive number")
     return PolicySpec(
         robot=str(raw["robot"]), env_id=str(raw.get("env_id") or ""), control_rate_hz=float(rate or 0.0),
         obs_size=obs_size, history=history, layout=tuple(layout), obs_clip=None if clip is None else float(clip),
@@ -136,29 +133,30 @@ def parse_kinematics(raw: Any, file: str) -> dict[str, Any] | None:
     """Validate the sidecar's ``kinematics`` section (a serial chain root → end-effector link)."""
     if raw is None:
         return None
+    chk = Checker(file)
     where = ("kinematics",)
-    _need(isinstance(raw, dict), "expected a mapping with root, link and joints", file, where)
+    chk.expect(isinstance(raw, dict), where, "expected a mapping with root, link and joints")
     for key in ("root", "link"):
-        _need(isinstance(raw.get(key), str) and raw[key], "expected a link name", file, (*where, key))
+        chk.expect(isinstance(raw.get(key), str) and raw[key], (*where, key), "expected a link name")
     joints = raw.get("joints")
-    _need(isinstance(joints, list), "expected a list of joints, root first", file, (*where, "joints"))
+    chk.expect(isinstance(joints, list), (*where, "joints"), "expected a list of joints, root first")
     parent = raw["root"]
     for i, j in enumerate(joints):
         at = (*where, "joints", i)
-        _need(isinstance(j, dict), "expected a mapping", file, at)
+        chk.expect(isinstance(j, dict), at, "expected a mapping")
         for key in ("name", "parent", "child"):
-            _need(isinstance(j.get(key), str) and j[key], "expected a name", file, (*at, key))
-        _need(j.get("type") in ("revolute", "continuous", "prismatic", "fixed"),
-              "expected revolute, continuous, prismatic or fixed", file, (*at, "type"))
+            chk.expect(isinstance(j.get(key), str) and j[key], (*at, key), "expected a name")
+        chk.expect(j.get("type") in ("revolute", "continuous", "prismatic", "fixed"), (*at, "type"),
+                   "expected revolute, continuous, prismatic or fixed")
         for key in ("xyz", "rpy", "axis"):
-            _need(_vec3(j.get(key)), "expected three finite numbers", file, (*at, key))
-        _need(j["parent"] == parent, f"expected parent {parent!r} (joints form a chain from the root)", file,
-              (*at, "parent"))
+            chk.expect(_vec3(j.get(key)), (*at, key), "expected three finite numbers")
+        chk.expect(j["parent"] == parent, (*at, "parent"),
+                   f"expected parent {parent!r} (joints form a chain from the root)")
         parent = j["child"]
-    _need(parent == raw["link"], f"the chain ends at {parent!r}, not at link {raw['link']!r}", file, (*where, "link"))
+    chk.expect(parent == raw["link"], (*where, "link"), f"the chain ends at {parent!r}, not at link {raw['link']!r}")
     com = raw.get("com", {"xyz": [0.0] * 3, "rpy": [0.0] * 3})
-    _need(isinstance(com, dict) and _vec3(com.get("xyz")) and _vec3(com.get("rpy")),
-          "expected {xyz: [3 numbers], rpy: [3 numbers]}", file, (*where, "com"))
+    chk.expect(isinstance(com, dict) and _vec3(com.get("xyz")) and _vec3(com.get("rpy")), (*where, "com"),
+               "expected {xyz: [3 numbers], rpy: [3 numbers]}")
     return {"root": raw["root"], "link": raw["link"], "joints": joints, "com": com}
 
 
