@@ -46,6 +46,15 @@ class Checker:
                 self.fail((*path, key), f"unknown key (expected one of: {', '.join(sorted(allowed))})")
         return dict(value)
 
+    def section(self, value: Any, path: Sequence[Any], allowed: set[str] | None = None) -> dict:
+        """A mapping (only ``allowed`` keys, when given), worded for robot-description files:
+        ``expected a mapping, got list`` / ``unknown key 'x'; expected one of [...]``."""
+        self.expect(isinstance(value, dict), path, f"expected a mapping, got {type(value).__name__}")
+        if allowed is not None:
+            for key in value:
+                self.expect(key in allowed, (*path, key), f"unknown key {key!r}; expected one of {sorted(allowed)}")
+        return value
+
     def integer(self, value: Any, path: Sequence[Any], minimum: int | None = None) -> int:
         """An integer (a float with an integer value is accepted), ``>= minimum`` when given."""
         if isinstance(value, bool) or not isinstance(value, int):

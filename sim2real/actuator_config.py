@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from sim2real._check import Checker
 from sim2real.errors import RobotError
 
 INTERPOLATIONS = ("zoh", "linear", "cubic")
@@ -120,20 +121,16 @@ def default_actuators(mode: str, names: Sequence[str], position_gain: float,
     return (ActuatorConfig(model, tuple(names), idx, values),)
 
 
-def _fail(msg: str, file: Path, path: tuple[Any, ...]) -> None:
-    raise RobotError(msg, file=str(file), path=path)
-
-
-def _per_joint(value: Any, n: int, file: Path, path: tuple[Any, ...], positive: bool) -> tuple[float, ...]:
+def _per_joint(value: Any, n: int, chk: Checker, path: tuple[Any, ...], positive: bool) -> tuple[float, ...]:
     """A number or a list of ``n`` numbers, each finite and > 0 (``positive``) or >= 0."""
     items = value if isinstance(value, list) else [value] * n
     if len(items) != n:
-        _fail(f"expected one number or a list of {n} (one per joint of the group), got {len(items)}", file, path)
+        chk.fail(path, f"expected one number or a list of {n} (one per joint of the group), got {len(items)}")
     out = []
     for v in items:
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
         if not ok or v < 0 or (positive and v == 0):
-            _fail(f"expected {'positive' if positive else 'non-negative'} finite numbers, got {value!r}", file, path)
+            chk.fail(path, f"expected {'positive' if positive else 'non-negative'} finite numbers, got {value!r}")
         out.append(float(v))
     return tuple(out)
 
@@ -144,68 +141,67 @@ def parse_actuators(raw: Any, names: Sequence[str], mode: str, file: Path) -> tu
 
     Raises :class:`RobotError` naming the file and key (``actuators[i].kp`` ...).
     """
+    chk = Checker(str(file), RobotError)
     if not isinstance(raw, list) or not raw:
-        _fail("expected a non-empty list of actuator groups", file, ("actuators",))
+        chk.fail(("actuators",), "expected a non-empty list of actuator groups")
     owner: dict[str, int] = {}
     groups = []
     for i, g in enumerate(raw):
         at = ("actuators", i)
-        if not isinstance(g, dict):
-            _fail(f"expected a mapping, got {type(g).__name__}", file, at)
+        chk.section(g, at)
         model = g.get("model")
         if model not in MODELS:
-            _fail(f"expected one of {list(MODELS)}, got {model!r}", file, (*at, "model"))
+            chk.fail((*at, "model"), f"expected one of {list(MODELS)}, got {model!r}")
         allowed = {"joints", "model", *_JOINT_KEYS[model], *_OTHER_KEYS[model]}
         for key in g:
             if key not in allowed:
-                _fail(f"unknown key {key!r} for model {model}; expected one of {sorted(allowed)}", file, (*at, key))
+                chk.fail((*at, key), f"unknown key {key!r} for model {model}; expected one of {sorted(allowed)}")
         for key in _REQUIRED.get(model, ()):
             if key not in g:
-                _fail(f"missing required key of model {model}", file, (*at, key))
+                chk.fail((*at, key), f"missing required key of model {model}")
         joints = g.get("joints", "all")
         if joints == "all":
             joints = list(names)
         if not isinstance(joints, list) or not joints or not all(isinstance(j, str) for j in joints):
-            _fail("expected 'all' or a non-empty list of controlled joint names", file, (*at, "joints"))
+            chk.fail((*at, "joints"), "expected 'all' or a non-empty list of controlled joint names")
         for j in joints:
             if j not in names:
-                _fail(f"unknown controlled joint {j!r}; expected names from 'joints': {list(names)}", file, (*at, "joints"))
+                chk.fail((*at, "joints"),
+                         f"unknown controlled joint {j!r}; expected names from 'joints': {list(names)}")
             if j in owner:
-                _fail(f"joint {j!r} is already driven by actuators[{owner[j]}]", file, (*at, "joints"))
+                chk.fail((*at, "joints"), f"joint {j!r} is already driven by actuators[{owner[j]}]")
             owner[j] = i
         ordered = tuple(n for n in names if n in joints)
         n = len(ordered)
         values = {}
         for key, world_field in _JOINT_KEYS[model].items():
             if key in g:
-                values[world_field] = _per_joint(g[key], n, file, (*at, key), positive=key in ("stall_torque", "free_speed"))
+                values[world_field] = _per_joint(g[key], n, chk, (*at, key), positive=key in ("stall_torque", "free_speed"))
         # per-joint lists follow the group's `joints` order; store them in robot.yaml joint order
         if isinstance(g.get("joints"), list):
             perm = [joints.index(nm) for nm in ordered]
             values = {k: tuple(v[p] for p in perm) for k, v in values.items()}
         interp = g.get("interpolation", "zoh")
         if interp not in INTERPOLATIONS:
-            _fail(f"expected one of {list(INTERPOLATIONS)}, got {interp!r}", file, (*at, "interpolation"))
-        gff = g.get("gravity_ff", False)
-        if not isinstance(gff, bool):
-            _fail(f"expected true or false, got {gff!r}", file, (*at, "gravity_ff"))
+            chk.fail((*at, "interpolation"), f"expected one of {list(INTERPOLATIONS)}, got {interp!r}")
+        gff = chk.boolean(g.get("gravity_ff", False), (*at, "gravity_ff"))
         net = None
         if model == "actuator_net":
             if not isinstance(g["net"], str):
-                _fail("expected the path of a fitted net (sim2real actuator fit --out)", file, (*at, "net"))
+                chk.fail((*at, "net"), "expected the path of a fitted net (sim2real actuator fit --out)")
             net_path = (file.parent / g["net"]).resolve()
             if not net_path.is_file():
-                _fail(f"actuator net file {g['net']!r} not found next to robot.yaml", file, (*at, "net"))
+                chk.fail((*at, "net"), f"actuator net file {g['net']!r} not found next to robot.yaml")
             net = str(net_path)
         cfg = ActuatorConfig(model, ordered, tuple(names.index(nm) for nm in ordered), values, interp, gff, net)
         if not cfg.accepts(mode):
-            _fail(f"model {model} cannot follow control.mode {mode!r} commands", file, (*at, "model"))
+            chk.fail((*at, "model"), f"model {model} cannot follow control.mode {mode!r} commands")
         groups.append(cfg)
     missing = [n for n in names if n not in owner]
     if missing:
-        _fail(f"joints {missing} have no actuator group", file, ("actuators",))
+        chk.fail(("actuators",), f"joints {missing} have no actuator group")
     kinds = {c.computes_torque for c in groups}
     if len(kinds) > 1:
-        _fail("PyBullet motors (pybullet_position/pybullet_velocity) cannot be mixed with torque-computing "
-              "models in one robot", file, ("actuators",))
+        chk.fail(("actuators",), "PyBullet motors (pybullet_position/pybullet_velocity) cannot be mixed with "
+                 "torque-computing models in one robot")
     return tuple(groups)

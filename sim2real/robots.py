@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
+from sim2real._check import Checker
 from sim2real._io import data_dir, read_yaml_file
 from sim2real.actuator_config import ActuatorConfig, default_actuators, parse_actuators
 from sim2real.errors import RobotError
@@ -146,26 +147,6 @@ _TOP_KEYS = {
 }
 
 
-def _expect(cond: bool, msg: str, file: Path, path: tuple[Any, ...]) -> None:
-    if not cond:
-        raise RobotError(msg, file=str(file), path=path)
-
-
-def _num(value: Any, file: Path, path: tuple[Any, ...]) -> float:
-    _expect(isinstance(value, (int, float)) and not isinstance(value, bool),
-            f"expected a number, got {value!r}", file, path)
-    return float(value)
-
-
-def _mapping(value: Any, file: Path, path: tuple[Any, ...], allowed: set[str] | None = None) -> dict:
-    _expect(isinstance(value, dict), f"expected a mapping, got {type(value).__name__}", file, path)
-    if allowed is not None:
-        for key in value:
-            _expect(key in allowed, f"unknown key {key!r}; expected one of {sorted(allowed)}",
-                    file, (*path, key))
-    return value
-
-
 def load_robot(name_or_path: str | Path) -> RobotDescription:
     """Load a robot by name (a folder under ``robots/``) or by path to its ``robot.yaml``.
 
@@ -187,83 +168,86 @@ def load_robot(name_or_path: str | Path) -> RobotDescription:
 
 
 def parse_robot(raw: Any, file: Path) -> RobotDescription:
+    """Validate a robot.yaml mapping read from ``file``; raises :class:`RobotError` naming file and key."""
     file = Path(file)
-    root = _mapping(raw, file, (), _TOP_KEYS)
+    chk = Checker(str(file), RobotError)
+    root = chk.section(raw, (), _TOP_KEYS)
     for key in ("name", "kind", "model", "joints"):
-        _expect(key in root, "missing required key", file, (key,))
+        chk.expect(key in root, (key,), "missing required key")
     kind = root["kind"]
-    _expect(kind in ROBOT_KINDS, f"expected one of {list(ROBOT_KINDS)}, got {kind!r}", file, ("kind",))
+    chk.expect(kind in ROBOT_KINDS, ("kind",), f"expected one of {list(ROBOT_KINDS)}, got {kind!r}")
 
-    m = _mapping(root["model"], file, ("model",),
+    m = chk.section(root["model"], ("model",),
                  {"path", "source", "format", "fixed_base", "base_position", "base_orientation", "body_name"})
-    _expect(isinstance(m.get("path"), str), "expected a file path string", file, ("model", "path"))
+    chk.expect(isinstance(m.get("path"), str), ("model", "path"), "expected a file path string")
     source = m.get("source", "pybullet_data")
-    _expect(source in MODEL_SOURCES, f"expected one of {list(MODEL_SOURCES)}, got {source!r}", file, ("model", "source"))
+    chk.expect(source in MODEL_SOURCES, ("model", "source"), f"expected one of {list(MODEL_SOURCES)}, got {source!r}")
     fmt = m.get("format", "mjcf" if str(m["path"]).endswith(".xml") else "urdf")
-    _expect(fmt in MODEL_FORMATS, f"expected one of {list(MODEL_FORMATS)}, got {fmt!r}", file, ("model", "format"))
+    chk.expect(fmt in MODEL_FORMATS, ("model", "format"), f"expected one of {list(MODEL_FORMATS)}, got {fmt!r}")
     pos = m.get("base_position", [0.0, 0.0, 0.0])
     orn = m.get("base_orientation", [0.0, 0.0, 0.0, 1.0])
-    _expect(isinstance(pos, list) and len(pos) == 3, "expected [x, y, z]", file, ("model", "base_position"))
-    _expect(isinstance(orn, list) and len(orn) == 4, "expected a quaternion [x, y, z, w]", file, ("model", "base_orientation"))
+    chk.expect(isinstance(pos, list) and len(pos) == 3, ("model", "base_position"), "expected [x, y, z]")
+    chk.expect(isinstance(orn, list) and len(orn) == 4, ("model", "base_orientation"),
+               "expected a quaternion [x, y, z, w]")
     model = ModelSpec(
         path=m["path"], source=source, format=fmt, fixed_base=bool(m.get("fixed_base", True)),
-        base_position=tuple(_num(v, file, ("model", "base_position", i)) for i, v in enumerate(pos)),  # type: ignore[arg-type]
-        base_orientation=tuple(_num(v, file, ("model", "base_orientation", i)) for i, v in enumerate(orn)),  # type: ignore[arg-type]
+        base_position=tuple(chk.number(v, ("model", "base_position", i)) for i, v in enumerate(pos)),  # type: ignore[arg-type]
+        base_orientation=tuple(chk.number(v, ("model", "base_orientation", i)) for i, v in enumerate(orn)),  # type: ignore[arg-type]
         body_name=m.get("body_name"),
     )
     if source == "local":
-        _expect((file.parent / model.path).is_file(), f"model file {model.path!r} not found next to robot.yaml",
-                file, ("model", "path"))
+        chk.expect((file.parent / model.path).is_file(), ("model", "path"),
+                   f"model file {model.path!r} not found next to robot.yaml")
 
-    c = _mapping(root.get("control", {}), file, ("control",),
+    c = chk.section(root.get("control", {}), ("control",),
                  {"mode", "rate_hz", "physics_hz", "position_gain", "velocity_gain"})
     mode = c.get("mode", "position")
-    _expect(mode in CONTROL_MODES, f"expected one of {list(CONTROL_MODES)}, got {mode!r}", file, ("control", "mode"))
+    chk.expect(mode in CONTROL_MODES, ("control", "mode"), f"expected one of {list(CONTROL_MODES)}, got {mode!r}")
     control = ControlSpec(
         mode=mode,
-        rate_hz=_num(c.get("rate_hz", 20.0), file, ("control", "rate_hz")),
-        physics_hz=_num(c.get("physics_hz", 240.0), file, ("control", "physics_hz")),
-        position_gain=_num(c.get("position_gain", 0.3), file, ("control", "position_gain")),
-        velocity_gain=_num(c.get("velocity_gain", 1.0), file, ("control", "velocity_gain")),
+        rate_hz=chk.number(c.get("rate_hz", 20.0), ("control", "rate_hz")),
+        physics_hz=chk.number(c.get("physics_hz", 240.0), ("control", "physics_hz")),
+        position_gain=chk.number(c.get("position_gain", 0.3), ("control", "position_gain")),
+        velocity_gain=chk.number(c.get("velocity_gain", 1.0), ("control", "velocity_gain")),
     )
-    _expect(control.rate_hz > 0 and control.physics_hz >= control.rate_hz,
-            "expected 0 < rate_hz <= physics_hz", file, ("control",))
+    chk.expect(control.rate_hz > 0 and control.physics_hz >= control.rate_hz, ("control",),
+               "expected 0 < rate_hz <= physics_hz")
 
     joints_raw = root["joints"]
-    _expect(isinstance(joints_raw, list), "expected a list of joints", file, ("joints",))
+    chk.expect(isinstance(joints_raw, list), ("joints",), "expected a list of joints")
     joints = []
     for i, j in enumerate(joints_raw):
-        j = _mapping(j, file, ("joints", i), {"name", "lower", "upper", "max_velocity", "max_effort", "home"})
-        _expect(isinstance(j.get("name"), str), "expected a joint name", file, ("joints", i, "name"))
+        j = chk.section(j, ("joints", i), {"name", "lower", "upper", "max_velocity", "max_effort", "home"})
+        chk.expect(isinstance(j.get("name"), str), ("joints", i, "name"), "expected a joint name")
         spec = JointSpec(
             name=j["name"],
-            lower=_num(j.get("lower", -3.14159), file, ("joints", i, "lower")),
-            upper=_num(j.get("upper", 3.14159), file, ("joints", i, "upper")),
-            max_velocity=_num(j.get("max_velocity", 1.0), file, ("joints", i, "max_velocity")),
-            max_effort=_num(j.get("max_effort", 1.0), file, ("joints", i, "max_effort")),
-            home=_num(j.get("home", 0.0), file, ("joints", i, "home")),
+            lower=chk.number(j.get("lower", -3.14159), ("joints", i, "lower")),
+            upper=chk.number(j.get("upper", 3.14159), ("joints", i, "upper")),
+            max_velocity=chk.number(j.get("max_velocity", 1.0), ("joints", i, "max_velocity")),
+            max_effort=chk.number(j.get("max_effort", 1.0), ("joints", i, "max_effort")),
+            home=chk.number(j.get("home", 0.0), ("joints", i, "home")),
         )
-        _expect(spec.lower < spec.upper, f"lower ({spec.lower}) must be below upper ({spec.upper})",
-                file, ("joints", i))
-        _expect(spec.lower <= spec.home <= spec.upper, "home must lie within [lower, upper]", file, ("joints", i, "home"))
-        _expect(spec.max_velocity > 0 and spec.max_effort > 0, "max_velocity and max_effort must be > 0",
-                file, ("joints", i))
+        chk.expect(spec.lower < spec.upper, ("joints", i), f"lower ({spec.lower}) must be below upper ({spec.upper})")
+        chk.expect(spec.lower <= spec.home <= spec.upper, ("joints", i, "home"),
+                   "home must lie within [lower, upper]")
+        chk.expect(spec.max_velocity > 0 and spec.max_effort > 0, ("joints", i),
+                   "max_velocity and max_effort must be > 0")
         joints.append(spec)
     names = [j.name for j in joints]
-    _expect(len(set(names)) == len(names), "joint names must be unique", file, ("joints",))
+    chk.expect(len(set(names)) == len(names), ("joints",), "joint names must be unique")
 
     links = root.get("links", [])
-    _expect(isinstance(links, list) and all(isinstance(x, str) for x in links),
-            "expected a list of link names", file, ("links",))
+    chk.expect(isinstance(links, list) and all(isinstance(x, str) for x in links), ("links",),
+               "expected a list of link names")
     ee = root.get("end_effector_link")
     if ee is not None:
-        _expect(ee in links or not links, f"end_effector_link {ee!r} is not in links", file, ("end_effector_link",))
+        chk.expect(ee in links or not links, ("end_effector_link",), f"end_effector_link {ee!r} is not in links")
 
-    r = _mapping(root.get("ros2", {}), file, ("ros2",), {"joint_names", "topics", "controller", "frame_id"})
+    r = chk.section(root.get("ros2", {}), ("ros2",), {"joint_names", "topics", "controller", "frame_id"})
     jn = r.get("joint_names", names)
-    _expect(isinstance(jn, list) and len(jn) == len(joints),
-            f"expected a list of {len(joints)} names, one per controlled joint", file, ("ros2", "joint_names"))
-    topics = _mapping(r.get("topics", {}), file, ("ros2", "topics"))
+    chk.expect(isinstance(jn, list) and len(jn) == len(joints), ("ros2", "joint_names"),
+               f"expected a list of {len(joints)} names, one per controlled joint")
+    topics = chk.section(r.get("topics", {}), ("ros2", "topics"))
     ros2 = Ros2Spec(joint_names=tuple(jn), topics=dict(topics), controller=str(r.get("controller", "")),
                     frame_id=str(r.get("frame_id", "")))
 
@@ -271,8 +255,8 @@ def parse_robot(raw: Any, file: Path) -> RobotDescription:
         actuators = parse_actuators(root["actuators"], names, control.mode, file)
     else:
         actuators = default_actuators(control.mode, names, control.position_gain, control.velocity_gain)
-    nominal = _mapping(root.get("nominal", {}), file, ("nominal",))
-    model_params = _mapping(root.get("model_params", {}), file, ("model_params",))
+    nominal = chk.section(root.get("nominal", {}), ("nominal",))
+    model_params = chk.section(root.get("model_params", {}), ("model_params",))
     return RobotDescription(
         name=str(root["name"]), kind=kind, description=str(root.get("description", "")), model=model,
         control=control, joints=tuple(joints), end_effector_link=ee, nominal=dict(nominal),
