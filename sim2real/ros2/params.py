@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 
+from sim2real._check import Checker
 from sim2real._io import read_yaml_file
-from sim2real.errors import ConfigError
 from sim2real.ros2.msg_definitions import PX4_MSGS_LAYOUTS
 
 NODE_NAME = "sim2real_deploy"
@@ -147,21 +147,20 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def validate_params(flat: Mapping[str, Any], file: str | None = None, node_name: str = NODE_NAME) -> dict[str, Any]:
     """Check ``flat`` (dotted names) against :data:`SCHEMA`; return it completed with defaults."""
+    chk = Checker(file)
     out = {name: (list(p.default) if isinstance(p.default, list) else p.default) for name, p in SCHEMA.items()}
     for name, value in flat.items():
         path = (node_name, "ros__parameters", *name.split("."))
         if name == "use_sim_time" or name in out:
             spec = SCHEMA[name]
         else:
-            raise ConfigError(f"unknown parameter; expected one of {sorted(SCHEMA)}", file=file, path=path)
+            chk.fail(path, f"unknown parameter; expected one of {sorted(SCHEMA)}")
         ok_type = isinstance(value, spec.type) and not (isinstance(value, bool) and spec.type in (int, _num))
         if spec.type is bool:
             ok_type = isinstance(value, bool)
-        if not ok_type:
-            tname = spec.type.__name__ if isinstance(spec.type, type) else "number"
-            raise ConfigError(f"expected {tname}, got {value!r}", file=file, path=path)
-        if spec.check is not None and not spec.check(value):
-            raise ConfigError(f"expected {spec.expected}, got {value!r}", file=file, path=path)
+        tname = spec.type.__name__ if isinstance(spec.type, type) else "number"
+        chk.expect(ok_type, path, f"expected {tname}, got {value!r}")
+        chk.expect(spec.check is None or spec.check(value), path, f"expected {spec.expected}, got {value!r}")
         out[name] = float(value) if spec.type is _num else value
     return out
 
@@ -175,23 +174,20 @@ def load_params_file(path: str | Path, node_name: str = NODE_NAME, *, complete: 
     are merged, the node's own section last.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError("parameter file not found", file=str(path))
+    chk = Checker(str(path))
+    chk.expect(path.is_file(), (), "parameter file not found")
     raw = read_yaml_file(path, what="parameter file")
-    if not isinstance(raw, dict):
-        raise ConfigError("expected a mapping of node names to {ros__parameters: ...}", file=str(path))
+    chk.expect(isinstance(raw, dict), (), "expected a mapping of node names to {ros__parameters: ...}")
     merged: dict[str, Any] = {}
     found = False
     for key in sorted(raw, key=lambda k: k != "/**"):  # wildcard first, node section wins
         if key != "/**" and str(key).rsplit("/", 1)[-1] != node_name:
             continue
         section = raw[key]
-        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
-            raise ConfigError("expected a mapping with a ros__parameters mapping", file=str(path), path=(key,))
+        chk.expect(isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict), (key,),
+                   "expected a mapping with a ros__parameters mapping")
         merged.update(flatten(section["ros__parameters"]))
         found = True
-    if not found:
-        raise ConfigError(f"no section for node {node_name!r} (or /**); sections: {sorted(map(str, raw))}",
-                          file=str(path))
+    chk.expect(found, (), f"no section for node {node_name!r} (or /**); sections: {sorted(map(str, raw))}")
     full = validate_params(merged, str(path), node_name)
     return full if complete else {k: full[k] for k in merged}
