@@ -13,6 +13,7 @@ from typing import Any
 
 
 from sim2real.adapt.nets import NetworkConfig
+from sim2real._check import Checker
 from sim2real._io import read_yaml_file
 from sim2real.errors import ConfigError
 
@@ -105,7 +106,8 @@ class AdaptConfig:
         return parse_config(raw, file=self.source, base_dir=Path(self.base_dir) if self.base_dir else None)
 
 
-def _check(value: Any, kind: type | tuple[type, ...], file: str | None, path: list[Any]) -> Any:
+def _check(chk: Checker, value: Any, kind: type | tuple[type, ...], path: list[Any]) -> Any:
+    """``value`` if it is of ``kind`` (an int is accepted, as a float, where a float is expected)."""
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -116,58 +118,56 @@ def _check(value: Any, kind: type | tuple[type, ...], file: str | None, path: li
     if not ok:
         names = " or ".join({int: "an integer", float: "a number", str: "a string", bool: "true/false",
                              dict: "a mapping", list: "a list"}[k] for k in kinds)
-        raise ConfigError(f"expected {names}, got {value!r}", file=file, path=path)
+        chk.fail(path, f"expected {names}, got {value!r}")
     return value
 
 
-def _fill(cls: Any, raw: Any, file: str | None, path: list[Any]) -> Any:
+def _fill(chk: Checker, cls: Any, raw: Any, path: list[Any]) -> Any:
     """Build dataclass ``cls`` from mapping ``raw``, type-checking against the defaults."""
     if raw is None:
         raw = {}
-    _check(raw, dict, file, path)
+    _check(chk, raw, dict, path)
     inst = cls()
     for key, value in raw.items():
         if not hasattr(inst, key) or key.startswith("_"):
             allowed = sorted(k for k in vars(inst))
-            raise ConfigError(f"unknown key (allowed: {allowed})", file=file, path=path + [key])
+            chk.fail(path + [key], f"unknown key (allowed: {allowed})")
         default = getattr(inst, key)
         if isinstance(default, list):
-            _check(value, list, file, path + [key])
+            _check(chk, value, list, path + [key])
             elem = type(default[0]) if default else str
-            value = [_check(v, elem, file, path + [key, i]) for i, v in enumerate(value)]
+            value = [_check(chk, v, elem, path + [key, i]) for i, v in enumerate(value)]
         else:
-            value = _check(value, type(default), file, path + [key])
+            value = _check(chk, value, type(default), path + [key])
         setattr(inst, key, value)
     return inst
 
 
-def _positive(value: float, file: str | None, path: list[Any], allow_zero: bool = False) -> None:
+def _positive(chk: Checker, value: float, path: list[Any], allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"expected a {'non-negative' if allow_zero else 'positive'} number, got {value}",
-                          file=file, path=path)
+        chk.fail(path, f"expected a {'non-negative' if allow_zero else 'positive'} number, got {value}")
 
 
-def _data_spec(raw: Any, file: str | None, path: list[Any], base_dir: Path | None) -> dict[str, Any]:
-    _check(raw, dict, file, path)
+def _data_spec(chk: Checker, raw: Any, path: list[Any], base_dir: Path | None) -> dict[str, Any]:
+    _check(chk, raw, dict, path)
     kind = raw.get("type")
     if kind not in DATA_TYPES:
-        raise ConfigError(f"expected one of {list(DATA_TYPES)}, got {kind!r}", file=file, path=path + ["type"])
+        chk.fail(path + ["type"], f"expected one of {list(DATA_TYPES)}, got {kind!r}")
     allowed = {**COMMON_DATA_KEYS, **DATA_KEYS[kind]}
     spec = dict(raw)
     for key, value in raw.items():
         if key not in allowed:
-            raise ConfigError(f"unknown key for type {kind} (allowed: {sorted(allowed)})", file=file, path=path + [key])
-        _check(value, allowed[key], file, path + [key])
+            chk.fail(path + [key], f"unknown key for type {kind} (allowed: {sorted(allowed)})")
+        _check(chk, value, allowed[key], path + [key])
     need = {"folder": ["path"], "rosbag": ["path", "topic"], "digits": ["split"], "render": ["env", "n"]}[kind]
     for key in need:
         if key not in raw:
-            raise ConfigError("required key missing", file=file, path=path + [key])
+            chk.fail(path + [key], "required key missing")
     if kind == "digits":
         if raw["split"] not in ("source", "target_train", "target_test"):
-            raise ConfigError(f"expected source, target_train or target_test, got {raw['split']!r}",
-                              file=file, path=path + ["split"])
+            chk.fail(path + ["split"], f"expected source, target_train or target_test, got {raw['split']!r}")
         if raw.get("domain", "digits") not in ("digits", "photos"):
-            raise ConfigError(f"expected digits or photos, got {raw['domain']!r}", file=file, path=path + ["domain"])
+            chk.fail(path + ["domain"], f"expected digits or photos, got {raw['domain']!r}")
     for key in ("path", "cache"):
         if key in spec and base_dir is not None and not Path(spec[key]).is_absolute():
             spec[key] = str((base_dir / spec[key]).resolve())
@@ -177,143 +177,140 @@ def _data_spec(raw: Any, file: str | None, path: list[Any], base_dir: Path | Non
         try:
             StyleShift.from_config(raw["style"])
         except ConfigError as exc:
-            raise ConfigError(exc.detail, file=file, path=path + ["style", *exc.key_path]) from None
+            chk.fail(path + ["style", *exc.key_path], exc.detail)
     return spec
 
 
-def _selfens_options(options: dict[str, Any], given: dict[str, Any], task: TaskConfig, file: str | None) -> None:
+def _selfens_options(chk: Checker, options: dict[str, Any], given: dict[str, Any], task: TaskConfig) -> None:
     """Range checks of the ``selfens`` options (in place); geometric augmentation is off for regression."""
     for key in ("consistency_weight", "class_balance", "rampup_fraction", "translate", "affine_std",
                 "colour_gain", "colour_field", "blur_sigma", "noise_std", "equivariant_shift"):
-        _positive(options[key], file, ["options", key], allow_zero=True)
+        _positive(chk, options[key], ["options", key], allow_zero=True)
     for key in ("teacher_alpha", "confidence_threshold", "rampup_fraction"):
         if not 0.0 <= options[key] <= 1.0 or (key == "teacher_alpha" and options[key] == 1.0):
-            raise ConfigError(f"expected a number in [0, 1{')' if key == 'teacher_alpha' else ']'}, got {options[key]}",
-                              file=file, path=["options", key])
+            chk.fail(["options", key],
+                     f"expected a number in [0, 1{')' if key == 'teacher_alpha' else ']'}, got {options[key]}")
     for key, hi in (("fourier_beta", 0.5), ("fourier_prob", 1.0), ("hue_shift", 0.5)):
         if not 0.0 <= options[key] <= hi:  # a number: checked against the default's type above
-            raise ConfigError(f"expected a number in [0, {hi}], got {options[key]!r}", file=file, path=["options", key])
+            chk.fail(["options", key], f"expected a number in [0, {hi}], got {options[key]!r}")
     if options["predict_with"] not in ("teacher", "student"):
-        raise ConfigError(f"expected teacher or student, got {options['predict_with']!r}", file=file,
-                          path=["options", "predict_with"])
+        chk.fail(["options", "predict_with"], f"expected teacher or student, got {options['predict_with']!r}")
     for key in ("intensity_scale", "intensity_offset"):
         value = options[key]
         if (len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
                 or value[0] > value[1]):
-            raise ConfigError(f"expected [low, high] with low <= high, got {value!r}", file=file, path=["options", key])
+            chk.fail(["options", key], f"expected [low, high] with low <= high, got {value!r}")
         options[key] = [float(v) for v in value]
     if options["equivariant_shift"] > 0:
         bad = [c for c in task.columns if not c.endswith(("_u", "_v"))]
         if task.type != "regression" or bad:
-            raise ConfigError("needs a regression task whose label columns are all pixel positions (*_u / *_v)"
-                              + (f", got {bad}" if task.type == "regression" else ""),
-                              file=file, path=["options", "equivariant_shift"])
+            chk.fail(["options", "equivariant_shift"],
+                     "needs a regression task whose label columns are all pixel positions (*_u / *_v)"
+                     + (f", got {bad}" if task.type == "regression" else ""))
     if task.type != "classification":
         for key in ("class_balance",):
             if given.get(key, 0) > 0:
-                raise ConfigError("class balance needs a classification task", file=file, path=["options", key])
+                chk.fail(["options", key], "class balance needs a classification task")
         options["class_balance"] = 0.0
         for key in ("translate", "affine_std", "hflip"):
             if given.get(key):
-                raise ConfigError("geometric augmentation moves pixels and would invalidate regression labels; "
-                                  "use photometric options only", file=file, path=["options", key])
+                chk.fail(["options", key], "geometric augmentation moves pixels and would invalidate regression "
+                         "labels; use photometric options only")
             options[key] = False if key == "hflip" else 0.0
 
 
 def parse_config(raw: Any, file: str | None = None, base_dir: Path | None = None) -> AdaptConfig:
     """Validate a config mapping; ``file`` is only used in error messages."""
-    _check(raw, dict, file, [])
+    chk = Checker(file)
+    _check(chk, raw, dict, [])
     known = {"method", "seed", "data", "task", "network", "train", "options", "report", "description"}
     for key in raw:
         if key not in known:
-            raise ConfigError(f"unknown key (allowed: {sorted(known)})", file=file, path=[key])
+            chk.fail([key], f"unknown key (allowed: {sorted(known)})")
     method = raw.get("method")
     if method not in METHODS:
-        raise ConfigError(f"expected one of {list(METHODS)}, got {method!r}", file=file, path=["method"])
-    seed = _check(raw.get("seed", 0), int, file, ["seed"])
+        chk.fail(["method"], f"expected one of {list(METHODS)}, got {method!r}")
+    seed = _check(chk, raw.get("seed", 0), int, ["seed"])
 
-    task = _fill(TaskConfig, raw.get("task"), file, ["task"])
+    task = _fill(chk, TaskConfig, raw.get("task"), ["task"])
     if task.type not in TASK_TYPES:
-        raise ConfigError(f"expected one of {list(TASK_TYPES)}, got {task.type!r}", file=file, path=["task", "type"])
+        chk.fail(["task", "type"], f"expected one of {list(TASK_TYPES)}, got {task.type!r}")
     if task.type == "classification" and task.num_classes < 2:
-        raise ConfigError("expected at least 2 classes", file=file, path=["task", "num_classes"])
+        chk.fail(["task", "num_classes"], "expected at least 2 classes")
     if task.type == "regression" and not task.columns:
-        raise ConfigError("regression needs a non-empty list of label columns", file=file, path=["task", "columns"])
+        chk.fail(["task", "columns"], "regression needs a non-empty list of label columns")
 
-    network = _fill(NetworkConfig, raw.get("network"), file, ["network"])
+    network = _fill(chk, NetworkConfig, raw.get("network"), ["network"])
     if network.input_norm not in ("fixed", "image"):
-        raise ConfigError(f"expected fixed or image, got {network.input_norm!r}", file=file, path=["network", "input_norm"])
+        chk.fail(["network", "input_norm"], f"expected fixed or image, got {network.input_norm!r}")
     if network.image_size < 8 or network.image_size % (2 ** len(network.channels)):
-        raise ConfigError(f"image_size must be >= 8 and divisible by 2**len(channels) = {2 ** len(network.channels)}",
-                          file=file, path=["network", "image_size"])
+        chk.fail(["network", "image_size"],
+                 f"image_size must be >= 8 and divisible by 2**len(channels) = {2 ** len(network.channels)}")
     for key in ("feature_dim", "head_hidden", "disc_hidden", "gen_width"):
-        _positive(getattr(network, key), file, ["network", key])
+        _positive(chk, getattr(network, key), ["network", key])
     for i, c in enumerate(network.channels):
-        _positive(c, file, ["network", "channels", i])
+        _positive(chk, c, ["network", "channels", i])
     if not network.channels:
-        raise ConfigError("expected at least one conv stage", file=file, path=["network", "channels"])
+        chk.fail(["network", "channels"], "expected at least one conv stage")
 
-    train = _fill(TrainConfig, raw.get("train"), file, ["train"])
+    train = _fill(chk, TrainConfig, raw.get("train"), ["train"])
     for key in ("steps", "batch_size", "lr"):
-        _positive(getattr(train, key), file, ["train", key])
+        _positive(chk, getattr(train, key), ["train", key])
     for key in ("checkpoint_every", "log_every", "weight_decay", "eval_every", "threads"):
-        _positive(getattr(train, key), file, ["train", key], allow_zero=True)
+        _positive(chk, getattr(train, key), ["train", key], allow_zero=True)
     if train.lr_schedule not in LR_SCHEDULES:
-        raise ConfigError(f"expected one of {', '.join(LR_SCHEDULES)}, got {train.lr_schedule!r}",
-                          file=file, path=["train", "lr_schedule"])
+        chk.fail(["train", "lr_schedule"], f"expected one of {', '.join(LR_SCHEDULES)}, got {train.lr_schedule!r}")
 
     data_raw = raw.get("data")
     if data_raw is None:
-        raise ConfigError("required key missing", file=file, path=["data"])
-    _check(data_raw, dict, file, ["data"])
+        chk.fail(["data"], "required key missing")
+    _check(chk, data_raw, dict, ["data"])
     data: dict[str, Any] = {}
     for key, value in data_raw.items():
         if key not in ("source", "target", "target_eval", "holdout_fraction"):
-            raise ConfigError("unknown key (allowed: holdout_fraction, source, target, target_eval)",
-                              file=file, path=["data", key])
+            chk.fail(["data", key], "unknown key (allowed: holdout_fraction, source, target, target_eval)")
         if key == "holdout_fraction":
-            data[key] = _check(value, float, file, ["data", key])
+            data[key] = _check(chk, value, float, ["data", key])
             if not 0.0 < data[key] < 1.0:
-                raise ConfigError(f"expected a number in (0, 1), got {value}", file=file, path=["data", key])
+                chk.fail(["data", key], f"expected a number in (0, 1), got {value}")
         else:
-            data[key] = _data_spec(value, file, ["data", key], base_dir)
+            data[key] = _data_spec(chk, value, ["data", key], base_dir)
     need = ["target"] if method == "oracle" else ["source"] if method == "source_only" else ["source", "target"]
     for key in need:
         if key not in data:
-            raise ConfigError(f"required for method {method}", file=file, path=["data", key])
+            chk.fail(["data", key], f"required for method {method}")
 
     opts_raw = raw.get("options") or {}
-    _check(opts_raw, dict, file, ["options"])
+    _check(chk, opts_raw, dict, ["options"])
     options = dict(METHOD_OPTIONS[method])
     for key, value in opts_raw.items():
         if key not in options:
-            raise ConfigError(f"unknown option for method {method} (allowed: {sorted(options)})",
-                              file=file, path=["options", key])
-        options[key] = _check(value, type(options[key]), file, ["options", key])
+            chk.fail(["options", key], f"unknown option for method {method} (allowed: {sorted(options)})")
+        options[key] = _check(chk, value, type(options[key]), ["options", key])
     for key in ("entropy_weight",):
         if key in options:
-            _positive(options[key], file, ["options", key], allow_zero=True)
+            _positive(chk, options[key], ["options", key], allow_zero=True)
             if options[key] > 0 and task.type != "classification":
-                raise ConfigError("entropy minimisation needs a classification task", file=file, path=["options", key])
+                chk.fail(["options", key], "entropy minimisation needs a classification task")
     if method == "adda" and not 0.0 < options["pretrain_fraction"] < 1.0:
-        raise ConfigError("expected a number in (0, 1)", file=file, path=["options", "pretrain_fraction"])
+        chk.fail(["options", "pretrain_fraction"], "expected a number in (0, 1)")
     if method == "selfens":
-        _selfens_options(options, opts_raw, task, file)
+        _selfens_options(chk, options, opts_raw, task)
     if method == "dann" and options["lr_anneal"] and train.lr_schedule != "constant":
-        raise ConfigError("dann anneals its own learning rate (options.lr_anneal); set lr_anneal: false to use "
-                          "train.lr_schedule", file=file, path=["train", "lr_schedule"])
+        chk.fail(["train", "lr_schedule"], "dann anneals its own learning rate (options.lr_anneal); set "
+                 "lr_anneal: false to use train.lr_schedule")
     if method == "cyclegan":
-        _positive(options["semantic_weight"], file, ["options", "semantic_weight"], allow_zero=True)
+        _positive(chk, options["semantic_weight"], ["options", "semantic_weight"], allow_zero=True)
         if options["semantic_weight"] > 0 and not 0.0 < options["semantic_pretrain_fraction"] < 1.0:
-            raise ConfigError("expected a number in (0, 1)", file=file, path=["options", "semantic_pretrain_fraction"])
+            chk.fail(["options", "semantic_pretrain_fraction"], "expected a number in (0, 1)")
 
     report = {"baselines": True, "grid_rows": 8}
     rep_raw = raw.get("report") or {}
-    _check(rep_raw, dict, file, ["report"])
+    _check(chk, rep_raw, dict, ["report"])
     for key, value in rep_raw.items():
         if key not in report:
-            raise ConfigError(f"unknown key (allowed: {sorted(report)})", file=file, path=["report", key])
-        report[key] = _check(value, type(report[key]), file, ["report", key])
+            chk.fail(["report", key], f"unknown key (allowed: {sorted(report)})")
+        report[key] = _check(chk, value, type(report[key]), ["report", key])
 
     return AdaptConfig(method=method, data=data, task=task, network=network, train=train, options=options,
                        seed=seed, report=report, source=file, raw=copy.deepcopy(raw),
