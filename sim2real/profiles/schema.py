@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, NoReturn, Sequence
 
 import numpy as np
 
+from sim2real._check import Checker
 from sim2real.errors import ProfileError
 from sim2real.profiles.distributions import _compact, _describe, _is_number, parse_distribution
 from sim2real.profiles.entry import Entry, Interval, _is_numeric, all_targets, valid_targets
@@ -43,7 +44,7 @@ class _EntryErrors:
         path: tuple[Any, ...] = ("params", self.name)
         if key is not None:
             path += (key, *sub)
-        raise ProfileError(message, file=self.file_of(key), path=path)
+        Checker(self.file_of(key), ProfileError).fail(path, message)
 
     def under(self, key: str) -> Callable[..., NoReturn]:
         """A ``fail(message, subpath=())`` for validators of the value of ``key``."""
