@@ -39,12 +39,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, NoReturn, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from sim2real._check import Checker
 from sim2real._io import read_yaml_file
-from sim2real.errors import ConfigError
 from sim2real.profiles.distributions import Distribution, parse_distribution
 from sim2real.robots import RobotDescription
 
@@ -107,36 +107,23 @@ class ArmHardwareConfig:
         }
 
 
-class _Checker:
-    """Raises :class:`ConfigError` naming the file and key path."""
+class _Checker(Checker):
+    """:class:`~sim2real._check.Checker` (``ConfigError`` naming the file and key path) with the
+    hardware file's value checks: a finite number passing ``ok``, per joint or one for all."""
 
-    def __init__(self, file: str) -> None:
-        self.file = file
-
-    def fail(self, msg: str, path: Sequence[Any]) -> NoReturn:
-        raise ConfigError(msg, file=self.file, path=tuple(path))
-
-    def mapping(self, value: Any, path: Sequence[Any], allowed: set[str]) -> dict:
-        if not isinstance(value, dict):
-            self.fail(f"expected a mapping, got {type(value).__name__}", path)
-        for key in value:
-            if key not in allowed:
-                self.fail(f"unknown key {key!r}; expected one of {sorted(allowed)}", (*path, key))
-        return value
-
-    def number(self, value: Any, path: Sequence[Any], ok: Callable[[float], bool] = math.isfinite,
-               expected: str = "a finite number") -> float:
+    def value(self, value: Any, path: Sequence[Any], ok: Callable[[float], bool] = math.isfinite,
+              expected: str = "a finite number") -> float:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or not ok(value):
-            self.fail(f"expected {expected}, got {value!r}", path)
+            self.fail(path, f"expected {expected}, got {value!r}")
         return float(value)
 
     def per_joint(self, value: Any, n: int, path: Sequence[Any], ok: Callable[[float], bool],
                   expected: str) -> tuple[float, ...]:
         if isinstance(value, list):
             if len(value) != n:
-                self.fail(f"expected {n} values (one per joint), got {len(value)}", path)
-            return tuple(self.number(v, (*path, i), ok, expected) for i, v in enumerate(value))
-        return (self.number(value, path, ok, expected + f" or a list of {n}"),) * n
+                self.fail(path, f"expected {n} values (one per joint), got {len(value)}")
+            return tuple(self.value(v, (*path, i), ok, expected) for i, v in enumerate(value))
+        return (self.value(value, path, ok, expected + f" or a list of {n}"),) * n
 
 
 def _nonneg(v: float) -> bool:
@@ -150,58 +137,58 @@ def _pos(v: float) -> bool:
 def parse_hardware(raw: Any, robot: RobotDescription, file: str, links: Sequence[str]) -> ArmHardwareConfig:
     """Validate a hardware mapping for ``robot``; ``links`` are the links mass factors may name."""
     c = _Checker(file)
-    root = c.mapping(raw, (), _TOP)
+    root = c.section(raw, (), _TOP)
     n = robot.n_joints
     if "robot" in root and root["robot"] != robot.name:
-        c.fail(f"this hardware file is for robot {root['robot']!r}, not {robot.name!r}", ("robot",))
-    physics_hz = c.number(root.get("physics_hz", 1000.0), ("physics_hz",), lambda v: v >= MIN_PHYSICS_HZ,
+        c.fail(("robot",), f"this hardware file is for robot {root['robot']!r}, not {robot.name!r}")
+    physics_hz = c.value(root.get("physics_hz", 1000.0), ("physics_hz",), lambda v: v >= MIN_PHYSICS_HZ,
                           f"a rate >= {MIN_PHYSICS_HZ:g} Hz")
-    js_hz = c.number(root.get("joint_states_hz", 200.0), ("joint_states_hz",), lambda v: 0 < v <= physics_hz,
+    js_hz = c.value(root.get("joint_states_hz", 200.0), ("joint_states_hz",), lambda v: 0 < v <= physics_hz,
                      f"a rate in (0, physics_hz = {physics_hz:g}] Hz")
     pose = root.get("start_pose", "home")
     if pose == "home":
         start = tuple(j.home for j in robot.joints)
     else:
         if not isinstance(pose, list):
-            c.fail(f"expected 'home' or a list of {n} joint angles (rad), got {pose!r}", ("start_pose",))
+            c.fail(("start_pose",), f"expected 'home' or a list of {n} joint angles (rad), got {pose!r}")
         start = c.per_joint(pose, n, ("start_pose",), math.isfinite, "a joint angle (rad)")
         for i, (q, j) in enumerate(zip(start, robot.joints)):
             if not j.lower <= q <= j.upper:
-                c.fail(f"{q} is outside {j.name}'s limits [{j.lower}, {j.upper}]", ("start_pose", i))
-    lk = c.mapping(root.get("links", {}), ("links",), {"mass_factor"})
+                c.fail(("start_pose", i), f"{q} is outside {j.name}'s limits [{j.lower}, {j.upper}]")
+    lk = c.section(root.get("links", {}), ("links",), {"mass_factor"})
     mf_raw = lk.get("mass_factor", 1.0)
     if isinstance(mf_raw, dict):
         for name in mf_raw:
             if name not in links:
-                c.fail(f"not a moving link with mass; expected one of {list(links)}", ("links", "mass_factor", name))
-        mass = {name: c.number(mf_raw.get(name, 1.0), ("links", "mass_factor", name), _pos, "a factor > 0")
+                c.fail(("links", "mass_factor", name), f"not a moving link with mass; expected one of {list(links)}")
+        mass = {name: c.value(mf_raw.get(name, 1.0), ("links", "mass_factor", name), _pos, "a factor > 0")
                 for name in links}
     else:
-        f = c.number(mf_raw, ("links", "mass_factor"), _pos, "a factor > 0 or a mapping {link: factor}")
+        f = c.value(mf_raw, ("links", "mass_factor"), _pos, "a factor > 0 or a mapping {link: factor}")
         mass = {name: f for name in links}
-    jt = c.mapping(root.get("joints", {}), ("joints",), set(_JOINT_KEYS))
+    jt = c.section(root.get("joints", {}), ("joints",), set(_JOINT_KEYS))
     joint_values = {k: c.per_joint(jt.get(k, d), n, ("joints", k), _nonneg, "a number >= 0")
                     for k, d in _JOINT_KEYS.items()}
     if "drive" not in root:
-        c.fail("missing required key (kp, kd, setpoint, gravity_ff, effort_limit, delay)", ("drive",))
-    dr = c.mapping(root["drive"], ("drive",), _DRIVE)
+        c.fail(("drive",), "missing required key (kp, kd, setpoint, gravity_ff, effort_limit, delay)")
+    dr = c.section(root["drive"], ("drive",), _DRIVE)
     for key in ("kp", "kd"):
         if key not in dr:
-            c.fail("missing required key", ("drive", key))
+            c.fail(("drive", key), "missing required key")
     kp = c.per_joint(dr["kp"], n, ("drive", "kp"), _pos, "a gain > 0 (N·m/rad)")
     kd = c.per_joint(dr["kd"], n, ("drive", "kd"), _nonneg, "a gain >= 0 (N·m·s/rad)")
     setpoint = dr.get("setpoint", "ramp")
     if setpoint not in SETPOINTS:
-        c.fail(f"expected one of {list(SETPOINTS)}, got {setpoint!r}", ("drive", "setpoint"))
+        c.fail(("drive", "setpoint"), f"expected one of {list(SETPOINTS)}, got {setpoint!r}")
     gff = dr.get("gravity_ff", True)
     if not isinstance(gff, bool):
-        c.fail(f"expected true or false, got {gff!r}", ("drive", "gravity_ff"))
+        c.fail(("drive", "gravity_ff"), f"expected true or false, got {gff!r}")
     lim_raw = dr.get("effort_limit", "robot")
     limit = (tuple(j.max_effort for j in robot.joints) if lim_raw == "robot" else
              c.per_joint(lim_raw, n, ("drive", "effort_limit"), _pos, "'robot' or a limit > 0 (N·m)"))
-    delay = c.number(dr.get("delay", 0.0), ("drive", "delay"), lambda v: 0 <= v < 1.0, "a delay in [0, 1) s")
-    nz = c.mapping(root.get("noise", {}), ("noise",), set(_NOISE))
-    noise = {k: c.number(nz.get(k, 0.0), ("noise", k), _nonneg, "a standard deviation >= 0") for k in _NOISE}
+    delay = c.value(dr.get("delay", 0.0), ("drive", "delay"), lambda v: 0 <= v < 1.0, "a delay in [0, 1) s")
+    nz = c.section(root.get("noise", {}), ("noise",), set(_NOISE))
+    noise = {k: c.value(nz.get(k, 0.0), ("noise", k), _nonneg, "a standard deviation >= 0") for k in _NOISE}
     return ArmHardwareConfig(
         robot=robot.name, physics_hz=physics_hz, joint_states_hz=js_hz, start_pose=start, mass_factors=mass,
         damping=joint_values["damping"], friction=joint_values["friction"], armature=joint_values["armature"],
@@ -245,25 +232,25 @@ def _parse_draw_entry(c: _Checker, key: str, raw: Any) -> tuple[Distribution | l
     link/joint (``shared: true``, per-link/joint factors only)."""
     path = ("draw", key)
     if key in _CATEGORIES:
-        entry = c.mapping(raw, path, {"choice"})
+        entry = c.section(raw, path, {"choice"})
         options = entry.get("choice")
         if not isinstance(options, list) or not options or any(o not in _CATEGORIES[key] for o in options):
-            c.fail(f"expected a non-empty list drawn from {_CATEGORIES[key]}", (*path, "choice"))
+            c.fail((*path, "choice"), f"expected a non-empty list drawn from {_CATEGORIES[key]}")
         return options, True
-    entry = dict(c.mapping(raw, path, {"distribution", "low", "high", "mean", "std", "value", "shared"}))
+    entry = dict(c.section(raw, path, {"distribution", "low", "high", "mean", "std", "value", "shared"}))
     shared = entry.pop("shared", False)
     if not isinstance(shared, bool):
-        c.fail(f"expected true or false, got {shared!r}", (*path, "shared"))
+        c.fail((*path, "shared"), f"expected true or false, got {shared!r}")
     if shared and not key.endswith("_factor"):
-        c.fail("only per-link/per-joint factors (*_factor) can be shared", (*path, "shared"))
-    dist = parse_distribution(entry, [1], lambda msg, sub=(): c.fail(msg, (*path, *sub)))
+        c.fail((*path, "shared"), "only per-link/per-joint factors (*_factor) can be shared")
+    dist = parse_distribution(entry, [1], lambda msg, sub=(): c.fail((*path, *sub), msg))
     low, high = dist.support()
     if key in ("mass_factor", "kp_factor") and not low[0] > 0:
-        c.fail("expected a distribution over values > 0 (bound it: low > 0)", path)
+        c.fail(path, "expected a distribution over values > 0 (bound it: low > 0)")
     if not low[0] >= 0:
-        c.fail("expected a distribution over values >= 0 (bound it: low >= 0)", path)
+        c.fail(path, "expected a distribution over values >= 0 (bound it: low >= 0)")
     if key == "delay" and not high[0] < 1.0:
-        c.fail("expected a distribution over delays below 1 s (bound it: high < 1)", path)
+        c.fail(path, "expected a distribution over delays below 1 s (bound it: high < 1)")
     return dist, shared
 
 
@@ -275,20 +262,20 @@ def draw_hardware(path: str | Path, robot: RobotDescription, rng: np.random.Gene
     """
     path = Path(path)
     c = _Checker(str(path))
-    raw = c.mapping(read_yaml_file(path, what="draw file"), (), {"base", "draw"})
+    raw = c.section(read_yaml_file(path, what="draw file"), (), {"base", "draw"})
     if "base" not in raw:
-        c.fail("missing required key (robot name -> base hardware file)", ("base",))
+        c.fail(("base",), "missing required key (robot name -> base hardware file)")
     bases = raw["base"]
     if not isinstance(bases, dict):
-        c.fail(f"expected a mapping robot name -> hardware file, got {type(bases).__name__}", ("base",))
+        c.fail(("base",), f"expected a mapping robot name -> hardware file, got {type(bases).__name__}")
     if robot.name not in bases:
-        c.fail(f"no base hardware file for robot {robot.name!r} (has: {sorted(bases)})", ("base",))
+        c.fail(("base",), f"no base hardware file for robot {robot.name!r} (has: {sorted(bases)})")
     if not isinstance(bases[robot.name], str):
-        c.fail("expected a path to a hardware file", ("base", robot.name))
+        c.fail(("base", robot.name), "expected a path to a hardware file")
     base_path = (path.parent / bases[robot.name]).resolve()
     if not base_path.is_file():
-        c.fail(f"base hardware file not found: {base_path}", ("base", robot.name))
-    draws = c.mapping(raw.get("draw", {}), ("draw",), set(DRAW_KEYS))
+        c.fail(("base", robot.name), f"base hardware file not found: {base_path}")
+    draws = c.section(raw.get("draw", {}), ("draw",), set(DRAW_KEYS))
     entries = {k: _parse_draw_entry(c, k, draws[k]) for k in DRAW_KEYS if k in draws}
     base = load_hardware(base_path, robot)
     n, links = robot.n_joints, list(base.mass_factors)
