@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     # one intra-op thread, as in `sim2real train`: several runs side by side on a small machine
-    # otherwise spin each other's OpenMP threads (measured: a fit ~5x slower per epoch at load 9)
+    # otherwise spin each other's OpenMP threads (measured: a fit ~8x slower per epoch at load 9)
     torch.set_num_threads(1)
     report = run(cfg, progress=not args.quiet)
     if args.quiet:
